@@ -1,0 +1,302 @@
+"""A batch as it stands: the fold of its events. Pure; no store, no clock.
+
+Everything a screen, a record or a check needs is derived here from the event list, so
+the log stays the only truth and every view of a batch agrees with every other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cmprep import events as ev
+from cmprep.events import Event
+from cmprep.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD, Cursor, Pipeline, pipeline_for
+from cmprep.protocol.models import Parameter, Protocol, Step
+
+
+class CorruptLog(RuntimeError):
+    """The events do not replay: the log was written by something other than cmprep."""
+
+
+@dataclass
+class Correction:
+    old: str
+    new: str
+    reason: str
+    actor: str
+    recorded_at: str
+    seq: int
+
+
+@dataclass
+class Value:
+    name: str
+    label: str
+    value: Any
+    display: str
+    raw: str
+    verdict: str
+    message: str
+    spec: str
+    unit: str
+    deviation_ids: list[str] = field(default_factory=list)
+    corrections: list[Correction] = field(default_factory=list)
+
+
+@dataclass
+class StepEntry:
+    step: Step
+    status: str = "pending"  # pending | due | done | skipped | not taken
+    actor: str | None = None
+    recorded_at: str | None = None
+    performed_at: str | None = None
+    late: bool = False
+    note: str | None = None
+    skip_reason: str | None = None
+    values: dict[str, Value] = field(default_factory=dict)
+    window: Value | None = None
+    seq: int | None = None
+
+
+@dataclass
+class Deviation:
+    id: str
+    batch_id: str
+    protocol_id: str
+    step: str
+    parameter: str | None
+    value: str
+    spec: str
+    severity: str
+    status: str
+    kind: str
+    message: str
+    opened_by: str
+    opened_at: str
+    seq: int
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "deviation_id": self.id,
+            "batch_id": self.batch_id,
+            "protocol_id": self.protocol_id,
+            "step": self.step,
+            "parameter": self.parameter,
+            "value": self.value,
+            "spec": self.spec,
+            "severity": self.severity,
+            "status": self.status,
+            "kind": self.kind,
+            "message": self.message,
+            "opened_by": self.opened_by,
+            "opened_at": self.opened_at,
+        }
+
+
+@dataclass
+class Hold:
+    actor: str
+    at: str
+    reason: str
+    resumed_by: str | None = None
+    resumed_at: str | None = None
+    resume_reason: str | None = None
+
+
+@dataclass
+class Batch:
+    id: str
+    protocol: Protocol
+    protocol_hash: str
+    pipeline: Pipeline
+    state: str
+    started_at: str
+    started_by: str
+    held_from: str | None = None
+    steps: dict[str, StepEntry] = field(default_factory=dict)
+    deviations: dict[str, Deviation] = field(default_factory=dict)
+    holds: list[Hold] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def seq(self) -> int:
+        return self.events[-1].seq if self.events else 0
+
+    @property
+    def head_hash(self) -> str:
+        return self.events[-1].hash if self.events else ev.GENESIS
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL
+
+    @property
+    def on_hold(self) -> bool:
+        return self.state == ON_HOLD
+
+    @property
+    def active_state(self) -> str:
+        """The stage the batch is at, looking through a hold."""
+        return self.held_from if self.state == ON_HOLD and self.held_from else self.state
+
+    def due(self) -> list[Step]:
+        return self.pipeline.due_steps(self.active_state)
+
+    def open_deviations(self) -> list[Deviation]:
+        return [d for d in self.deviations.values() if d.status != "closed"]
+
+    def last_performed_at(self) -> str | None:
+        times = [s.performed_at for s in self.steps.values() if s.performed_at]
+        return max(times) if times else None
+
+    def projection(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.id,
+            "protocol_id": self.protocol.id,
+            "protocol_version": self.protocol.version,
+            "protocol_hash": self.protocol_hash,
+            "state": self.state,
+            "started_at": self.started_at,
+            "started_by": self.started_by,
+            "updated_at": self.events[-1].recorded_at if self.events else self.started_at,
+            "head_seq": self.seq,
+            "open_deviations": len(self.open_deviations()),
+            "due": [s.id for s in self.due()],
+        }
+
+
+def _value_from(param: Parameter | None, name: str, data: dict[str, Any]) -> Value:
+    return Value(
+        name=name,
+        label=param.label if param else name,
+        value=data.get("value"),
+        display=data.get("display", ""),
+        raw=data.get("raw", ""),
+        verdict=data.get("verdict", ""),
+        message=data.get("message", ""),
+        spec=data.get("spec", ""),
+        unit=(param.unit or "") if param else data.get("unit", ""),
+    )
+
+
+def fold(events: list[Event]) -> Batch:
+    """Replay a batch's events in order into its current state."""
+    if not events or events[0].type != ev.BATCH_STARTED:
+        raise CorruptLog("a batch's first event must be batch_started")
+    first = events[0]
+    protocol = Protocol.model_validate(first.payload["protocol"])
+    pipeline = pipeline_for(protocol, first.payload["protocol_hash"])
+    batch = Batch(
+        id=first.batch_id,
+        protocol=protocol,
+        protocol_hash=first.payload["protocol_hash"],
+        pipeline=pipeline,
+        state=pipeline.initial,
+        started_at=first.recorded_at,
+        started_by=first.actor,
+        steps={s.id: StepEntry(step=s) for s in protocol.steps},
+    )
+    cursor = Cursor(batch.state)
+    for event in events:
+        try:
+            _apply(batch, pipeline, cursor, event)
+        except Exception as err:  # a log cmprep did not write
+            raise CorruptLog(f"batch {batch.id}, event {event.seq} ({event.type}) does not replay: {err}") from err
+        batch.events.append(event)
+    batch.state, batch.held_from = cursor.state, cursor.held_from
+    _mark_due(batch)
+    return batch
+
+
+def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    p = event.payload
+    if event.type == ev.BATCH_STARTED:
+        return
+    if event.type == ev.STEP_RECORDED:
+        entry = batch.steps[p["step"]]
+        pipeline.fire(cursor, f"record_{entry.step.id}")
+        entry.status = "done"
+        entry.actor = event.actor
+        entry.recorded_at = event.recorded_at
+        entry.performed_at = event.performed_at or event.recorded_at
+        entry.late = bool(p.get("late"))
+        entry.note = p.get("note")
+        entry.seq = event.seq
+        for name, data in p.get("values", {}).items():
+            entry.values[name] = _value_from(entry.step.parameter(name), name, data)
+        if p.get("window"):
+            entry.window = _value_from(None, p["window"]["name"], p["window"])
+        # the arms of a branch not taken
+        for step in pipeline.stages[pipeline.stage_names.index(pipeline.stage_of[entry.step.id])]:
+            if step.id != entry.step.id:
+                batch.steps[step.id].status = "not taken"
+    elif event.type == ev.STEP_SKIPPED:
+        entry = batch.steps[p["step"]]
+        pipeline.fire(cursor, f"skip_{entry.step.id}")
+        entry.status = "skipped"
+        entry.actor = event.actor
+        entry.recorded_at = event.recorded_at
+        entry.skip_reason = event.reason
+        entry.seq = event.seq
+    elif event.type == ev.VALUE_CORRECTED:
+        entry = batch.steps[p["step"]]
+        old = entry.values.get(p["parameter"])
+        new = _value_from(entry.step.parameter(p["parameter"]), p["parameter"], p["new"])
+        history = list(old.corrections) if old else []
+        history.append(
+            Correction(
+                old=old.display if old else "",
+                new=new.display,
+                reason=event.reason or "",
+                actor=event.actor,
+                recorded_at=event.recorded_at,
+                seq=event.seq,
+            )
+        )
+        new.corrections = history
+        new.deviation_ids = (old.deviation_ids if old else []) + []
+        entry.values[p["parameter"]] = new
+    elif event.type == ev.DEVIATION_OPENED:
+        dev = Deviation(
+            id=p["deviation_id"],
+            batch_id=batch.id,
+            protocol_id=batch.protocol.id,
+            step=p["step"],
+            parameter=p.get("parameter"),
+            value=p.get("value", ""),
+            spec=p.get("spec", ""),
+            severity=p["severity"],
+            status="open",
+            kind=p.get("kind", "automatic"),
+            message=p.get("message", ""),
+            opened_by=event.actor,
+            opened_at=event.recorded_at,
+            seq=event.seq,
+        )
+        batch.deviations[dev.id] = dev
+        entry = batch.steps.get(dev.step)
+        if entry and dev.parameter in entry.values:
+            entry.values[dev.parameter].deviation_ids.append(dev.id)
+        elif entry and entry.window and dev.parameter == entry.window.name:
+            entry.window.deviation_ids.append(dev.id)
+    elif event.type == ev.BATCH_HELD:
+        pipeline.fire(cursor, "hold")
+        batch.holds.append(Hold(actor=event.actor, at=event.recorded_at, reason=event.reason or ""))
+    elif event.type == ev.BATCH_RESUMED:
+        pipeline.fire(cursor, "resume")
+        hold = batch.holds[-1]
+        hold.resumed_by, hold.resumed_at, hold.resume_reason = event.actor, event.recorded_at, event.reason
+    else:
+        raise CorruptLog(f"unknown event type {event.type!r}")
+
+
+def _mark_due(batch: Batch) -> None:
+    if batch.is_final:
+        return
+    for step in batch.due():
+        if batch.steps[step.id].status == "pending":
+            batch.steps[step.id].status = "due"
+
+
+__all__ = ["AWAITING_REVIEW", "Batch", "CorruptLog", "Deviation", "StepEntry", "Value", "fold"]

@@ -1,0 +1,148 @@
+"""Reading protocol files: YAML in, a validated Protocol or a list of every problem out.
+
+QA fixes a protocol file by its error list, so the list names file, line and field for
+every problem at once rather than stopping at the first one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from cmprep.protocol.models import Protocol
+
+MAX_BYTES = 512 * 1024  # a protocol is a few KiB; anything this large is not one
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ProtocolError(ValueError):
+    """A protocol file that cannot be used; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _lines(node: yaml.Node, path: tuple, out: dict[tuple, int], dupes: list) -> None:
+    """Record the line of every mapping key and sequence item, and duplicate keys."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                dupes.append((path + (key,), key_node.start_mark.line + 1))
+            seen.add(key)
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _lines(value_node, path + (key,), out, dupes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[path + (i,)] = item.start_mark.line + 1
+            _lines(item, path + (i,), out, dupes)
+
+
+def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    loc = tuple(loc)
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return None
+
+
+def _field_name(loc: tuple, data: Any) -> str:
+    """steps[3].parameters[0].spec, with the step's id when it has one: easier to find."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict):
+                ident = node[item].get("id") or node[item].get("name")
+                if isinstance(ident, str):
+                    label = f"[{item}:{ident}]"
+            parts.append(label)
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def parse_text(text: str, filename: str) -> Protocol:
+    """Validate protocol YAML text; raise ProtocolError listing every problem."""
+    if len(text.encode()) > MAX_BYTES:
+        raise ProtocolError(
+            [Problem(filename, None, "", f"file is {len(text.encode())} bytes; a protocol must be under {MAX_BYTES}")]
+        )
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        reason = getattr(err, "problem", None) or str(err)
+        raise ProtocolError([Problem(filename, line, "", f"not valid YAML: {reason}")]) from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise ProtocolError(
+            [Problem(filename, 1, "", f"a protocol is a YAML mapping (id:, version:, steps: ...), not {kind}")]
+        )
+    lines: dict[tuple, int] = {}
+    dupes: list = []
+    _lines(node, (), lines, dupes)
+    problems = [
+        Problem(filename, line, _field_name(path, data), "key appears twice") for path, line in dupes
+    ]
+    try:
+        protocol = Protocol.model_validate(data)
+    except ValidationError as err:
+        for e in err.errors():
+            loc = e["loc"]
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                msg = "unknown key (check its spelling against the README's protocol format)"
+            elif e["type"] == "string_type" and loc and loc[-1] == "version":
+                msg = "version must be text: quote it, e.g. version: '1.0'"
+            problems.append(Problem(filename, _line_for(loc, lines), _field_name(loc, data), msg))
+        raise ProtocolError(problems) from None
+    if problems:
+        raise ProtocolError(problems)
+    return protocol
+
+
+def load_file(path: str | Path) -> Protocol:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ProtocolError(
+                [Problem(str(path), None, "", f"file is {size} bytes; a protocol must be under {MAX_BYTES}")]
+            )
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProtocolError([Problem(str(path), None, "", "no such file")]) from None
+    except IsADirectoryError:
+        raise ProtocolError([Problem(str(path), None, "", "is a folder, not a protocol file")]) from None
+    except UnicodeDecodeError:
+        raise ProtocolError([Problem(str(path), None, "", "not UTF-8 text")]) from None
+    return parse_text(text, str(path))

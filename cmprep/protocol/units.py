@@ -1,0 +1,164 @@
+"""The units a conditioned-medium lab types, as a small exact table.
+
+Why a table and not pint: pint costs ~580 ms on first use on the bench machine, reads
+"500 g" as grams (a lab means 500 x g) and cannot parse "37 degC" from text. A CM lab
+uses about two dozen spellings; a table we can property-test is smaller, faster and
+says exactly what it accepts.
+
+Every unit belongs to one *dimension*; a value converts only within its dimension, via a
+factor to that dimension's base unit (temperature, the one affine case, has one unit).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Unit:
+    symbol: str  # the canonical spelling, used when printing
+    dimension: str
+    factor: float  # multiply a value in this unit by factor to get the base unit
+
+
+_UNITS: dict[str, Unit] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def _define(symbol: str, dimension: str, factor: float, *aliases: str) -> None:
+    _UNITS[symbol] = Unit(symbol, dimension, factor)
+    for spelling in (symbol, *aliases):
+        _ALIASES[_fold(spelling)] = symbol
+
+
+def _fold(text: str) -> str:
+    """Lower-case, NFKC-normalised, without spaces: the key spellings are looked up by."""
+    text = unicodedata.normalize("NFKC", text)
+    # NFKC maps the micro sign to Greek mu; both mean micro.
+    text = text.replace("μ", "u").replace("×", "x")
+    return re.sub(r"\s+", "", text).lower()
+
+
+# time (base: second)
+_define("s", "time", 1, "sec", "second", "seconds")
+_define("min", "time", 60, "mins", "minute", "minutes")
+_define("h", "time", 3600, "hr", "hrs", "hour", "hours")
+_define("d", "time", 86400, "day", "days")
+# length (base: metre)
+_define("m", "length", 1)
+_define("mm", "length", 1e-3)
+_define("um", "length", 1e-6, "µm", "micron", "microns", "micrometre", "micrometer")
+_define("nm", "length", 1e-9)
+# relative centrifugal force (base: x g). "g" alone means x g in this lab, never grams.
+_define("x g", "rcf", 1, "xg", "g", "x g", "*g", "rcf")
+# rotational speed
+_define("rpm", "rotation", 1, "rev/min")
+# fractions (base: percent)
+_define("%", "fraction", 1, "percent", "pct")
+# temperature (base: degree Celsius)
+_define("°C", "temperature", 1, "degC", "C", "deg C", "celsius", "ºC")
+# volume (base: litre)
+_define("L", "volume", 1, "l")
+_define("mL", "volume", 1e-3, "ml")
+_define("uL", "volume", 1e-6, "µL", "ul")
+# mass concentration (base: pg/mL)
+_define("pg/mL", "mass_concentration", 1, "pg/ml")
+_define("ng/mL", "mass_concentration", 1e3, "ng/ml")
+_define("ug/mL", "mass_concentration", 1e6, "µg/mL", "ug/ml")
+_define("mg/mL", "mass_concentration", 1e9, "mg/ml")
+# activity concentration
+_define("U/mL", "activity_concentration", 1, "u/ml", "IU/mL", "iu/ml")
+# counts
+_define("cells", "count", 1, "cell")
+_define("cells/cm2", "cell_density", 1, "cells/cm²", "cells/sqcm")
+_define("cells/mL", "cell_concentration", 1, "cells/ml")
+_define("particles/mL", "particle_concentration", 1, "particles/ml", "p/mL")
+# dimensionless counts with a unit word: washes, passages, flasks
+_define("washes", "washes", 1, "wash", "x", "times")
+_define("flasks", "flasks", 1, "flask", "vessels")
+
+
+class UnitError(ValueError):
+    """A value or unit that cannot be read; the message says what was expected."""
+
+
+def lookup(spelling: str) -> Unit:
+    """The unit for a spelling, or UnitError naming the spelling."""
+    key = _fold(spelling)
+    if key not in _ALIASES:
+        raise UnitError(f"unknown unit {spelling!r}")
+    return _UNITS[_ALIASES[key]]
+
+
+def is_known(spelling: str) -> bool:
+    return _fold(spelling) in _ALIASES
+
+
+def convert(value: float, from_unit: str, to_unit: str) -> float:
+    """Convert between two units of one dimension; UnitError across dimensions."""
+    src, dst = lookup(from_unit), lookup(to_unit)
+    if src.dimension != dst.dimension:
+        raise UnitError(
+            f"{src.symbol} cannot be converted to {dst.symbol} "
+            f"({src.dimension.replace('_', ' ')} vs {dst.dimension.replace('_', ' ')})"
+        )
+    if src.symbol == dst.symbol:
+        return value
+    return value * src.factor / dst.factor
+
+
+def compatible_units(unit: str) -> list[str]:
+    """Canonical spellings the given unit converts from, for help texts."""
+    dim = lookup(unit).dimension
+    return [u.symbol for u in _UNITS.values() if u.dimension == dim]
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def parse_quantity(text: str, unit: str | None) -> float:
+    """Read "650 x g", "2 d", "0.22 µm" or a bare number into a float in ``unit``.
+
+    A bare number is taken in the protocol's unit. Refuses, with a sentence a technician
+    understands: empty text, a decimal comma, NaN/infinity, an unknown unit, a unit of
+    another dimension.
+    """
+    raw = unicodedata.normalize("NFKC", text).strip()
+    if not raw:
+        raise UnitError("no value given")
+    if re.fullmatch(r"[+-]?\d+,\d+.*", raw):
+        raise UnitError(
+            f"{text!r} has a decimal comma; write a decimal point "
+            f"(e.g. {raw.replace(',', '.', 1)!r})"
+        )
+    lowered = raw.lower()
+    if lowered.lstrip("+-").startswith(("nan", "inf")):
+        raise UnitError(f"{text!r} is not a finite number")
+    match = _NUMBER.match(raw)
+    if not match:
+        raise UnitError(f"{text!r} does not start with a number")
+    number = float(match.group(0))
+    if not math.isfinite(number):
+        raise UnitError(f"{text!r} is not a finite number")
+    rest = raw[match.end() :].strip()
+    if not rest:
+        return number
+    if unit is None:
+        raise UnitError(f"{text!r} has a unit ({rest}) but this parameter takes a plain number")
+    if not is_known(rest):
+        expected = ", ".join(compatible_units(unit))
+        raise UnitError(f"unknown unit {rest!r} in {text!r}; expected one of: {expected}")
+    try:
+        result = convert(number, rest, unit)
+    except UnitError as err:
+        expected = ", ".join(compatible_units(unit))
+        raise UnitError(f"{err}; expected one of: {expected}") from None
+    return result
+
+
+def canonical(unit: str) -> str:
+    """The canonical spelling of a unit, for display."""
+    return lookup(unit).symbol

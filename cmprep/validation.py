@@ -1,0 +1,240 @@
+"""Checking entered values against a protocol: findings, not exceptions.
+
+Each value ends in one of four verdicts: in spec, in spec but past the alert band
+(recorded with a warning), out of spec (recorded, and a deviation opens), or refused
+(impossible, unreadable, unknown). The service decides what to write from the list;
+returning every finding at once lets a technician fix all their typos in one go.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+
+from cmprep.protocol import units
+from cmprep.protocol.models import Parameter, ParamType, Severity, Step, Window
+
+
+class Verdict(str, Enum):
+    in_spec = "in spec"
+    alert = "alert"
+    out_of_spec = "out of spec"
+    refused = "refused"
+
+
+@dataclass(frozen=True)
+class Finding:
+    parameter: str
+    verdict: Verdict
+    message: str
+    value: object = None  # the value in the protocol's unit (JSON-serialisable)
+    raw: str = ""
+    spec: str = ""
+    severity: Severity | None = None
+    display: str = ""  # the value as the record prints it, in the protocol's unit
+
+    @property
+    def refused(self) -> bool:
+        return self.verdict == Verdict.refused
+
+
+_YES = {"yes", "y", "true", "1", "pass", "passed", "ok"}
+_NO = {"no", "n", "false", "0", "fail", "failed"}
+
+
+def format_value(param: Parameter, value: object) -> str:
+    """A value as the record prints it, in the protocol's unit."""
+    if value is None:
+        return ""
+    if param.type == ParamType.yes_no:
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = str(value)
+    return f"{text} {param.unit}" if param.unit else text
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date-time; naive times are refused because a batch record needs its zone."""
+    raw = text.strip()
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date-time; expected ISO 8601 with a zone, "
+            "e.g. 2026-11-29T09:30+01:00 or 2026-11-29T08:30Z"
+        ) from None
+    if moment.tzinfo is None:
+        raise ValueError(
+            f"{text!r} has no time zone; add one, e.g. {raw}Z (UTC) or {raw}+01:00"
+        )
+    return moment.astimezone(timezone.utc)
+
+
+def _parse(param: Parameter, raw: str) -> object:
+    """The value in the parameter's own type and unit, or ValueError saying what is expected."""
+    text = raw.strip()
+    if param.type in (ParamType.number, ParamType.duration, ParamType.integer):
+        value = units.parse_quantity(text, param.unit)
+        if param.type == ParamType.integer:
+            if not float(value).is_integer():
+                raise ValueError(f"{raw!r} is not a whole number")
+            return int(value)
+        return float(value)
+    if param.type == ParamType.choice:
+        for choice in param.choices or []:
+            if choice.casefold() == text.casefold():
+                return choice
+        raise ValueError(f"{raw!r} is not one of: {', '.join(param.choices or [])}")
+    if param.type == ParamType.yes_no:
+        low = text.casefold()
+        if low in _YES:
+            return True
+        if low in _NO:
+            return False
+        raise ValueError(f"{raw!r} is not yes or no")
+    if param.type == ParamType.datetime:
+        return parse_time(text).isoformat()
+    if not text:
+        raise ValueError("no value given")
+    if len(text) > 2000:
+        raise ValueError("text is longer than 2000 characters")
+    return text
+
+
+def check_value(param: Parameter, raw: str) -> Finding:
+    """Parse one entered value and judge it against the parameter's limits, spec and alert."""
+    base = {"parameter": param.name, "raw": raw}
+    spec_text = param.spec.describe(param.unit) if param.spec else ""
+    try:
+        value = _parse(param, raw)
+    except ValueError as err:
+        hint = f" (spec: {spec_text})" if spec_text else ""
+        return Finding(verdict=Verdict.refused, message=f"{param.label}: {err}{hint}", **base)
+    shown = format_value(param, value)
+    if param.limits is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not param.limits.contains(float(value)):
+            return Finding(
+                verdict=Verdict.refused,
+                message=(
+                    f"{param.label} {shown} is impossible: it must be within "
+                    f"{param.limits.describe(param.unit)}. Check the reading and enter it again."
+                ),
+                **base,
+            )
+    spec = param.spec
+    if spec is not None:
+        out = False
+        if spec.range is not None:
+            out = not spec.range.contains(float(value))  # type: ignore[arg-type]
+        elif spec.one_of is not None:
+            out = value not in spec.one_of
+        elif spec.equals is not None:
+            out = value is not spec.equals
+        if out:
+            where = ""
+            if spec.range is not None:
+                v = float(value)  # type: ignore[arg-type]
+                where = " below" if spec.range.min is not None and v < spec.range.min else " above"
+            return Finding(
+                verdict=Verdict.out_of_spec,
+                message=f"{param.label} {shown} is{where or ' outside'} the protocol's {spec_text}",
+                value=value,
+                display=shown,
+                spec=spec_text,
+                severity=param.severity,
+                **base,
+            )
+    if param.alert is not None and not param.alert.contains(float(value)):  # type: ignore[arg-type]
+        return Finding(
+            verdict=Verdict.alert,
+            message=(
+                f"{param.label} {shown} is in spec but outside the alert band "
+                f"{param.alert.describe(param.unit)}"
+            ),
+            value=value,
+            display=shown,
+            spec=spec_text,
+            **base,
+        )
+    return Finding(
+        verdict=Verdict.in_spec,
+        message=f"{param.label} {shown}",
+        value=value,
+        display=shown,
+        spec=spec_text,
+        **base,
+    )
+
+
+def check_entries(step: Step, entries: dict[str, str], *, partial: bool = False) -> list[Finding]:
+    """Every finding for one step's entries: unknown names, missing required ones, each value.
+
+    ``partial`` is for corrections, where only the corrected names are given.
+    """
+    findings: list[Finding] = []
+    known = {p.name for p in step.parameters}
+    for name in entries:
+        if name not in known:
+            expected = ", ".join(sorted(known)) or "none (this step records no values)"
+            findings.append(
+                Finding(
+                    parameter=name,
+                    verdict=Verdict.refused,
+                    message=f"step {step.id} has no parameter {name!r}; its parameters: {expected}",
+                    raw=entries[name],
+                )
+            )
+    for param in step.parameters:
+        if param.name in entries:
+            findings.append(check_value(param, entries[param.name]))
+        elif param.required and not partial:
+            unit = f" in {param.unit}" if param.unit else ""
+            spec = f" (spec {param.spec.describe(param.unit)})" if param.spec else ""
+            findings.append(
+                Finding(
+                    parameter=param.name,
+                    verdict=Verdict.refused,
+                    message=f"{param.label} is required: add {param.name}=VALUE{unit}{spec}",
+                )
+            )
+    return findings
+
+
+def check_window(window: Window, step_label: str, started: datetime, done: datetime) -> Finding:
+    """The elapsed time since an earlier step, judged against the step's window."""
+    elapsed = units.convert((done - started).total_seconds(), "s", window.unit)
+    elapsed = math.floor(elapsed * 100 + 0.5) / 100
+    spec_text = window.range.describe(window.unit)
+    name = f"time_since_{window.after}"
+    label = f"Time since {window.after}"
+    if elapsed < 0:
+        return Finding(
+            parameter=name,
+            verdict=Verdict.refused,
+            message=f"{step_label} would be {-elapsed:g} {window.unit} before {window.after} was done",
+        )
+    if not window.range.contains(elapsed):
+        below = window.min is not None and elapsed < window.min
+        return Finding(
+            parameter=name,
+            verdict=Verdict.out_of_spec,
+            message=f"{label} {elapsed:g} {window.unit} is {'below' if below else 'above'} the protocol's {spec_text}",
+            value=elapsed,
+            display=f"{elapsed:g} {window.unit}",
+            spec=spec_text,
+            severity=window.severity,
+        )
+    return Finding(
+        parameter=name,
+        verdict=Verdict.in_spec,
+        message=f"{label} {elapsed:g} {window.unit}",
+        value=elapsed,
+        display=f"{elapsed:g} {window.unit}",
+        spec=spec_text,
+    )
