@@ -83,6 +83,8 @@ class Pipeline:
             yield cursor
         finally:
             self.machine.remove_model(cursor)
+            # drop the bound trigger methods so the cursor can be attached again cleanly
+            cursor.__dict__ = {"state": cursor.state, "held_from": cursor.held_from}
 
     def may(self, cursor: Cursor, trigger: str) -> bool:
         if trigger not in self.machine.events:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from enum import Enum
 
 from cmprep.protocol import units
-from cmprep.protocol.models import Parameter, ParamType, Severity, Step, Window
+from cmprep.protocol.models import Parameter, ParamType, Severity, Spec, Step, Window
 
 
 class Verdict(str, Enum):
@@ -73,7 +73,10 @@ def parse_time(text: str) -> datetime:
         raise ValueError(
             f"{text!r} has no time zone; add one, e.g. {raw}Z (UTC) or {raw}+01:00"
         )
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the dates a batch record can hold") from None
 
 
 def _parse(param: Parameter, raw: str) -> object:
@@ -107,6 +110,23 @@ def _parse(param: Parameter, raw: str) -> object:
     return text
 
 
+def _against(spec: Spec, value: object, unit: str | None) -> str:
+    """'above the protocol's 300-500 x g', 'below the protocol's minimum of 90 %', ..."""
+    rng = spec.range
+    if rng is not None:
+        v = float(value)  # type: ignore[arg-type]
+        u = f" {unit}" if unit else ""
+        below = rng.min is not None and v < rng.min
+        side = "below" if below else "above"
+        if rng.min is not None and rng.max is not None:
+            return f"{side} the protocol's {rng.describe(unit)}"
+        bound = rng.min if below else rng.max
+        return f"{side} the protocol's {'minimum' if below else 'maximum'} of {bound:g}{u}"
+    if spec.one_of is not None:
+        return "not accepted by the protocol (in spec: " + ", ".join(spec.one_of) + ")"
+    return f"not the expected answer ({'yes' if spec.equals else 'no'})"
+
+
 def check_value(param: Parameter, raw: str) -> Finding:
     """Parse one entered value and judge it against the parameter's limits, spec and alert."""
     base = {"parameter": param.name, "raw": raw}
@@ -137,13 +157,9 @@ def check_value(param: Parameter, raw: str) -> Finding:
         elif spec.equals is not None:
             out = value is not spec.equals
         if out:
-            where = ""
-            if spec.range is not None:
-                v = float(value)  # type: ignore[arg-type]
-                where = " below" if spec.range.min is not None and v < spec.range.min else " above"
             return Finding(
                 verdict=Verdict.out_of_spec,
-                message=f"{param.label} {shown} is{where or ' outside'} the protocol's {spec_text}",
+                message=f"{param.label} {shown} is {_against(spec, value, param.unit)}",
                 value=value,
                 display=shown,
                 spec=spec_text,

@@ -66,6 +66,8 @@ class Range(Strict):
 
     def describe(self, unit: str | None = None) -> str:
         u = f" {unit}" if unit else ""
+        if self.min is not None and self.min == self.max:
+            return f"{self.min:g}{u}"
         if self.min is not None and self.max is not None:
             return f"{self.min:g}-{self.max:g}{u}"
         if self.min is not None:

@@ -107,7 +107,10 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
         )
     if src.symbol == dst.symbol:
         return value
-    return value * src.factor / dst.factor
+    result = value * src.factor / dst.factor
+    if math.isfinite(value) and not math.isfinite(result):
+        raise UnitError(f"{value:g} {src.symbol} is too large to express in {dst.symbol}")
+    return result
 
 
 def compatible_units(unit: str) -> list[str]:
@@ -129,6 +132,12 @@ def parse_quantity(text: str, unit: str | None) -> float:
     raw = unicodedata.normalize("NFKC", text).strip()
     if not raw:
         raise UnitError("no value given")
+    if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(?![\d,]).*", raw):
+        # "1,000" may be a thousands separator: suggesting "1.000" would change the value.
+        raise UnitError(
+            f"{text!r} has a comma; write the number without thousands separators and "
+            f"with a decimal point if it has decimals (e.g. {raw.replace(',', '')!r})"
+        )
     if re.fullmatch(r"[+-]?\d+,\d+.*", raw):
         raise UnitError(
             f"{text!r} has a decimal comma; write a decimal point "
@@ -142,7 +151,7 @@ def parse_quantity(text: str, unit: str | None) -> float:
         raise UnitError(f"{text!r} does not start with a number")
     number = float(match.group(0))
     if not math.isfinite(number):
-        raise UnitError(f"{text!r} is not a finite number")
+        raise UnitError(f"{text!r} is too large to be a reading")
     rest = raw[match.end() :].strip()
     if not rest:
         return number

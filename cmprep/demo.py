@@ -1,0 +1,77 @@
+"""`make demo`: one whole batch of the standard protocol, with one deviation, end to end.
+
+The demo runs on a simulated clock (the service's injected clock) so that the 24-72 h
+conditioning window passes in a second; in real use the clock is always the system's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+PROTOCOL = "cm-standard-serum-free"
+
+# (step, values, hours that pass before the step is done)
+STEPS: list[tuple[str, dict[str, str], float]] = [
+    ("isolation", {"source_tissue": "UC", "donor_id": "UC-D-0193"}, 0),
+    ("expansion", {"passage": "3", "confluence": "76 %", "viability": "94 %", "basal_medium": "alpha-MEM", "fbs_percent": "10"}, 96),
+    ("pbs_wash", {"washes": "3", "pbs_lot": "PBS-24-118"}, 0.5),
+    ("conditioning", {"serum_percent": "0 %", "medium": "serum-free alpha-MEM", "incubator_temp": "37.0 degC"}, 0.25),
+    ("collection", {"volume": "480 mL", "vessels_pooled": "4"}, 48),
+    # the deviation: the centrifuge was left on the cell-pelleting programme
+    ("spin", {"rcf": "650 x g", "duration": "10 min", "temperature": "4 °C"}, 0.5),
+    ("filtration", {"pore_size": "220 nm", "integrity_test_passed": "yes", "filter_lot": "SFCA-0.22-7731"}, 0.5),
+    ("concentrate", {"mwco": "3 kDa", "concentration_factor": "12", "final_volume": "40 mL", "device_lot": "UF-3K-2291"}, 2),
+    ("qc", {"sterility_passed": "yes", "endotoxin_passed": "yes", "vegf": "0.38 ng/mL", "ev_concentration": "2.1e9", "qc_report_id": "QC-2026-0412"}, 72),
+]
+
+
+def run_demo(out: Path) -> dict[str, Path]:
+    from cmprep.render import render_checklist, render_record, write_output
+    from cmprep.service import Service
+    from cmprep.store.sqlite import SQLiteStore
+
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "demo.db"
+    for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        leftover.unlink(missing_ok=True)
+    now = [datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=10)]
+    svc = Service(SQLiteStore(db), clock=lambda: now[0])
+    batch_id = svc.start_batch(PROTOCOL, "alice", "DEMO-001").batch.id
+    print(f"Batch {batch_id} started from {PROTOCOL} by alice (simulated clock).")
+    for step, values, hours in STEPS:
+        now[0] += timedelta(hours=hours)
+        result = svc.record_step(batch_id, step, values, "alice")
+        print(f"  recorded {step}")
+        for dev in result.deviations:
+            print(f"    {dev['message']}: deviation {dev['deviation_id']} opened ({dev['severity']})")
+    now[0] += timedelta(minutes=20)
+    svc.correct(batch_id, "collection", {"volume": "470 mL"}, "bob", "volume re-read from the graduated bottle")
+    batch = svc.batch(batch_id)
+    paths = {
+        "database": db,
+        "batch record (HTML)": write_output(render_record(batch, "html"), out / f"{batch_id}-record.html"),
+        "batch record (Markdown)": write_output(render_record(batch, "md"), out / f"{batch_id}-record.md"),
+        "SOP checklist (HTML)": write_output(render_checklist(batch.protocol, "html"), out / f"{PROTOCOL}-checklist.html"),
+    }
+    try:
+        paths["batch record (PDF)"] = write_output(render_record(batch, "pdf"), out / f"{batch_id}-record.pdf")
+    except RuntimeError as err:  # WeasyPrint missing: the demo still stands without PDF
+        print(f"  (no PDF: {err})")
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="demo-output", type=Path)
+    args = parser.parse_args()
+    paths = run_demo(args.out)
+    print("\nWritten:")
+    for what, path in paths.items():
+        print(f"  {what:26} {path}")
+    print(f"\nTry: CMPREP_DB={paths['database']} .venv/bin/cmprep batch status DEMO-001")
+
+
+if __name__ == "__main__":
+    main()
