@@ -104,6 +104,11 @@ def _write_or_print(content: str | bytes, output: str | None, what: str) -> None
         click.echo(content, nl=False)
 
 
+def _need_output(fmt: str, output: str | None) -> None:
+    if fmt == "pdf" and not output:
+        raise click.UsageError("PDF output needs -o FILE (e.g. -o record.pdf)")
+
+
 def _tell(outcome: Outcome, action: str) -> None:
     """What happened, in the words a technician wants between two steps."""
     b = outcome.batch
@@ -252,6 +257,7 @@ def checklist(svc: Service, protocol_ref: str, fmt: str, output: str | None) -> 
     """
     from cmprep.render import render_checklist
 
+    _need_output(fmt, output)
     _write_or_print(render_checklist(svc.protocol(protocol_ref), fmt), output, "Checklist")
 
 
@@ -269,6 +275,7 @@ def record_cmd(svc: Service, batch_id: str, fmt: str, output: str | None) -> Non
     """
     from cmprep.render import render_record
 
+    _need_output(fmt, output)
     _write_or_print(render_record(svc.batch(batch_id), fmt), output, "Batch record")
 
 

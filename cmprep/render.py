@@ -138,7 +138,7 @@ def _check_format(fmt: str) -> str:
 
 
 def _now() -> str:
-    return format_time(datetime.now(timezone.utc))
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _render(name: str, fmt: str, context: dict[str, Any]) -> str | bytes:

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cmprep.protocol.models import Protocol
+from cmprep.protocol.models import CrossReferenceError, Protocol
 
 MAX_BYTES = 512 * 1024  # a protocol is a few KiB; anything this large is not one
 
@@ -39,8 +39,18 @@ class ProtocolError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def _lines(node: yaml.Node, path: tuple, out: dict[tuple, int], dupes: list) -> None:
-    """Record the line of every mapping key and sequence item, and duplicate keys."""
+def _lines(
+    node: yaml.Node, path: tuple, out: dict[tuple, int], dupes: list, seen_nodes: set | None = None
+) -> None:
+    """Record the line of every mapping key and sequence item, and duplicate keys.
+
+    A node reached again through a YAML alias is not walked twice: a recursive alias
+    would never end and nested aliases would grow exponentially.
+    """
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set = set()
         for key_node, value_node in node.value:
@@ -49,11 +59,11 @@ def _lines(node: yaml.Node, path: tuple, out: dict[tuple, int], dupes: list) -> 
                 dupes.append((path + (key,), key_node.start_mark.line + 1))
             seen.add(key)
             out[path + (key,)] = key_node.start_mark.line + 1
-            _lines(value_node, path + (key,), out, dupes)
+            _lines(value_node, path + (key,), out, dupes, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             out[path + (i,)] = item.start_mark.line + 1
-            _lines(item, path + (i,), out, dupes)
+            _lines(item, path + (i,), out, dupes, seen_nodes)
 
 
 def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
@@ -118,6 +128,14 @@ def parse_text(text: str, filename: str) -> Protocol:
     except ValidationError as err:
         for e in err.errors():
             loc = e["loc"]
+            cause = (e.get("ctx") or {}).get("error")
+            if isinstance(cause, CrossReferenceError):  # one problem each, at its own line
+                for place, message in cause.problems:
+                    at = (*loc, *place)
+                    problems.append(
+                        Problem(filename, _line_for(at, lines), _field_name(at, data), message)
+                    )
+                continue
             msg = e["msg"].removeprefix("Value error, ")
             if e["type"] == "extra_forbidden":
                 msg = "unknown key (check its spelling against the README's protocol format)"

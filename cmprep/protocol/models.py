@@ -241,6 +241,14 @@ class Step(Strict):
         return next((p for p in self.parameters if p.name == name), None)
 
 
+class CrossReferenceError(ValueError):
+    """Problems between parts of a protocol, each with its place (for the loader's lines)."""
+
+    def __init__(self, problems: list[tuple[tuple, str]]):
+        self.problems = problems
+        super().__init__("; ".join(message for _, message in problems))
+
+
 class Protocol(Strict):
     id: Annotated[str, Field(pattern=_ID)]
     version: Annotated[str, Field(pattern=r"^\d+(\.\d+){0,2}$")]
@@ -253,40 +261,52 @@ class Protocol(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
-        problems: list[str] = []
+        problems: list[tuple[tuple, str]] = []  # (place in the file, message)
         ids = [s.id for s in self.steps]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
-            problems.append(f"duplicate step ids: {', '.join(dup)}")
+        for dup in sorted({i for i in ids if ids.count(i) > 1}):
+            second = [n for n, i in enumerate(ids) if i == dup][1]
+            problems.append((("steps", second, "id"), f"duplicate step ids: {dup}"))
         source_ids = {s.id for s in self.sources}
-        for step in self.steps:
-            for p in step.parameters:
+        for n, step in enumerate(self.steps):
+            for k, p in enumerate(step.parameters):
                 if p.source and p.source != SITE_CHOICE and p.source not in source_ids:
-                    problems.append(
+                    problems.append((
+                        ("steps", n, "parameters", k, "source"),
                         f"step {step.id}, parameter {p.name}: source {p.source!r} is not "
                         f"among the protocol's sources ({', '.join(sorted(source_ids))}) "
-                        f"nor {SITE_CHOICE!r}"
-                    )
+                        f"nor {SITE_CHOICE!r}",
+                    ))
             if step.window:
                 w = step.window
-                if w.after not in ids or ids.index(w.after) >= ids.index(step.id):
-                    problems.append(f"step {step.id}: window.after {w.after!r} is not an earlier step")
+                if w.after not in ids or ids.index(w.after) >= n:
+                    problems.append((
+                        ("steps", n, "window", "after"),
+                        f"step {step.id}: window.after {w.after!r} is not an earlier step",
+                    ))
                 if w.source != SITE_CHOICE and w.source not in source_ids:
-                    problems.append(f"step {step.id}: window source {w.source!r} is unknown")
+                    problems.append((
+                        ("steps", n, "window", "source"),
+                        f"step {step.id}: window source {w.source!r} is unknown",
+                    ))
         # branches: consecutive arms, at least two
         groups: dict[str, list[int]] = {}
         for i, step in enumerate(self.steps):
             if step.branch:
                 groups.setdefault(step.branch, []).append(i)
         for name, idx in groups.items():
+            where = ("steps", idx[0], "branch")
             if len(idx) < 2:
-                problems.append(f"branch {name!r} has one arm ({self.steps[idx[0]].id}); a branch needs two or more")
+                problems.append((
+                    where,
+                    f"branch {name!r} has one arm ({self.steps[idx[0]].id}); "
+                    "a branch needs two or more",
+                ))
             if idx != list(range(idx[0], idx[0] + len(idx))):
-                problems.append(f"branch {name!r}: its arms must be consecutive steps")
+                problems.append((where, f"branch {name!r}: its arms must be consecutive steps"))
             if name in ids:
-                problems.append(f"branch {name!r} has the name of a step")
+                problems.append((where, f"branch {name!r} has the name of a step"))
         if problems:
-            raise ValueError("; ".join(problems))
+            raise CrossReferenceError(problems)
         return self
 
     # --- what the engine asks of a protocol -------------------------------------------
