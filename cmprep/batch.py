@@ -13,6 +13,7 @@ from cmprep import events as ev
 from cmprep.events import Event
 from cmprep.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD, Cursor, Pipeline, pipeline_for
 from cmprep.protocol.models import Parameter, Protocol, Step
+from cmprep.signatures import step_content
 
 
 class CorruptLog(RuntimeError):
@@ -57,6 +58,20 @@ class StepEntry:
     values: dict[str, Value] = field(default_factory=dict)
     window: Value | None = None
     seq: int | None = None
+    performed_signature: dict[str, Any] | None = None
+    verifications: list[dict[str, Any]] = field(default_factory=list)  # signatures, newest last
+    content_hash: str | None = None  # of the events that wrote this step, as they are now
+
+    @property
+    def needs_verification(self) -> bool:
+        return self.status == "done" and (
+            self.step.verify or any(p.verify for p in self.step.parameters)
+        )
+
+    @property
+    def verified(self) -> bool:
+        """Verified by someone, and nothing changed in the step since they signed."""
+        return any(v["content_hash"] == self.content_hash for v in self.verifications)
 
 
 @dataclass
@@ -75,6 +90,9 @@ class Deviation:
     opened_by: str
     opened_at: str
     seq: int
+    investigation: dict[str, Any] | None = None
+    closure: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -91,6 +109,12 @@ class Deviation:
             "message": self.message,
             "opened_by": self.opened_by,
             "opened_at": self.opened_at,
+            "investigated_by": self.investigation["by"] if self.investigation else None,
+            "justification": self.investigation["justification"] if self.investigation else None,
+            "closed_by": self.closure["by"] if self.closure else None,
+            "closed_at": self.closure["at"] if self.closure else None,
+            "decision": self.closure["decision"] if self.closure else None,
+            "capa": self.closure.get("capa") if self.closure else None,
         }
 
 
@@ -118,6 +142,16 @@ class Batch:
     deviations: dict[str, Deviation] = field(default_factory=dict)
     holds: list[Hold] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    signatures: list[dict[str, Any]] = field(default_factory=list)
+    decision: dict[str, Any] | None = None  # release or rejection: who, when, why
+
+    def performers(self) -> set[str]:
+        """Everyone who wrote a step's values (recorded, skipped or corrected one)."""
+        kinds = (ev.STEP_RECORDED, ev.STEP_SKIPPED, ev.VALUE_CORRECTED)
+        return {e.actor for e in self.events if e.type in kinds}
+
+    def missing_verifications(self) -> list[StepEntry]:
+        return [s for s in self.steps.values() if s.needs_verification and not s.verified]
 
     @property
     def seq(self) -> int:
@@ -204,7 +238,17 @@ def fold(events: list[Event]) -> Batch:
         except Exception as err:  # a log cmprep did not write
             raise CorruptLog(f"batch {batch.id}, event {event.seq} ({event.type}) does not replay: {err}") from err
         batch.events.append(event)
+        if event.payload.get("signature"):
+            batch.signatures.append({**event.payload["signature"], "seq": event.seq})
+        dev_id = event.payload.get("deviation_id")
+        if dev_id in batch.deviations:
+            batch.deviations[dev_id].history.append(
+                {"seq": event.seq, "type": event.type, "by": event.actor, "at": event.recorded_at, "reason": event.reason}
+            )
     batch.state, batch.held_from = cursor.state, cursor.held_from
+    for entry in batch.steps.values():
+        if entry.status in ("done", "skipped"):
+            entry.content_hash = step_content(batch.events, entry.step.id)
     _mark_due(batch)
     return batch
 
@@ -227,6 +271,7 @@ def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> No
             entry.values[name] = _value_from(entry.step.parameter(name), name, data)
         if p.get("window"):
             entry.window = _value_from(None, p["window"]["name"], p["window"])
+        entry.performed_signature = p.get("signature")
         # the arms of a branch not taken
         for step in pipeline.stages[pipeline.stage_names.index(pipeline.stage_of[entry.step.id])]:
             if step.id != entry.step.id:
@@ -269,7 +314,7 @@ def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> No
             severity=p["severity"],
             status="open",
             kind=p.get("kind", "automatic"),
-            message=p.get("message", ""),
+            message=p.get("message") or event.reason or "",
             opened_by=event.actor,
             opened_at=event.recorded_at,
             seq=event.seq,
@@ -280,6 +325,43 @@ def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> No
             entry.values[dev.parameter].deviation_ids.append(dev.id)
         elif entry and entry.window and dev.parameter == entry.window.name:
             entry.window.deviation_ids.append(dev.id)
+    elif event.type == ev.DEVIATION_INVESTIGATED:
+        dev = batch.deviations[p["deviation_id"]]
+        dev.status = "investigated"
+        dev.investigation = {
+            "by": event.actor,
+            "at": event.recorded_at,
+            "justification": event.reason,
+            "impact": p.get("impact"),
+        }
+    elif event.type == ev.DEVIATION_CLOSED:
+        dev = batch.deviations[p["deviation_id"]]
+        dev.status = "closed"
+        dev.closure = {
+            "by": event.actor,
+            "at": event.recorded_at,
+            "decision": p["decision"],
+            "reason": event.reason,
+            "capa": p.get("capa"),
+            "severity_from": dev.severity if p.get("severity") else None,
+            "severity_reason": p.get("severity_reason"),
+            "signature": p["signature"],
+        }
+        if p.get("severity"):
+            dev.severity = p["severity"]
+    elif event.type == ev.STEP_VERIFIED:
+        entry = batch.steps[p["step"]]
+        entry.verifications.append(p["signature"])
+    elif event.type == ev.BATCH_REVIEWED:
+        pass
+    elif event.type in (ev.BATCH_RELEASED, ev.BATCH_REJECTED):
+        pipeline.fire(cursor, "release" if event.type == ev.BATCH_RELEASED else "reject")
+        batch.decision = {
+            "decision": "released" if event.type == ev.BATCH_RELEASED else "rejected",
+            "by": event.actor,
+            "at": event.recorded_at,
+            "reason": event.reason,
+        }
     elif event.type == ev.BATCH_HELD:
         pipeline.fire(cursor, "hold")
         batch.holds.append(Hold(actor=event.actor, at=event.recorded_at, reason=event.reason or ""))

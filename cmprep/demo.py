@@ -11,6 +11,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 PROTOCOL = "cm-standard-serum-free"
+DEMO_PASSWORD = "demo-password"  # a demo database only; real users choose their own
+PEOPLE = [
+    ("admin", "Ada Admin", "admin"),
+    ("alice", "Alice Archer", "technician"),
+    ("bob", "Bob Baker", "technician"),
+    ("quinn", "Quinn Quality", "qa"),
+]
 
 # (step, values, hours that pass before the step is done)
 STEPS: list[tuple[str, dict[str, str], float]] = [
@@ -38,6 +45,9 @@ def run_demo(out: Path) -> dict[str, Path]:
         leftover.unlink(missing_ok=True)
     now = [datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=10)]
     svc = Service(SQLiteStore(db), clock=lambda: now[0])
+    for name, full_name, role in PEOPLE:
+        svc.add_user(name, full_name, role, DEMO_PASSWORD, "admin")
+    print(f"Users: {', '.join(f'{n} ({r})' for n, _, r in PEOPLE)}; demo password {DEMO_PASSWORD!r}")
     batch_id = svc.start_batch(PROTOCOL, "alice", "DEMO-001").batch.id
     print(f"Batch {batch_id} started from {PROTOCOL} by alice (simulated clock).")
     for step, values, hours in STEPS:
@@ -47,7 +57,29 @@ def run_demo(out: Path) -> dict[str, Path]:
         for dev in result.deviations:
             print(f"    {dev['message']}: deviation {dev['deviation_id']} opened ({dev['severity']})")
     now[0] += timedelta(minutes=20)
-    svc.correct(batch_id, "collection", {"volume": "470 mL"}, "bob", "volume re-read from the graduated bottle")
+    svc.correct(batch_id, "collection", {"volume": "470 mL"}, "alice", "volume re-read from the graduated bottle")
+    # second-person verification of the critical steps, then QA's decisions
+    for step in ("filtration", "qc"):
+        now[0] += timedelta(minutes=5)
+        svc.verify_step(batch_id, step, "bob", DEMO_PASSWORD)
+        print(f"  {step} verified by bob")
+    dev_id = svc.deviations(batch_id=batch_id)[0]["deviation_id"]
+    now[0] += timedelta(hours=2)
+    svc.investigate(
+        dev_id, "alice",
+        "Centrifuge left on the cell-pelleting programme (650 x g, 10 min). Debris removal is "
+        "only more thorough at 650 x g; the 0.22 um filtration that follows is unaffected.",
+        impact="No impact on sterility or composition expected; QC results within release spec.",
+    )
+    now[0] += timedelta(hours=20)
+    svc.close_deviation(
+        dev_id, "quinn", DEMO_PASSWORD, "accepted", "Justification accepted; product quality not affected.",
+        capa="CAPA-2026-031: lock centrifuge programmes per SOP",
+    )
+    print(f"  {dev_id} investigated by alice, accepted by quinn (QA)")
+    now[0] += timedelta(hours=1)
+    svc.release(batch_id, "quinn", DEMO_PASSWORD, "All deviations closed, verifications complete.")
+    print(f"  {batch_id} released by quinn (QA)")
     batch = svc.batch(batch_id)
     paths = {
         "database": db,
@@ -71,6 +103,7 @@ def main() -> None:
     for what, path in paths.items():
         print(f"  {what:26} {path}")
     print(f"\nTry: CMPREP_DB={paths['database']} .venv/bin/cmprep batch status DEMO-001")
+    print(f"     CMPREP_DB={paths['database']} .venv/bin/cmprep audit verify")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ VALUE_CORRECTED = "value_corrected"
 DEVIATION_OPENED = "deviation_opened"
 BATCH_HELD = "batch_held"
 BATCH_RESUMED = "batch_resumed"
+STEP_VERIFIED = "step_verified"
+DEVIATION_INVESTIGATED = "deviation_investigated"
+DEVIATION_CLOSED = "deviation_closed"
+BATCH_REVIEWED = "batch_reviewed"
+BATCH_RELEASED = "batch_released"
+BATCH_REJECTED = "batch_rejected"
 
 TYPES = (
     BATCH_STARTED,
@@ -31,6 +37,12 @@ TYPES = (
     DEVIATION_OPENED,
     BATCH_HELD,
     BATCH_RESUMED,
+    STEP_VERIFIED,
+    DEVIATION_INVESTIGATED,
+    DEVIATION_CLOSED,
+    BATCH_REVIEWED,
+    BATCH_RELEASED,
+    BATCH_REJECTED,
 )
 
 

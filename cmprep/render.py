@@ -12,6 +12,7 @@ The HTML is standalone (the print CSS is inlined) and is the single source of th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -174,7 +175,9 @@ def step_numbers(protocol: Protocol) -> dict[str, str]:
     numbers: dict[str, str] = {}
     for i, stage in enumerate(protocol.stages(), start=1):
         for j, step in enumerate(stage):
-            numbers[step.id] = f"{i}{'abcdefghijklmnopqrstuvwxyz'[j % 26]}" if len(stage) > 1 else str(i)
+            numbers[step.id] = (
+                f"{i}{'abcdefghijklmnopqrstuvwxyz'[j % 26]}" if len(stage) > 1 else str(i)
+            )
     return numbers
 
 
@@ -214,7 +217,9 @@ def _record_summary(batch: Batch) -> dict[str, int]:
 
 
 # --- public API ---------------------------------------------------------------------------
-def render_record(batch: Batch, fmt: str = "html", *, generated_at: str | None = None) -> str | bytes:
+def render_record(
+    batch: Batch, fmt: str = "html", *, generated_at: str | None = None
+) -> str | bytes:
     """The batch record a QA reviewer reads and signs (bytes for ``pdf``)."""
     _check_format(fmt)
     context = {
@@ -229,7 +234,9 @@ def render_record(batch: Batch, fmt: str = "html", *, generated_at: str | None =
     return _render("record", fmt, context)
 
 
-def render_checklist(protocol: Protocol, fmt: str = "html", *, generated_at: str | None = None) -> str | bytes:
+def render_checklist(
+    protocol: Protocol, fmt: str = "html", *, generated_at: str | None = None
+) -> str | bytes:
     """The printable SOP checklist of a protocol, to fill in at the bench (bytes for ``pdf``)."""
     _check_format(fmt)
     context = {
@@ -268,10 +275,8 @@ def write_output(content: str | bytes, path: str | os.PathLike[str]) -> Path:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return target
 

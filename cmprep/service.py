@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from cmprep import events as ev
+from cmprep.access import AccessMixin
 from cmprep.batch import Batch, fold
-from cmprep.events import NewEvent
+from cmprep.events import Event, NewEvent
 from cmprep.pipeline import Cursor
 from cmprep.protocol import library
 from cmprep.protocol.models import Protocol, Step
-from cmprep.store.base import EventStore
+from cmprep.quality import QualityMixin
+from cmprep.signatures import performed_content
+from cmprep.store.base import ConcurrencyError, EventStore, UnitOfWork
 from cmprep.validation import Finding, Verdict, check_entries, check_window, parse_time
 
 Clock = Callable[[], datetime]
@@ -63,9 +66,10 @@ class Outcome:
     deviations: list[dict[str, Any]] = field(default_factory=list)
     late: bool = False
     written: int = 0
+    duplicate: bool = False  # the same idempotency key was already saved: nothing written
 
 
-class Service:
+class Service(AccessMixin, QualityMixin):
     def __init__(self, store: EventStore, clock: Clock = utc_now, protocols_dir: Path | None = None):
         self.store = store
         self.clock = clock
@@ -96,8 +100,10 @@ class Service:
         return self.store.deviation_rows(**filters)
 
     # --- writing ------------------------------------------------------------------------
-    def start_batch(self, protocol_ref: str, actor: str, batch_id: str | None = None) -> Outcome:
-        actor = self._actor(actor)
+    def start_batch(self, protocol_ref: str, actor: str, batch_id: str | None = None, *, key: str | None = None) -> Outcome:
+        actor = self._person(actor, "start")
+        if key and (done := self._seen(key)):
+            return done
         protocol = self.protocol(protocol_ref)
         if protocol.status != "approved":
             raise Refused(f"protocol {protocol.id} v{protocol.version} is {protocol.status}; only an approved protocol can start a batch")
@@ -115,7 +121,7 @@ class Service:
             with self.store.writing("__counter__", 0) as unit:
                 number = unit.next_number(f"batch-{day}")
             batch_id = f"CM-{day}-{number:03d}"
-        return self._write(batch_id, 0, [NewEvent(ev.BATCH_STARTED, actor, payload)], now, None)
+        return self._write(batch_id, 0, [NewEvent(ev.BATCH_STARTED, actor, payload)], now, None, key=key)
 
     def record_step(
         self,
@@ -126,8 +132,13 @@ class Service:
         *,
         note: str | None = None,
         at: str | datetime | None = None,
+        password: str | None = None,
+        key: str | None = None,
     ) -> Outcome:
-        actor = self._actor(actor)
+        """Record a step. With a password, the performer also signs it ("performed")."""
+        actor = self._person(actor, "record")
+        if key and (done := self._seen(key)):
+            return done
         batch = self.batch(batch_id)
         self._writable(batch)
         step = self._step(batch, step_id)
@@ -154,11 +165,17 @@ class Service:
             payload["note"] = note
         if window:
             payload["window"] = {**_value_payload(window), "name": window.parameter}
+        if password is not None:
+            user = self._authenticate(actor, password, "performed")
+            content = performed_content(step.id, values, iso(performed), actor)
+            payload["signature"] = self._signature("performed", user, now, {"kind": "step", "id": step.id}, content)
         new = [NewEvent(ev.STEP_RECORDED, actor, payload, performed_at=iso(performed))]
-        return self._write(batch.id, batch.seq, new, now, batch, findings, step)
+        return self._write(batch.id, batch.seq, new, now, batch, findings, step, key=key)
 
-    def skip_step(self, batch_id: str, step_id: str, actor: str, reason: str) -> Outcome:
-        actor, reason = self._actor(actor), self._reason(reason)
+    def skip_step(self, batch_id: str, step_id: str, actor: str, reason: str, *, key: str | None = None) -> Outcome:
+        actor, reason = self._person(actor, "skip"), self._reason(reason)
+        if key and (done := self._seen(key)):
+            return done
         batch = self.batch(batch_id)
         self._writable(batch)
         step = self._step(batch, step_id)
@@ -171,10 +188,12 @@ class Service:
             raise Refused(f"{step.title} is not optional in {batch.protocol.id}; it cannot be skipped")
         self._in_order(batch, step, "skip")
         new = [NewEvent(ev.STEP_SKIPPED, actor, {"step": step.id}, reason=reason)]
-        return self._write(batch.id, batch.seq, new, self.clock(), batch)
+        return self._write(batch.id, batch.seq, new, self.clock(), batch, key=key)
 
-    def correct(self, batch_id: str, step_id: str, entries: dict[str, str], actor: str, reason: str) -> Outcome:
-        actor, reason = self._actor(actor), self._reason(reason)
+    def correct(self, batch_id: str, step_id: str, entries: dict[str, str], actor: str, reason: str, *, key: str | None = None) -> Outcome:
+        actor, reason = self._person(actor, "correct"), self._reason(reason)
+        if key and (done := self._seen(key)):
+            return done
         batch = self.batch(batch_id)
         self._writable(batch)
         step = self._step(batch, step_id)
@@ -205,10 +224,10 @@ class Service:
                     reason=reason,
                 )
             )
-        return self._write(batch.id, batch.seq, new, self.clock(), batch, findings, step)
+        return self._write(batch.id, batch.seq, new, self.clock(), batch, findings, step, key=key)
 
     def hold(self, batch_id: str, actor: str, reason: str) -> Outcome:
-        actor, reason = self._actor(actor), self._reason(reason)
+        actor, reason = self._person(actor, "hold"), self._reason(reason)
         batch = self.batch(batch_id)
         self._writable(batch)
         if batch.on_hold:
@@ -216,7 +235,7 @@ class Service:
         return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_HELD, actor, {}, reason=reason)], self.clock(), batch)
 
     def resume(self, batch_id: str, actor: str, reason: str) -> Outcome:
-        actor, reason = self._actor(actor), self._reason(reason)
+        actor, reason = self._person(actor, "resume"), self._reason(reason)
         batch = self.batch(batch_id)
         self._writable(batch)
         if not batch.on_hold:
@@ -246,12 +265,16 @@ class Service:
         batch: Batch | None,
         findings: list[Finding] | None = None,
         step: Step | None = None,
+        *,
+        key: str | None = None,
     ) -> Outcome:
         """Append the events (and a deviation for each out-of-spec finding) in one transaction."""
         findings = findings or []
         out_of_spec = [f for f in findings if f.verdict == Verdict.out_of_spec]
         opened: list[dict[str, Any]] = []
         with self.store.writing(batch_id, expected_seq) as unit:
+            if key and unit.seen_key(key):
+                raise ConcurrencyError(f"the command with key {key!r} was saved meanwhile; nothing more was written")
             all_new = list(new)
             for f in out_of_spec:
                 number = unit.next_number("deviation")
@@ -268,23 +291,41 @@ class Service:
                 opened.append(dev)
                 all_new.append(NewEvent(ev.DEVIATION_OPENED, new[0].actor, dev))
             written = unit.append(all_new, iso(now))
-            events = (batch.events if batch else []) + written
-            result = fold(events)
-            unit.put_batch(result.projection())
-            for d in result.deviations.values():
-                if any(d.id == o["deviation_id"] for o in opened):
-                    unit.put_deviation(d.row())
+            if key:
+                unit.remember_key(key, written[0].seq, written[-1].seq)
+            result = self._project(unit, batch, written)
         late = bool(new[0].payload.get("late"))
         return Outcome(batch=result, findings=findings, deviations=opened, late=late, written=len(written))
 
     @staticmethod
-    def _actor(actor: str | None) -> str:
+    def _project(unit: UnitOfWork, batch: Batch | None, written: list[Event]) -> Batch:
+        """Update the query tables from the batch as it is after the new events."""
+        result = fold((batch.events if batch else []) + written)
+        unit.put_batch(result.projection())
+        touched = {e.payload.get("deviation_id") for e in written}
+        for d in result.deviations.values():
+            if d.id in touched:
+                unit.put_deviation(d.row())
+        return result
+
+    @staticmethod
+    def _name(actor: str | None) -> str:
         if not actor or not actor.strip():
             raise Refused("who is doing this? Give --as NAME or set CMPREP_USER; a record without a person is not accepted")
         actor = actor.strip()
         if not _ID.match(actor):
             raise Refused(f"person {actor!r} is not a usable name: use letters, digits, '.', '_' or '-'")
         return actor
+
+    def _seen(self, key: str) -> Outcome | None:
+        """The outcome of a command already saved under this idempotency key, if any."""
+        if not _ID.match(key):
+            raise Refused(f"idempotency key {key!r} is not usable: letters, digits, '.', '_' or '-'")
+        found = self.store.key_used(key)
+        if found is None:
+            return None
+        batch = self.batch(found[0])
+        return Outcome(batch=batch, duplicate=True)
 
     @staticmethod
     def _reason(reason: str | None) -> str:

@@ -42,6 +42,31 @@ class Clock:
         self.now += timedelta(**kwargs)
 
 
+PASSWORD = "correct horse battery"
+PEOPLE = [  # (name, full name, role); the admin comes first
+    ("root", "Ada Admin", "admin"),
+    ("alice", "Alice Archer", "technician"),
+    ("bob", "Bob Baker", "technician"),
+    ("rita", "Rita Reviewer", "reviewer"),
+    ("quinn", "Quinn Quality", "qa"),
+    ("quentin", "Quentin Quality", "qa"),
+]
+
+
+def seed_people(svc: Service) -> Service:
+    for name, full, role in PEOPLE:
+        svc.add_user(name, full, role, PASSWORD, "root")
+    return svc
+
+
+@pytest.fixture(autouse=True)
+def fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheaper password hashes in tests only; the stored hash names its own cost."""
+    from cmprep import people
+
+    monkeypatch.setattr(people, "SCRYPT_N", 2**8)
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -55,7 +80,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def svc(db_path: Path, clock: Clock) -> Service:
     store = SQLiteStore(db_path)
-    yield Service(store, clock=clock)
+    yield seed_people(Service(store, clock=clock))
     store.close()
 
 

@@ -343,3 +343,11 @@ def _good_value(p):
         if rng.min is not None and v < rng.min:
             v += 1
     return str(v)
+
+
+def test_filter_entered_as_220_nm_is_exactly_the_protocols_0_22_um(svc, clock):
+    svc.start_batch(STANDARD, "alice", "B1")
+    run_to(svc, clock, "B1", stop_before="filtration")
+    out = svc.record_step("B1", "filtration", {**GOOD["filtration"], "pore_size": "220 nm"}, "alice")
+    assert out.deviations == []
+    assert out.batch.steps["filtration"].values["pore_size"].display == "0.22 um"

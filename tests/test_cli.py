@@ -11,7 +11,7 @@ import sys
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD, STANDARD
+from conftest import GOOD, STANDARD, seed_people
 
 from cmprep import cli as cli_module
 from cmprep.cli import main
@@ -24,6 +24,7 @@ def cli(db_path, monkeypatch, clock):
     """Runs cmprep in-process; the service gets the test clock, which each command moves on."""
     monkeypatch.delenv("CMPREP_USER", raising=False)
     monkeypatch.setenv("CMPREP_DB", str(db_path))
+    seed_people(Service(open_store(str(db_path)), clock=clock))
     monkeypatch.setattr(cli_module, "_service", lambda db: Service(open_store(db), clock=clock))
     runner = CliRunner()
 

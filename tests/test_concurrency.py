@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from pathlib import Path
 
-from conftest import GOOD, STANDARD
+from conftest import GOOD, STANDARD, seed_people
 
 from cmprep import events as ev
 from cmprep.service import Service
@@ -42,7 +42,7 @@ def _fast_writer(db: str, loaded, go, result) -> None:
 
 def test_the_second_of_two_writers_gets_batch_changed_and_history_does_not_fork(tmp_path: Path):
     db = str(tmp_path / "race.db")
-    Service(SQLiteStore(db)).start_batch(STANDARD, "alice", "B1")
+    seed_people(Service(SQLiteStore(db))).start_batch(STANDARD, "alice", "B1")
     loaded, go, result = CTX.Event(), CTX.Event(), CTX.Queue()
     procs = [
         CTX.Process(target=_slow_writer, args=(db, loaded, go, result)),
@@ -83,7 +83,7 @@ def _hammer(db: str, who: str, rounds: int, result) -> None:
 
 def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_path: Path):
     db = str(tmp_path / "hammer.db")
-    Service(SQLiteStore(db)).start_batch(STANDARD, "alice", "B1")
+    seed_people(Service(SQLiteStore(db))).start_batch(STANDARD, "alice", "B1")
     result = CTX.Queue()
     procs = [CTX.Process(target=_hammer, args=(db, who, 40, result)) for who in ("alice", "bob")]
     for p in procs:

@@ -7,11 +7,12 @@ rendered from the same read model the CLI renders.
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
+from conftest import seed_people
 
 from cmprep import render
 from cmprep.protocol import load_file
@@ -105,7 +106,7 @@ def protocol_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def service(tmp_path: Path) -> tuple[Service, Clock]:
     clock = Clock(T0)
-    return Service(SQLiteStore(tmp_path / "t.db"), clock=clock), clock
+    return seed_people(Service(SQLiteStore(tmp_path / "t.db"), clock=clock)), clock
 
 
 @pytest.fixture
@@ -122,18 +123,18 @@ def batch(service: tuple[Service, Clock], protocol_file: Path):
     clock.advance(minutes=10)
     svc.correct("B1", "conditioning", {"serum_percent": "0 %"}, "bob", reason=f"typo {MD_TRAP}")
     clock.advance(minutes=10)
-    svc.hold("B1", "qa_carol", reason="incubator <i>alarm</i>")
+    svc.hold("B1", "quinn", reason="incubator <i>alarm</i>")
     clock.advance(minutes=30)
-    svc.resume("B1", "qa_carol", reason="alarm cleared")
+    svc.resume("B1", "quinn", reason="alarm cleared")
     # two days later, collection entered 2 h after it was done: a late entry
     clock.now = T0 + timedelta(days=2, hours=1)  # 2026-01-12 09:00
     svc.record_step(
-        "B1", "collection", {"volume": "0.5 L"}, "dave", at="2026-01-12T07:00:00Z", note=MD_TRAP
+        "B1", "collection", {"volume": "0.5 L"}, "rita", at="2026-01-12T07:00:00Z", note=MD_TRAP
     )
     clock.advance(minutes=20)
-    svc.record_step("B1", "filtration", {"pore_size": "0.45 um", "integrity": "yes"}, "dave")
+    svc.record_step("B1", "filtration", {"pore_size": "0.45 um", "integrity": "yes"}, "rita")
     clock.advance(minutes=20)
-    svc.record_step("B1", "use_fresh", {"recipient": "study <img src=x onerror=alert(1)>"}, "erin")
+    svc.record_step("B1", "use_fresh", {"recipient": "study <img src=x onerror=alert(1)>"}, "bob")
     return svc.batch("B1")
 
 
@@ -220,7 +221,7 @@ def test_record_html_shows_the_window_finding(batch):
 
 def test_record_html_lists_holds_and_signature_lines_and_the_chain_head(batch):
     html = render.render_record(batch, "html", generated_at=GENERATED)
-    assert "qa_carol" in html and "alarm cleared" in html
+    assert "quinn" in html and "alarm cleared" in html
     assert "Reviewed by (QA)" in html and "Released by (QA)" in html
     assert batch.head_hash in html
     assert f"<td>{batch.seq}</td>" in html
@@ -238,6 +239,38 @@ def test_record_html_escapes_everything_a_person_typed(batch):
     assert "<i>alarm</i>" not in html
     assert "<img" not in html
     assert '<a href="http://evil.example' not in html
+
+
+def test_record_of_a_new_batch_on_hold_shows_what_is_due(service, protocol_file):
+    svc, clock = service
+    svc.start_batch(str(protocol_file), "alice", "B2")
+    clock.advance(minutes=1)
+    svc.hold("B2", "quinn", reason="waiting for medium")
+    batch = svc.batch("B2")
+    for fmt in ("html", "md"):
+        text = render.render_record(batch, fmt, generated_at=GENERATED)
+        assert "ON HOLD" in text
+        assert "still on hold" in text
+        assert "Not yet recorded" in text  # pending steps
+        assert "Due now" in text  # the first step
+        assert "DEV-" not in text
+
+
+def test_a_collection_outside_its_window_shows_the_window_deviation(service, protocol_file):
+    svc, clock = service
+    svc.start_batch(str(protocol_file), "alice", "B3")
+    svc.skip_step("B3", "wash", "alice", reason="not needed")
+    svc.record_step("B3", "conditioning", {"serum_percent": "1 %", "medium_lot": "L1"}, "alice")
+    clock.advance(hours=80)
+    svc.record_step("B3", "collection", {"volume": "200 mL"}, "alice")
+    batch = svc.batch("B3")
+    html = render.render_record(batch, "html", generated_at=GENERATED)
+    assert "⚠ alert" in html  # 1 % serum is in spec but past the alert band
+    window_row = html[html.index("Time since conditioning (window)") :]
+    window_row = window_row[: window_row.index("</tr>")]
+    assert "80 h" in window_row and "✗ out of spec" in window_row and "DEV-0001" in window_row
+    md = render.render_record(batch, "md", generated_at=GENERATED)
+    assert "| Time since conditioning (window) | **80 h** |" in md
 
 
 # --- the batch record, Markdown -----------------------------------------------------------
@@ -326,7 +359,11 @@ def test_checklist_md_has_task_boxes_and_fields(protocol_file):
     assert md.startswith("# SOP checklist: Render test conditioned medium")
     assert "- [ ] PBS lot and expiry checked" in md
     assert "- [ ] Every vessel is labelled" in md
-    assert "| Serum in conditioning medium | % | \\<= 2 % | \\<= 0 % | 0-100 % | Nasiri et al. 2026 | |" in md
+    row = (
+        "| Serum in conditioning medium | % | \\<= 2 % | \\<= 0 % | 0-100 % "
+        "| Nasiri et al. 2026 | |"
+    )
+    assert row in md
     assert "Window: 24-72 h after conditioning" in md
     assert "Done by ____" in md
     assert md.count("Verified by ____") == 1
@@ -349,13 +386,14 @@ def test_checklist_of_every_bundled_protocol_shows_every_step(fmt):
 
 
 # --- formats and files --------------------------------------------------------------------
-def test_pdf_of_a_record_and_a_checklist(batch, protocol_file):
-    started = time.perf_counter()
+def test_the_record_as_pdf(batch):
     record = render.render_record(batch, "pdf", generated_at=GENERATED)
-    checklist = render.render_checklist(load_file(protocol_file), "pdf", generated_at=GENERATED)
     assert isinstance(record, bytes) and record.startswith(b"%PDF")
+
+
+def test_the_checklist_as_pdf(protocol_file):
+    checklist = render.render_checklist(load_file(protocol_file), "pdf", generated_at=GENERATED)
     assert isinstance(checklist, bytes) and checklist.startswith(b"%PDF")
-    assert time.perf_counter() - started < 30
 
 
 @pytest.mark.parametrize("fmt", ["pdf ", "docx", "HTML", ""])
@@ -410,5 +448,8 @@ def test_a_citation_short_form():
     from cmprep.protocol.models import Source
 
     assert render.cite_short(Source(id="a", citation="Nasiri et al 2026")) == "Nasiri et al. 2026"
-    assert render.cite_short(Source(id="b", citation="Smith J. A paper. J X 2019; 1:2")) == "Smith 2019"
+    assert (
+        render.cite_short(Source(id="b", citation="Smith J. A paper. J X 2019; 1:2"))
+        == "Smith 2019"
+    )
     assert render.cite_short(Source(id="c", citation="no year in here")) == "c"

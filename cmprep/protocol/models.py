@@ -69,7 +69,8 @@ class Range(Strict):
         if self.min is not None and self.min == self.max:
             return f"{self.min:g}{u}"
         if self.min is not None and self.max is not None:
-            return f"{self.min:g}-{self.max:g}{u}"
+            sep = " to " if self.min < 0 or self.max < 0 else "-"
+            return f"{self.min:g}{sep}{self.max:g}{u}"
         if self.min is not None:
             return f">= {self.min:g}{u}"
         return f"<= {self.max:g}{u}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cmprep.store.base import ConcurrencyError, EventStore, StoreError, UnitOfWork
+from cmprep.store.base import ClockBehind, ConcurrencyError, EventStore, StoreError, UnitOfWork
 
 DEFAULT_DB = "cmprep.db"
 
@@ -22,4 +22,4 @@ def open_store(path: str | os.PathLike | None = None) -> EventStore:
     return SQLiteStore(target)
 
 
-__all__ = ["ConcurrencyError", "EventStore", "StoreError", "UnitOfWork", "open_store"]
+__all__ = ["ClockBehind", "ConcurrencyError", "EventStore", "StoreError", "UnitOfWork", "open_store"]

@@ -10,6 +10,7 @@ deleting the newest event is caught by verification.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cmprep.events import GENESIS, Event, NewEvent, seal
-from cmprep.store.base import ConcurrencyError, StoreError
+from cmprep.store.base import ClockBehind, ConcurrencyError, StoreError
 
 SCHEMA_VERSION = 1
 
@@ -71,6 +72,25 @@ CREATE TABLE IF NOT EXISTS deviations (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deviations_batch ON deviations (batch_id);
+CREATE TABLE IF NOT EXISTS ledger (
+    pos INTEGER PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_hash TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    UNIQUE (batch_id, seq)
+);
+CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
+BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, data TEXT NOT NULL
+);
 """
 
 _BATCH_COLS = (
@@ -99,12 +119,31 @@ def _row_to_event(row: sqlite3.Row) -> Event:
 
 
 class _SQLiteUnit:
-    def __init__(self, conn: sqlite3.Connection, batch_id: str, seq: int, prev_hash: str):
+    def __init__(self, conn: sqlite3.Connection, batch_id: str, seq: int, prev_hash: str, last_at: str | None):
         self.conn = conn
         self.batch_id = batch_id
         self.seq = seq
         self.prev_hash = prev_hash
+        self.last_at = last_at
         self.written: list[Event] = []
+
+    def seen_key(self, key: str) -> tuple[str, int, int] | None:
+        row = self.conn.execute(
+            "SELECT batch_id, first_seq, last_seq FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def remember_key(self, key: str, first_seq: int, last_seq: int) -> None:
+        self.conn.execute(
+            "INSERT INTO idempotency (key, batch_id, first_seq, last_seq) VALUES (?,?,?,?)",
+            (key, self.batch_id, first_seq, last_seq),
+        )
+
+    def put_user(self, name: str, row: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO users (name, data) VALUES (?, ?)",
+            (name, json.dumps(row, ensure_ascii=False, sort_keys=True)),
+        )
 
     def next_number(self, counter: str) -> int:
         row = self.conn.execute(
@@ -115,6 +154,12 @@ class _SQLiteUnit:
         return int(row[0])
 
     def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
+        if self.last_at is not None and recorded_at < self.last_at:
+            raise ClockBehind(
+                f"the system clock ({recorded_at}) is earlier than the last entry of "
+                f"{self.batch_id} ({self.last_at}); nothing was written. Check the computer's "
+                "clock before entering anything else."
+            )
         sealed: list[Event] = []
         for new in events:
             self.seq += 1
@@ -129,6 +174,7 @@ class _SQLiteUnit:
                 ),
             )
             self.prev_hash = ev.hash
+            _ledger_append(self.conn, ev)
             sealed.append(ev)
         if sealed:
             self.conn.execute(
@@ -144,6 +190,22 @@ class _SQLiteUnit:
 
     def put_deviation(self, row: dict[str, Any]) -> None:
         _put_deviation(self.conn, row)
+
+
+def ledger_hash(pos: int, batch_id: str, seq: int, event_hash: str, prev: str) -> str:
+    text = f"{pos}|{batch_id}|{seq}|{event_hash}|{prev}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _ledger_append(conn: sqlite3.Connection, ev: Event) -> None:
+    """One global chain over every event of every batch: deleting a batch's newest event
+    must then also cut this chain, which verification sees."""
+    row = conn.execute("SELECT pos, hash FROM ledger ORDER BY pos DESC LIMIT 1").fetchone()
+    pos, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+    conn.execute(
+        "INSERT INTO ledger (pos, batch_id, seq, event_hash, prev, hash) VALUES (?,?,?,?,?,?)",
+        (pos, ev.batch_id, ev.seq, ev.hash, prev, ledger_hash(pos, ev.batch_id, ev.seq, ev.hash, prev)),
+    )
 
 
 def _put_batch(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
@@ -221,6 +283,13 @@ class SQLiteStore:
         return {r[0]: (r[1], r[2]) for r in self.conn.execute("SELECT batch_id, seq, hash FROM heads")}
 
     def batch_ids(self) -> list[str]:
+        """Batches only: system streams (users, security log) start with '@'."""
+        rows = self.conn.execute(
+            "SELECT batch_id FROM heads UNION SELECT DISTINCT batch_id FROM events ORDER BY 1"
+        )
+        return [r[0] for r in rows if not r[0].startswith("@")]
+
+    def stream_ids(self) -> list[str]:
         rows = self.conn.execute(
             "SELECT batch_id FROM heads UNION SELECT DISTINCT batch_id FROM events ORDER BY 1"
         )
@@ -266,8 +335,11 @@ class SQLiteStore:
                 f"the database is busy ({err}); nothing was written. Try again in a moment."
             ) from None
         try:
-            head = self.head(batch_id)
-            seq, prev = head if head else (0, GENESIS)
+            row = self.conn.execute(
+                "SELECT seq, hash, recorded_at FROM events WHERE batch_id = ? ORDER BY seq DESC LIMIT 1",
+                (batch_id,),
+            ).fetchone()
+            seq, prev, last_at = (row[0], row[1], row[2]) if row else (0, GENESIS, None)
             if seq != expected_seq:
                 if expected_seq == 0:
                     raise ConcurrencyError(f"batch {batch_id} already exists; choose another id")
@@ -276,7 +348,7 @@ class SQLiteStore:
                     f"{seq} first); nothing was written. Check `cmprep batch status {batch_id}` "
                     "and try again."
                 )
-            unit = _SQLiteUnit(self.conn, batch_id, seq, prev)
+            unit = _SQLiteUnit(self.conn, batch_id, seq, prev, last_at)
             yield unit
             self.conn.execute("COMMIT")
         except BaseException:
@@ -296,6 +368,18 @@ class SQLiteStore:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def key_used(self, key: str) -> tuple[str, int, int] | None:
+        row = self.conn.execute(
+            "SELECT batch_id, first_seq, last_seq FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def ledger(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM ledger ORDER BY pos")]
+
+    def users(self) -> dict[str, dict[str, Any]]:
+        return {r[0]: json.loads(r[1]) for r in self.conn.execute("SELECT name, data FROM users")}
 
     def close(self) -> None:
         self.conn.close()

@@ -1,0 +1,264 @@
+"""QA's side of a batch: second-person verification, the deviation lifecycle, review,
+release and rejection. A mixin of the service facade.
+
+Each act that carries meaning is signed at that moment with the signer's password; the
+signature holds a hash of exactly what it signs (see signatures.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cmprep import events as ev
+from cmprep.events import NewEvent
+from cmprep.pipeline import AWAITING_REVIEW
+from cmprep.protocol.models import Severity
+from cmprep.signatures import deviation_content, step_content
+
+if TYPE_CHECKING:
+    from cmprep.batch import Batch, Deviation
+    from cmprep.service import Outcome
+
+DECISIONS = ("accepted", "rejected")
+
+
+class QualityMixin:
+    # --- second-person verification -------------------------------------------------------
+    def verify_step(self, batch_id: str, step_id: str, actor: str, password: str | None) -> Outcome:
+        from cmprep.service import Refused
+
+        actor = self._person(actor, "verify")
+        batch = self.batch(batch_id)
+        self._writable(batch)
+        step = self._step(batch, step_id)
+        entry = batch.steps[step.id]
+        if not (step.verify or any(p.verify for p in step.parameters)):
+            raise Refused(f"{step.title} does not need verification in {batch.protocol.id}")
+        if entry.status != "done":
+            raise Refused(f"{step.title} is {entry.status}; it can be verified once it is recorded")
+        performers = {e.actor for e in batch.events if e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED) and e.payload.get("step") == step.id}
+        if actor in performers:
+            self._refuse(actor, "verify", f"{actor} recorded or corrected {step.id}; a different person must verify it")
+        if entry.verified:
+            raise Refused(f"{step.title} is already verified and unchanged since")
+        user = self._authenticate(actor, password, "verified")
+        now = self.clock()
+        sig = self._signature("verified", user, now, {"kind": "step", "id": step.id}, step_content(batch.events, step.id))
+        return self._write(batch.id, batch.seq, [NewEvent(ev.STEP_VERIFIED, actor, {"step": step.id, "signature": sig})], now, batch)
+
+    # --- deviations ------------------------------------------------------------------------
+    def open_deviation(self, batch_id: str, step_id: str, severity: str, actor: str, reason: str) -> Outcome:
+        """A deviation opened by hand: a dropped flask, an incubator alarm."""
+        from cmprep.service import Outcome, Refused, iso
+
+        actor, reason = self._person(actor, "open deviation"), self._reason(reason)
+        batch = self.batch(batch_id)
+        self._writable(batch)
+        step = self._step(batch, step_id)
+        if severity not in {s.value for s in Severity}:
+            raise Refused(f"severity {severity!r} is not one of: minor, major, critical")
+        now = self.clock()
+        with self.store.writing(batch.id, batch.seq) as unit:
+            number = unit.next_number("deviation")
+            dev = {
+                "deviation_id": f"DEV-{number:04d}",
+                "step": step.id,
+                "parameter": None,
+                "value": "",
+                "spec": "",
+                "severity": severity,
+                "message": reason,
+                "kind": "manual",
+            }
+            written = unit.append([NewEvent(ev.DEVIATION_OPENED, actor, dev, reason=reason)], iso(now))
+            result = self._project(unit, batch, written)
+        return Outcome(batch=result, deviations=[dev], written=1)
+
+    def deviation(self, deviation_id: str) -> tuple[Batch, Deviation]:
+        from cmprep.service import NotFound
+
+        rows = self.store.deviation_rows(deviation_id=deviation_id.upper())
+        if not rows:
+            raise NotFound(f"no deviation {deviation_id!r}; list them with `cmprep deviation list`")
+        batch = self.batch(rows[0]["batch_id"])
+        return batch, batch.deviations[rows[0]["deviation_id"]]
+
+    def investigate(self, deviation_id: str, actor: str, justification: str, impact: str | None = None) -> Outcome:
+        from cmprep.service import Refused
+
+        actor, justification = self._person(actor, "investigate"), self._reason(justification)
+        batch, dev = self.deviation(deviation_id)
+        self._writable(batch)
+        if dev.status == "closed":
+            raise Refused(f"{dev.id} is closed ({dev.closure['decision'] if dev.closure else ''}); it takes no more investigation")
+        payload = {"deviation_id": dev.id, "impact": impact.strip() if impact and impact.strip() else None}
+        new = [NewEvent(ev.DEVIATION_INVESTIGATED, actor, payload, reason=justification)]
+        return self._write(batch.id, batch.seq, new, self.clock(), batch)
+
+    def close_deviation(
+        self,
+        deviation_id: str,
+        actor: str,
+        password: str | None,
+        decision: str,
+        reason: str,
+        *,
+        capa: str | None = None,
+        severity: str | None = None,
+        severity_reason: str | None = None,
+    ) -> Outcome:
+        from cmprep.service import Refused
+
+        actor, reason = self._person(actor, "close deviation"), self._reason(reason)
+        batch, dev = self.deviation(deviation_id)
+        self._writable(batch)
+        if decision not in DECISIONS:
+            raise Refused(f"decision {decision!r} is not one of: {', '.join(DECISIONS)}")
+        if dev.status == "closed":
+            raise Refused(f"{dev.id} is already closed")
+        if dev.status != "investigated":
+            raise Refused(
+                f"{dev.id} has not been investigated; add the justification first: "
+                f"`cmprep deviation investigate {dev.id} --reason ...`"
+            )
+        involved = {dev.opened_by, (dev.investigation or {}).get("by")} | {
+            e.actor for e in batch.events if e.payload.get("step") == dev.step and e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED)
+        }
+        if actor in involved:
+            self._refuse(actor, "close deviation", f"{actor} opened, investigated or performed {dev.id}'s step; someone independent must decide it")
+        if severity is not None:
+            if severity not in {s.value for s in Severity}:
+                raise Refused(f"severity {severity!r} is not one of: minor, major, critical")
+            if severity == dev.severity:
+                severity = None
+            elif not severity_reason or not severity_reason.strip():
+                raise Refused("changing the severity needs --severity-reason")
+        user = self._authenticate(actor, password, "approved" if decision == "accepted" else "rejected")
+        now = self.clock()
+        meaning = "approved" if decision == "accepted" else "rejected"
+        sig = self._signature(meaning, user, now, {"kind": "deviation", "id": dev.id}, deviation_content(batch.events, dev.id))
+        payload: dict[str, Any] = {"deviation_id": dev.id, "decision": decision, "signature": sig}
+        if capa:
+            payload["capa"] = capa.strip()
+        if severity:
+            payload["severity"] = severity
+            payload["severity_reason"] = severity_reason.strip() if severity_reason else None
+        return self._write(batch.id, batch.seq, [NewEvent(ev.DEVIATION_CLOSED, actor, payload, reason=reason)], now, batch)
+
+    # --- review and release ----------------------------------------------------------------
+    def release_blockers(self, batch: Batch, actor: str | None = None) -> list[str]:
+        """Everything that stands between this batch and its release, in plain words."""
+        blockers: list[str] = []
+        if batch.is_final:
+            return [f"the batch is already {batch.state}"]
+        if batch.on_hold:
+            blockers.append("the batch is on hold")
+        if batch.active_state != AWAITING_REVIEW:
+            left = [s.step.id for s in batch.steps.values() if s.status in ("due", "pending")]
+            blockers.append("steps not done: " + ", ".join(left))
+        for d in batch.open_deviations():
+            blockers.append(f"deviation {d.id} ({d.severity}) is {d.status}, not closed")
+        for entry in batch.missing_verifications():
+            why = " (changed after it was verified)" if entry.verifications else ""
+            blockers.append(f"step {entry.step.id} needs second-person verification{why}")
+        if actor is not None:
+            users = self.users()
+            user = users.get(actor)
+            if user is None or user.role.value != "qa":
+                blockers.append(f"{actor} is not QA; only the qa role releases")
+            if actor in batch.performers():
+                blockers.append(f"{actor} performed steps of this batch; release needs someone who performed none")
+        return blockers
+
+    def review_report(self, batch_id: str) -> dict[str, Any]:
+        """Review by exception: only what a reviewer must look at."""
+        b = self.batch(batch_id)
+        values = [
+            (entry, v) for entry in b.steps.values() for v in entry.values.values()
+        ] + [(entry, entry.window) for entry in b.steps.values() if entry.window]
+        return {
+            "batch": b.id,
+            "protocol": f"{b.protocol.id} v{b.protocol.version}",
+            "state": b.state,
+            "out_of_spec": [
+                {"step": e.step.id, "parameter": v.name, "value": v.display, "spec": v.spec, "deviations": v.deviation_ids}
+                for e, v in values if v.verdict == "out of spec"
+            ],
+            "alerts": [
+                {"step": e.step.id, "parameter": v.name, "value": v.display, "message": v.message}
+                for e, v in values if v.verdict == "alert"
+            ],
+            "deviations": [
+                {"id": d.id, "step": d.step, "severity": d.severity, "status": d.status, "kind": d.kind,
+                 "decision": d.closure["decision"] if d.closure else None}
+                for d in b.deviations.values()
+            ],
+            "corrections": [
+                {"step": e.step.id, "parameter": v.name, "old": c.old, "new": c.new, "by": c.actor, "at": c.recorded_at, "reason": c.reason}
+                for e, v in values for c in v.corrections
+            ],
+            "skipped": [{"step": e.step.id, "by": e.actor, "reason": e.skip_reason} for e in b.steps.values() if e.status == "skipped"],
+            "late_entries": [
+                {"step": e.step.id, "performed_at": e.performed_at, "entered_at": e.recorded_at, "by": e.actor}
+                for e in b.steps.values() if e.late
+            ],
+            "holds": [h.__dict__ for h in b.holds],
+            "missing_verifications": [e.step.id for e in b.missing_verifications()],
+            "signatures": [
+                {k: s[k] for k in ("meaning", "signer", "full_name", "signed_at", "subject")} for s in b.signatures
+            ],
+            "release_blockers": self.release_blockers(b),
+        }
+
+    def sign_review(self, batch_id: str, actor: str, password: str | None, comment: str) -> Outcome:
+        actor, comment = self._person(actor, "review"), self._reason(comment)
+        batch = self.batch(batch_id)
+        self._writable(batch)
+        if actor in batch.performers():
+            self._refuse(actor, "review", f"{actor} performed steps of {batch.id}; the review must be independent")
+        user = self._authenticate(actor, password, "reviewed")
+        now = self.clock()
+        sig = self._signature("reviewed", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash)
+        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_REVIEWED, actor, {"signature": sig}, reason=comment)], now, batch)
+
+    def release(self, batch_id: str, actor: str, password: str | None, reason: str | None = None) -> Outcome:
+        from cmprep.service import Refused
+
+        actor = self._person(actor, "release")
+        batch = self.batch(batch_id)
+        self._writable(batch)
+        blockers = self.release_blockers(batch, actor)
+        if blockers:
+            if any("performed steps" in b for b in blockers):
+                self._log_refusal(actor, "release", "performed steps of the batch")
+            raise Refused(f"batch {batch.id} cannot be released:", blockers)
+        user = self._authenticate(actor, password, "released")
+        now = self.clock()
+        sig = self._signature("released", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash)
+        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_RELEASED, actor, {"signature": sig}, reason=reason)], now, batch)
+
+    def reject(self, batch_id: str, actor: str, password: str | None, reason: str) -> Outcome:
+        actor, reason = self._person(actor, "reject"), self._reason(reason)
+        batch = self.batch(batch_id)
+        self._writable(batch)
+        user = self._authenticate(actor, password, "rejected")
+        now = self.clock()
+        sig = self._signature("rejected", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash)
+        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_REJECTED, actor, {"signature": sig}, reason=reason)], now, batch)
+
+    if TYPE_CHECKING:
+        store: Any
+        clock: Any
+
+        def batch(self, batch_id: str) -> Batch: ...
+        def users(self) -> dict[str, Any]: ...
+        def _person(self, actor: str | None, action: str) -> str: ...
+        def _authenticate(self, name: str, password: str | None, meaning: str) -> Any: ...
+        def _signature(self, *args: Any) -> dict[str, Any]: ...
+        def _refuse(self, name: str, action: str, message: str) -> None: ...
+        def _log_refusal(self, name: str, action: str, reason: str) -> None: ...
+        def _reason(self, reason: str | None) -> str: ...
+        def _writable(self, batch: Batch) -> None: ...
+        def _step(self, batch: Batch, step_id: str) -> Any: ...
+        def _write(self, *args: Any, **kwargs: Any) -> Outcome: ...
+        def _project(self, unit: Any, batch: Batch, written: list[Any]) -> Batch: ...
