@@ -105,7 +105,13 @@ def test_a_good_protocol_loads(tmp_path):
     path.write_text(GOOD, encoding="utf-8")
     protocol = load_file(path)
     assert protocol.id == "cm-test"
-    assert [s.id for s in protocol.steps] == ["conditioning", "collection", "spin", "use_fresh", "freeze"]
+    assert [s.id for s in protocol.steps] == [
+        "conditioning",
+        "collection",
+        "spin",
+        "use_fresh",
+        "freeze",
+    ]
     assert protocol.step("spin").parameter("rcf").unit == "x g"
 
 
@@ -118,7 +124,10 @@ def test_a_misspelt_spec_key_is_an_unknown_key_at_its_line(tmp_path):
     assert problem.line == line_of(text, "sepc:")
     assert problem.field == "steps[2:spin].parameters[0:rcf].sepc"
     assert problem.message.startswith("unknown key")
-    assert str(problem) == f"{tmp_path / 'bad.yaml'}:{problem.line}: {problem.field}: {problem.message}"
+    assert (
+        str(problem)
+        == f"{tmp_path / 'bad.yaml'}:{problem.line}: {problem.field}: {problem.message}"
+    )
 
 
 def test_an_unknown_top_level_key_is_reported_at_its_line(tmp_path):
@@ -179,7 +188,9 @@ def test_a_branch_with_one_arm_is_refused(tmp_path):
         "    instructions: Freeze the medium at -80 C.\n",
     )
     [problem] = problems_of(tmp_path, text)
-    assert problem.message == "branch 'downstream' has one arm (use_fresh); a branch needs two or more"
+    assert (
+        problem.message == "branch 'downstream' has one arm (use_fresh); a branch needs two or more"
+    )
     assert problem.line == line_of(text, "branch: downstream")
     assert problem.field == "steps[3:use_fresh].branch"
 
@@ -193,7 +204,10 @@ def test_a_spec_without_a_source_is_refused(tmp_path):
 
 
 def test_a_source_not_among_the_protocols_sources_is_refused_at_its_line(tmp_path):
-    text = edit("        spec: {max: 2}\n        source: nasiri2026\n", "        spec: {max: 2}\n        source: smith2020\n")
+    text = edit(
+        "        spec: {max: 2}\n        source: nasiri2026\n",
+        "        spec: {max: 2}\n        source: smith2020\n",
+    )
     [problem] = problems_of(tmp_path, text)
     assert problem.message == (
         "step conditioning, parameter serum_percent: source 'smith2020' is not among the "
@@ -204,7 +218,9 @@ def test_a_source_not_among_the_protocols_sources_is_refused_at_its_line(tmp_pat
 
 
 def test_a_window_source_not_among_the_protocols_sources_is_refused(tmp_path):
-    text = edit("      unit: h\n      source: nasiri2026\n", "      unit: h\n      source: smith2020\n")
+    text = edit(
+        "      unit: h\n      source: nasiri2026\n", "      unit: h\n      source: smith2020\n"
+    )
     [problem] = problems_of(tmp_path, text)
     assert problem.message == "step collection: window source 'smith2020' is unknown"
     assert problem.line == line_of(text, "source: smith2020")
@@ -255,13 +271,20 @@ def test_a_missing_required_field_is_named(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "kind"),
-    [("- id: cm-test\n- version: '1.0'\n", "list"), ("just a sentence\n", "str"), ("42\n", "int"), ("", "empty")],
+    [
+        ("- id: cm-test\n- version: '1.0'\n", "list"),
+        ("just a sentence\n", "str"),
+        ("42\n", "int"),
+        ("", "empty"),
+    ],
     ids=["a list", "a scalar", "a number", "an empty file"],
 )
 def test_yaml_that_is_not_a_mapping_is_refused(tmp_path, text, kind):
     [problem] = problems_of(tmp_path, text)
     assert problem.line == 1
-    assert problem.message == f"a protocol is a YAML mapping (id:, version:, steps: ...), not {kind}"
+    assert (
+        problem.message == f"a protocol is a YAML mapping (id:, version:, steps: ...), not {kind}"
+    )
 
 
 def test_a_file_of_only_comments_is_empty(tmp_path):
@@ -336,15 +359,17 @@ def test_a_recursive_yaml_alias_is_a_problem_not_a_crash(tmp_path):
 
 
 def test_nested_yaml_aliases_are_checked_quickly(tmp_path):
+    # 10**5 paths through 6 short lines: walked path by path this takes ~0.7 s and
+    # 200 MB (a level more: 10 s and 2 GB); each node once, a few milliseconds.
     bomb = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
-    for level in range(1, 8):
+    for level in range(1, 6):
         refs = ", ".join([f"*a{level - 1}"] * 10)
         bomb.append(f"a{level}: &a{level} [{refs}]")
     text = GOOD + "\n".join(bomb) + "\n"
     started = time.monotonic()
     problems = problems_of(tmp_path, text)
-    assert time.monotonic() - started < 5
-    assert len(problems) == 8
+    assert time.monotonic() - started < 0.2
+    assert len(problems) == 6
     assert all(p.message.startswith("unknown key") for p in problems)
 
 
@@ -362,10 +387,13 @@ def test_every_problem_in_a_file_is_listed_at_once(tmp_path):
     assert len(problems) >= 3
     found = {(p.line, p.field): p.message for p in problems}
     assert found[(2, "version")].startswith("version must be text")
-    assert found[(line_of(text, "sepc:"), "steps[0:conditioning].parameters[0:serum_percent].sepc")].startswith(
-        "unknown key"
+    assert found[
+        (line_of(text, "sepc:"), "steps[0:conditioning].parameters[0:serum_percent].sepc")
+    ].startswith("unknown key")
+    assert (
+        "does not parse"
+        in found[(line_of(text, "unit: furlongs"), "steps[2:spin].parameters[0:rcf].unit")]
     )
-    assert "does not parse" in found[(line_of(text, "unit: furlongs"), "steps[2:spin].parameters[0:rcf].unit")]
     assert found[(line_of(text, "min: 600") - 1, "steps[2:spin].parameters[0:rcf].spec")] == (
         "min (600) is above max (500)"
     )
@@ -376,10 +404,16 @@ def test_every_cross_reference_problem_is_listed_at_its_own_line(tmp_path):
     text = GOOD
     text = edit("  - id: freeze", "  - id: spin", text)
     text = edit("      after: conditioning", "      after: freeze", text)
-    text = edit("        spec: {max: 2}\n        source: nasiri2026\n", "        spec: {max: 2}\n        source: smith2020\n", text)
+    text = edit(
+        "        spec: {max: 2}\n        source: nasiri2026\n",
+        "        spec: {max: 2}\n        source: smith2020\n",
+        text,
+    )
     problems = problems_of(tmp_path, text)
     assert len(problems) == 3
-    assert the_problem(problems, "duplicate step ids").line == line_of(text, "- id: spin", occurrence=2)
+    assert the_problem(problems, "duplicate step ids").line == line_of(
+        text, "- id: spin", occurrence=2
+    )
     assert the_problem(problems, "window.after 'freeze'").line == line_of(text, "after: freeze")
     assert the_problem(problems, "'smith2020'").line == line_of(text, "source: smith2020")
 
@@ -395,7 +429,10 @@ def test_protocol_check_lists_the_bad_files_problems_and_says_ok_for_the_good_on
     result = CliRunner().invoke(main, ["protocol", "check", str(good), str(bad)])
     assert result.exit_code == 1
     assert f"{good}: ok (cm-test v1.0, 5 steps)" in result.stdout
-    assert f"{bad}:{line_of(bad_text, 'unit: furlongs')}: steps[2:spin].parameters[0:rcf].unit:" in result.stderr
+    assert (
+        f"{bad}:{line_of(bad_text, 'unit: furlongs')}: steps[2:spin].parameters[0:rcf].unit:"
+        in result.stderr
+    )
     assert "1 of 2 file(s) have problems" in result.stderr
     assert str(bad) not in result.stdout
 

@@ -108,7 +108,9 @@ def test_0_22_um_in_any_micro_spelling_is_220_nm(spelling):
     assert math.isclose(parse_quantity("220 nm", spelling), 0.22)
 
 
-@pytest.mark.parametrize("text", ["400 x g", "400 xg", "400 g", "400 ×g", "400 × g", "400xg", "400 X G"])
+@pytest.mark.parametrize(
+    "text", ["400 x g", "400 xg", "400 g", "400 ×g", "400 × g", "400xg", "400 X G"]
+)
 def test_every_way_of_writing_400_times_g_is_400_times_g(text):
     assert parse_quantity(text, "x g") == 400
 
@@ -179,7 +181,9 @@ def test_a_decimal_comma_with_a_unit_suggests_the_same_reading_with_a_point():
     assert "'1.5 h'" in message
 
 
-@pytest.mark.parametrize(("text", "suggestion"), [("1,000 cells", "'1000 cells'"), ("2,500,000", "'2500000'")])
+@pytest.mark.parametrize(
+    ("text", "suggestion"), [("1,000 cells", "'1000 cells'"), ("2,500,000", "'2500000'")]
+)
 def test_a_thousands_separator_is_refused_without_suggesting_a_value_1000_times_smaller(
     text, suggestion
 ):
@@ -190,7 +194,9 @@ def test_a_thousands_separator_is_refused_without_suggesting_a_value_1000_times_
     assert "'1.000" not in message and "'2.500" not in message
 
 
-@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "+inf", "Infinity", "-Infinity", "nan x g"])
+@pytest.mark.parametrize(
+    "text", ["nan", "NaN", "inf", "-inf", "+inf", "Infinity", "-Infinity", "nan x g"]
+)
 def test_nan_and_infinity_are_refused_as_not_finite(text):
     assert "not a finite number" in refusal(text, "x g")
 
@@ -233,7 +239,10 @@ def test_text_that_does_not_start_with_a_number_is_refused(text):
 
 
 @settings(max_examples=200)
-@given(value=st.floats(allow_nan=False, allow_infinity=False), pair=st.sampled_from(SAME_DIMENSION_PAIRS))
+@given(
+    value=st.floats(allow_nan=False, allow_infinity=False),
+    pair=st.sampled_from(SAME_DIMENSION_PAIRS),
+)
 def test_converting_there_and_back_gives_the_original_or_is_refused_as_too_large(value, pair):
     there, back_unit = pair
     try:
@@ -280,7 +289,9 @@ def test_any_text_is_read_or_refused_with_a_unit_error_never_nan_or_infinity(tex
     spelling=st.sampled_from([*units._ALIASES, "", " ", "furlongs", "ångström"]),
     unit=st.sampled_from(CANONICAL),
 )
-def test_a_number_with_any_spelling_is_read_or_refused_never_nan_or_infinity(number, spelling, unit):
+def test_a_number_with_any_spelling_is_read_or_refused_never_nan_or_infinity(
+    number, spelling, unit
+):
     try:
         value = parse_quantity(f"{number} {spelling}", unit)
     except UnitError as err:

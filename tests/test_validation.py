@@ -151,7 +151,9 @@ def test_inside_spec_but_outside_the_alert_band_is_an_alert(raw):
 def test_650_x_g_is_out_of_spec_with_the_parameters_severity_and_a_message_naming_the_spec():
     finding = check_value(RCF, "650 x g")
     assert finding.verdict == Verdict.out_of_spec
-    assert finding.message == "Relative centrifugal force 650 x g is above the protocol's 300-500 x g"
+    assert (
+        finding.message == "Relative centrifugal force 650 x g is above the protocol's 300-500 x g"
+    )
     assert finding.severity == Severity.critical
     assert finding.value == 650
     assert finding.display == "650 x g"
@@ -162,13 +164,17 @@ def test_650_x_g_is_out_of_spec_with_the_parameters_severity_and_a_message_namin
 def test_a_value_below_the_spec_says_below():
     finding = check_value(RCF, "250")
     assert finding.verdict == Verdict.out_of_spec
-    assert finding.message == "Relative centrifugal force 250 x g is below the protocol's 300-500 x g"
+    assert (
+        finding.message == "Relative centrifugal force 250 x g is below the protocol's 300-500 x g"
+    )
 
 
 def test_a_maximum_only_spec_names_the_maximum():
     finding = check_value(SERUM, "5 %")
     assert finding.verdict == Verdict.out_of_spec
-    assert finding.message == "Serum in conditioning medium 5 % is above the protocol's maximum of 2 %"
+    assert (
+        finding.message == "Serum in conditioning medium 5 % is above the protocol's maximum of 2 %"
+    )
     assert finding.severity == Severity.major  # the default severity
 
 
@@ -296,7 +302,9 @@ def test_anything_else_is_not_yes_or_no(raw):
 # --- date-times -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", ["2026-11-02T09:30+01:00", "2026-11-02T08:30Z", "2026-11-02T08:30:00+00:00"])
+@pytest.mark.parametrize(
+    "raw", ["2026-11-02T09:30+01:00", "2026-11-02T08:30Z", "2026-11-02T08:30:00+00:00"]
+)
 def test_a_date_time_with_a_zone_is_recorded_in_utc(raw):
     finding = check_value(STARTED_AT, raw)
     assert finding.verdict == Verdict.in_spec
@@ -450,7 +458,9 @@ def test_collection_recorded_before_conditioning_was_done_is_refused():
 
 def test_a_window_in_days_counts_in_days():
     window = Window(after="conditioning", min=1, max=3, unit="d", source=SITE_CHOICE)
-    finding = check_window(window, "Collection", CONDITIONING_DONE, CONDITIONING_DONE + timedelta(hours=36))
+    finding = check_window(
+        window, "Collection", CONDITIONING_DONE, CONDITIONING_DONE + timedelta(hours=36)
+    )
     assert finding.verdict == Verdict.in_spec
     assert finding.value == 1.5
     assert finding.display == "1.5 d"
@@ -460,7 +470,9 @@ def test_a_window_in_days_counts_in_days():
 
 
 def _ways_of_writing(value: float) -> st.SearchStrategy[str]:
-    return st.sampled_from([repr(value), str(value), f"{value} x g", f"{value}xg", f"{value:.3f} g"])
+    return st.sampled_from(
+        [repr(value), str(value), f"{value} x g", f"{value}xg", f"{value:.3f} g"]
+    )
 
 
 @settings(max_examples=200)
@@ -479,7 +491,9 @@ def test_any_number_is_judged_never_raises_and_never_passes_outside_spec_or_limi
     else:
         assert LIMIT_MIN <= recorded <= LIMIT_MAX
         in_spec = SPEC_MIN <= recorded <= SPEC_MAX
-        assert finding.verdict in ((Verdict.in_spec, Verdict.alert) if in_spec else (Verdict.out_of_spec,))
+        assert finding.verdict in (
+            (Verdict.in_spec, Verdict.alert) if in_spec else (Verdict.out_of_spec,)
+        )
         if finding.verdict == Verdict.in_spec:
             assert ALERT_MIN <= recorded <= ALERT_MAX
     parsed = float(raw.split("x")[0].split("g")[0])
