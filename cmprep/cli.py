@@ -147,6 +147,21 @@ def _tell_next(b: Batch) -> None:
         click.echo("Next: choose one of " + ", ".join(f"{s.id} ({s.title})" for s in due) + ".")
 
 
+def read_password(from_stdin: bool) -> str:
+    """The signer's password: typed at a hidden prompt, or one line on stdin for scripts.
+    Never a command-line argument (it would stay in the shell history)."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise click.UsageError("--password-stdin: no password on standard input")
+        return line.rstrip("\r\n")
+    return click.prompt("Password (to sign)", hide_input=True)
+
+
+PASSWORD_STDIN = click.option("--password-stdin", is_flag=True, help="Read the signing password from standard input.")
+KEY = click.option("--key", default=None, metavar="KEY", help="Idempotency key: the same command sent twice with it is saved once.")
+
+
 # --- root ------------------------------------------------------------------------------
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cmprep")
@@ -288,17 +303,21 @@ def batch() -> None:
 @batch.command("start")
 @click.argument("protocol_ref", metavar="PROTOCOL")
 @click.option("--id", "batch_id", default=None, help="Batch id (default CM-YYYYMMDD-NNN).")
+@KEY
 @with_actor
 @with_db
-def batch_start(svc: Service, protocol_ref: str, batch_id: str | None, actor: str) -> None:
+def batch_start(svc: Service, protocol_ref: str, batch_id: str | None, key: str | None, actor: str) -> None:
     """Start a batch from a protocol (a bundled id or a YAML file).
 
     \b
     Example:
       cmprep batch start cm-standard-serum-free --id LOT-042 --as alice
     """
-    out = svc.start_batch(protocol_ref, actor, batch_id)
+    out = svc.start_batch(protocol_ref, actor, batch_id, key=key)
     b = out.batch
+    if out.duplicate:
+        click.echo(f"Already saved under key {key}: batch {b.id}; nothing new was written.")
+        return
     click.echo(f"Batch {b.id} started from {b.protocol.id} v{b.protocol.version} (hash {b.protocol_hash[:12]}) by {actor}.")
     _tell_next(b)
 
@@ -371,9 +390,12 @@ def batch_list(svc: Service, state: str | None, protocol_id: str | None, fmt: st
 @click.argument("values", nargs=-1, metavar="NAME=VALUE...")
 @click.option("--note", default=None, help="A note for the record.")
 @click.option("--at", "at", default=None, metavar="TIME", help="When it was done, if earlier (ISO 8601 with zone).")
+@click.option("--sign", is_flag=True, help="Also sign the step as performed (asks for your password).")
+@PASSWORD_STDIN
+@KEY
 @with_actor
 @with_db
-def batch_record(svc: Service, batch_id: str, step: str, values: tuple[str, ...], note: str | None, at: str | None, actor: str) -> None:
+def batch_record(svc: Service, batch_id: str, step: str, values: tuple[str, ...], note: str | None, at: str | None, sign: bool, password_stdin: bool, key: str | None, actor: str) -> None:
     """Record a step's values. Out-of-spec values open deviations; impossible ones are refused.
 
     \b
@@ -381,8 +403,13 @@ def batch_record(svc: Service, batch_id: str, step: str, values: tuple[str, ...]
       cmprep batch record CM-20261129-001 spin rcf="400 x g" duration=10 temperature=4 --as alice
       cmprep batch record CM-20261129-001 collection volume=48 --at 2026-11-29T08:30Z --as alice
     """
-    out = svc.record_step(batch_id, step, _entries(values), actor, note=note, at=at)
-    _tell(out, f"Recorded {step} for batch {batch_id}.")
+    entries = _entries(values)
+    password = read_password(password_stdin) if sign else None
+    out = svc.record_step(batch_id, step, entries, actor, note=note, at=at, password=password, key=key)
+    if out.duplicate:
+        click.echo(f"Already saved under key {key}; nothing new was written.")
+        return
+    _tell(out, f"Recorded {step} for batch {batch_id}" + (" and signed as performed." if sign else "."))
 
 
 @batch.command("skip")
@@ -474,7 +501,7 @@ def batch_run(svc: Service, batch_id: str, actor: str) -> None:
 # --- deviations ------------------------------------------------------------------------
 @main.group()
 def deviation() -> None:
-    """Deviations: list them across batches."""
+    """Deviations: open, investigate, close (QA), show and list them."""
 
 
 @deviation.command("list")
@@ -482,19 +509,39 @@ def deviation() -> None:
 @click.option("--protocol", "protocol_id", default=None)
 @click.option("--step", default=None)
 @click.option("--severity", type=click.Choice(["minor", "major", "critical"]), default=None)
-@click.option("--status", default=None)
+@click.option("--status", type=click.Choice(["open", "investigated", "closed"]), default=None)
+@click.option("--person", default=None, help="Only deviations opened by this person.")
+@click.option("--since", default=None, metavar="DATE", help="Opened on or after (YYYY-MM-DD or ISO time).")
+@click.option("--until", default=None, metavar="DATE", help="Opened before (YYYY-MM-DD or ISO time).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @with_db
-def deviation_list(svc: Service, batch_id: str | None, protocol_id: str | None, step: str | None, severity: str | None, status: str | None, fmt: str) -> None:
+def deviation_list(svc: Service, batch_id: str | None, protocol_id: str | None, step: str | None, severity: str | None, status: str | None, person: str | None, since: str | None, until: str | None, fmt: str) -> None:
     """List deviations, filtered; export as CSV or JSON.
 
     \b
     Example:
       cmprep deviation list --batch CM-20261129-001 --format csv > deviations.csv
+      cmprep deviation list --status open --since 2026-11-01 --severity major
     """
-    rows = svc.deviations(batch_id=batch_id, protocol_id=protocol_id, step=step, severity=severity, status=status)
-    cols = ["deviation_id", "batch_id", "step", "parameter", "value", "spec", "severity", "status", "opened_by", "opened_at"]
+    rows = svc.deviations(
+        batch_id=batch_id, protocol_id=protocol_id, step=step, severity=severity, status=status,
+        opened_by=person, since=_day(since, "--since"), until=_day(until, "--until"),
+    )
+    cols = ["deviation_id", "batch_id", "step", "parameter", "value", "spec", "severity", "status", "opened_by", "opened_at", "decision"]
     _table(rows, cols, fmt)
+
+
+def _day(text: str | None, option: str) -> str | None:
+    """A date or ISO time as the UTC text the store compares against."""
+    if not text:
+        return None
+    from cmprep.service import iso
+    from cmprep.validation import parse_time
+
+    try:
+        return iso(parse_time(text if "T" in text else text + "T00:00Z"))
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
 
 
 def _table(rows: list[dict[str, Any]], cols: list[str], fmt: str) -> None:
@@ -551,6 +598,8 @@ def db_rebuild(svc: Service) -> None:
     n = svc.rebuild_projections()
     click.echo(f"Rebuilt the query tables from the event log of {n} batch(es).")
 
+
+from cmprep import cli_quality  # noqa: E402,F401  (registers user, deviation, audit commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -242,6 +242,35 @@ class Service(AccessMixin, QualityMixin):
             raise Refused(f"batch {batch.id} is not on hold")
         return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_RESUMED, actor, {}, reason=reason)], self.clock(), batch)
 
+    # --- audit ------------------------------------------------------------------------
+    def audit_trail(self, batch_id: str) -> list[dict[str, Any]]:
+        from cmprep.audit import describe
+
+        if batch_id.startswith("@"):
+            return [describe(e) for e in self.store.events(batch_id)]
+        return [describe(e) for e in self.batch(batch_id).events]
+
+    def audit_verify(self, batch_id: str | None = None) -> tuple[int, list[Any]]:
+        """(events checked, breaks): recompute every chain, head, signature and the ledger."""
+        from cmprep.audit import verify
+
+        streams = {sid: self.store.events(sid) for sid in self.store.stream_ids()}
+        if batch_id and batch_id not in streams and batch_id not in self.store.recorded_heads():
+            raise NotFound(f"no batch {batch_id!r}")
+        breaks = verify(streams, self.store.recorded_heads(), self.store.ledger(), batch_id)
+        checked = sum(len(v) for k, v in streams.items() if not batch_id or k == batch_id)
+        return checked, breaks
+
+    def audit_report(self, since: str | None = None) -> dict[str, Any]:
+        from cmprep.audit import report_data
+
+        if since:
+            try:
+                since = iso(parse_time(since if "T" in since else since + "T00:00Z"))
+            except ValueError as err:
+                raise Refused(f"--since: {err}") from None
+        return report_data(self.store.deviation_rows(), self.store.batch_rows(), self.clock(), since)
+
     def rebuild_projections(self) -> int:
         """Recompute the query tables from the event log (after an upgrade or a repair)."""
         batches, deviations = [], []
