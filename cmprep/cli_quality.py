@@ -324,6 +324,7 @@ def audit_verify(svc: Service, batch_id: str | None) -> None:
         click.echo(f"{len(breaks)} break(s) in {checked} event(s) checked.")
         sys.exit(1)
     click.echo(f"OK: {checked} event(s) checked; every chain, head, signature and the ledger are intact.")
+    click.echo(f"Ledger head: {svc.ledger_head()} (keep it outside the database; compare it next time)")
 
 
 @audit.command("report")

@@ -7,12 +7,19 @@ signed record. Everything a person typed (notes, reasons, raw values, names) is 
 in HTML by autoescape, in Markdown by the ``md`` filter, which backslash-escapes every
 character that could start markup.
 
-The HTML is standalone (the print CSS is inlined) and is the single source of the PDF.
+Electronic signatures are printed with the signer's printed name, user id, role, UTC
+date/time and meaning (21 CFR 11.50); a verification whose step changed after it was
+signed is printed as superseded, never silently dropped.
+
+The HTML is standalone (the print CSS is inlined) and is the single source of the PDF. The
+audit report's Pareto charts are inline SVG drawn here in plain Python (no plotting
+library), black and grey only, so they print the same in a browser and in WeasyPrint.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import tempfile
@@ -23,9 +30,9 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from cmprep.batch import Batch
+from cmprep.batch import Batch, StepEntry
 from cmprep.protocol.models import SITE_CHOICE, Protocol, Source, Step, Window
 from cmprep.resources import templates_dir
 
@@ -50,6 +57,15 @@ STATUS_LABELS = {
     "not taken": "not taken (branch arm not chosen)",
     "due": "due",
     "pending": "pending",
+}
+
+SUPERSEDED = "superseded: the step changed after it was signed"
+MISSING_VERIFICATION = "verification required — missing"
+
+SIGNATURE_ROLES = {  # batch-level signature meaning -> the line it fills in the QA section
+    "reviewed": "Reviewed by (QA)",
+    "released": "Released by (QA)",
+    "rejected": "Rejected by (QA)",
 }
 
 STATE_LABELS = {
@@ -122,7 +138,10 @@ def _environment(directory: str) -> Environment:
     env.filters["md"] = md_escape
     env.filters["when"] = format_time
     env.filters["doi_url"] = doi_url
+    env.filters["sig_row"] = _signature_row
     env.globals["VERDICT_MARKS"] = VERDICT_MARKS
+    env.globals["SUPERSEDED"] = SUPERSEDED
+    env.globals["MISSING_VERIFICATION"] = MISSING_VERIFICATION
     env.globals["STATUS_LABELS"] = STATUS_LABELS
     return env
 
@@ -216,6 +235,182 @@ def _record_summary(batch: Batch) -> dict[str, int]:
     }
 
 
+def _signature_row(sig: dict[str, Any], status: str = "", comment: str | None = None) -> dict[str, Any]:
+    """One electronic signature as the record prints it (signature dicts are plain data)."""
+    return {
+        "meaning": sig.get("meaning", ""),
+        "full_name": sig.get("full_name", ""),
+        "signer": sig.get("signer", ""),
+        "role": sig.get("role", ""),
+        "signed_at": sig.get("signed_at", ""),
+        "status": status,
+        "comment": comment or "",
+    }
+
+
+def step_signatures(entry: StepEntry) -> list[dict[str, Any]]:
+    """A step's signatures: 'performed' first, then each verification, oldest first.
+
+    A verification counts only while the step is as it was signed; one signed before a later
+    correction is printed as superseded.
+    """
+    rows = []
+    if entry.performed_signature:
+        rows.append(_signature_row(entry.performed_signature))
+    for sig in entry.verifications:
+        valid = sig.get("content_hash") == entry.content_hash
+        rows.append(_signature_row(sig, "valid" if valid else SUPERSEDED))
+    return rows
+
+
+def batch_signatures(batch: Batch) -> list[dict[str, Any]]:
+    """The batch-level signatures (reviewed, released, rejected) with the comment or reason
+    written with each, in log order."""
+    reasons = {e.seq: e.reason for e in batch.events}
+    return [
+        {**_signature_row(s, comment=reasons.get(s.get("seq"))), "line": SIGNATURE_ROLES.get(s["meaning"], s["meaning"])}
+        for s in batch.signatures
+        if (s.get("subject") or {}).get("kind") == "batch"
+    ]
+
+
+# --- Pareto chart (inline SVG) ------------------------------------------------------------
+_W, _H = 640, 300  # the fixed viewBox
+_LEFT, _RIGHT, _TOP = 52, 588, 40  # the plot area's left, right and top edges
+_MAX_BARS = 20
+_INK, _GREY, _LIGHT = "#000", "#8c8c8c", "#cfcfcf"
+
+
+def _num(x: float) -> str:
+    """A coordinate, short: 12.5, 40 (never 40.0 or 1e-05)."""
+    return f"{x:.1f}".rstrip("0").rstrip(".") or "0"
+
+
+def _nice_step(top: int) -> int:
+    """A tick step of 1, 2 or 5 x 10^k giving at most five ticks up to `top`."""
+    raw = max(top / 5, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _truncate(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+
+
+def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
+    """A Pareto chart of ``[{name, count, cumulative}]``: bars by count, most first, with the
+    count above each, and the cumulative % as a line with points on a right 0-100 % axis.
+
+    Pure Python, inline SVG, black and grey only; every text is escaped. Past 20 categories
+    the rest are drawn as one "other" bar (the table under the chart lists them all).
+    """
+    bars = sorted(rows, key=lambda r: -int(r["count"]))
+    total = sum(int(r["count"]) for r in bars)
+    if len(bars) > _MAX_BARS:
+        rest = bars[_MAX_BARS - 1 :]
+        bars = [*bars[: _MAX_BARS - 1], {"name": f"other ({len(rest)})", "count": sum(int(r["count"]) for r in rest)}]
+    # the cumulative share is recomputed from the sorted counts, so line and bars agree
+    running, points = 0, []
+    for r in bars:
+        running += int(r["count"])
+        points.append(100 * running / total if total else 0)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" '
+        f'class="pareto-chart" role="img" aria-label="{escape(title)}" '
+        f'font-family="DejaVu Sans, Arial, sans-serif" font-size="10">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{_LEFT}" y="16" font-size="12" font-weight="bold" fill="{_INK}">{escape(title)}</text>',
+    ]
+    if not bars:
+        out.append(
+            f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle" fill="{_INK}">No deviations in this period</text>'
+        )
+        out.append("</svg>")
+        return Markup("".join(out))
+
+    slot = (_RIGHT - _LEFT) / len(bars)
+    longest = max(len(str(b["name"])) for b in bars)
+    rotate = longest * 6.2 > slot - 4
+    label_room = 96 if rotate else 22
+    bottom = _H - label_room
+    height = bottom - _TOP
+    step = _nice_step(max(int(b["count"]) for b in bars))
+    top = step * math.ceil(max(int(b["count"]) for b in bars) / step)
+
+    def y_count(value: float) -> float:
+        return bottom - height * value / top
+
+    def y_pct(value: float) -> float:
+        return bottom - height * value / 100
+
+    # legend (paths, not rects: the only <rect> elements are the bars)
+    lx = _RIGHT - 210
+    out.append(
+        f'<path d="M{lx} 9h10v10h-10z" fill="{_GREY}" stroke="{_INK}" stroke-width="0.6"/>'
+        f'<text x="{lx + 14}" y="18" fill="{_INK}">count</text>'
+        f'<path d="M{lx + 62} 14h22" stroke="{_INK}" stroke-width="1.4" fill="none"/>'
+        f'<circle cx="{lx + 73}" cy="14" r="2.6" fill="#fff" stroke="{_INK}" stroke-width="1.2"/>'
+        f'<text x="{lx + 90}" y="18" fill="{_INK}">cumulative %</text>'
+    )
+    # grid and the left (count) axis
+    for tick in range(0, top + 1, step):
+        y = _num(y_count(tick))
+        out.append(f'<path d="M{_LEFT} {y}H{_RIGHT}" stroke="{_LIGHT}" stroke-width="0.5"/>')
+        out.append(f'<text x="{_LEFT - 5}" y="{y}" dy="3.5" text-anchor="end" fill="{_INK}">{tick}</text>')
+    out.append(
+        f'<text transform="translate(14 {_num(_TOP + height / 2)}) rotate(-90)" text-anchor="middle" '
+        f'fill="{_INK}">Deviations</text>'
+    )
+    # the right (cumulative %) axis
+    for pct in (0, 25, 50, 75, 100):
+        y = _num(y_pct(pct))
+        out.append(f'<path d="M{_RIGHT} {y}h4" stroke="{_INK}" stroke-width="0.8"/>')
+        out.append(f'<text x="{_RIGHT + 7}" y="{y}" dy="3.5" fill="{_INK}">{pct} %</text>')
+    out.append(
+        f'<text transform="translate({_W - 8} {_num(_TOP + height / 2)}) rotate(90)" text-anchor="middle" '
+        f'fill="{_INK}">Cumulative %</text>'
+    )
+    # bars, counts and category labels
+    width = min(slot * 0.7, 60)
+    for i, b in enumerate(bars):
+        cx = _LEFT + slot * (i + 0.5)
+        count = int(b["count"])
+        y = y_count(count)
+        name = str(b["name"])
+        out.append(
+            f'<rect x="{_num(cx - width / 2)}" y="{_num(y)}" width="{_num(width)}" '
+            f'height="{_num(bottom - y)}" fill="{_GREY}" stroke="{_INK}" stroke-width="0.6">'
+            f"<title>{escape(name)}: {count}</title></rect>"
+        )
+        out.append(f'<text x="{_num(cx)}" y="{_num(y - 4)}" text-anchor="middle" fill="{_INK}">{count}</text>')
+        if rotate:
+            label = escape(_truncate(name, 22))
+            out.append(
+                f'<text transform="translate({_num(cx + 3)} {bottom + 8}) rotate(-45)" text-anchor="end" '
+                f'font-size="9" fill="{_INK}">{label}</text>'
+            )
+        else:
+            label = escape(_truncate(name, max(int(slot / 6.2), 3)))
+            out.append(
+                f'<text x="{_num(cx)}" y="{bottom + 14}" text-anchor="middle" font-size="9" '
+                f'fill="{_INK}">{label}</text>'
+            )
+    # the cumulative line, its points and values
+    coords = [(_LEFT + slot * (i + 0.5), y_pct(p)) for i, p in enumerate(points)]
+    path = " ".join(f"{'M' if i == 0 else 'L'}{_num(x)} {_num(y)}" for i, (x, y) in enumerate(coords))
+    out.append(f'<path d="{path}" fill="none" stroke="{_INK}" stroke-width="1.4"/>')
+    for x, y in coords:
+        out.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.8" fill="#fff" stroke="{_INK}" stroke-width="1.2"/>')
+    # the axes last, over the bars
+    out.append(
+        f'<path d="M{_LEFT} {_TOP - 6}V{bottom}H{_RIGHT}V{_TOP - 6}" fill="none" stroke="{_INK}" stroke-width="0.9"/>'
+    )
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
 # --- public API ---------------------------------------------------------------------------
 def render_record(
     batch: Batch, fmt: str = "html", *, generated_at: str | None = None
@@ -230,8 +425,48 @@ def render_record(
         "state_label": STATE_LABELS.get(batch.state, f"in progress (at {batch.state})"),
         "generated_at": generated_at or _now(),
         "doc_title": f"Batch record {batch.id}",
+        "step_signatures": step_signatures,
+        "batch_signatures": batch_signatures(batch),
     }
     return _render("record", fmt, context)
+
+
+PARETO_CHARTS = (  # (key in the report data, heading, category column)
+    ("by_step", "Deviations by step", "Step"),
+    ("by_protocol", "Deviations by protocol", "Protocol"),
+    ("by_severity", "Deviations by severity", "Severity"),
+    ("by_person", "Deviations by person (opened by)", "Person"),
+)
+
+
+def render_audit_report(data: dict[str, Any], fmt: str = "html") -> str | bytes:
+    """The deviation audit report of ``cmprep.audit.report_data`` (bytes for ``pdf``).
+
+    Pareto charts (HTML and PDF only) each followed by its table; open deviations by age;
+    the batches released and rejected in the period.
+    """
+    _check_format(fmt)
+    charts = [
+        {
+            "key": key,
+            "title": title,
+            "column": column,
+            "rows": data.get(key) or [],
+            "svg": pareto_svg(data.get(key) or [], title) if fmt != "md" else "",
+        }
+        for key, title, column in PARETO_CHARTS
+    ]
+    context = {
+        "data": data,
+        "charts": charts,
+        "since": data.get("since"),
+        "generated_at": data.get("generated_at") or _now(),
+        "open_rows": data.get("open") or [],
+        "released": data.get("released") or [],
+        "rejected": data.get("rejected") or [],
+        "doc_title": "Deviation audit report",
+    }
+    return _render("audit", fmt, context)
 
 
 def render_checklist(
@@ -287,6 +522,8 @@ __all__ = [
     "environment",
     "format_time",
     "md_escape",
+    "pareto_svg",
+    "render_audit_report",
     "render_checklist",
     "render_record",
     "to_pdf",

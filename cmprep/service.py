@@ -261,6 +261,11 @@ class Service(AccessMixin, QualityMixin):
         checked = sum(len(v) for k, v in streams.items() if not batch_id or k == batch_id)
         return checked, breaks
 
+    def ledger_head(self) -> str:
+        """The hash of the newest ledger entry: print it, keep it outside, compare it later."""
+        rows = self.store.ledger()
+        return rows[-1]["hash"] if rows else ev.GENESIS
+
     def audit_report(self, since: str | None = None) -> dict[str, Any]:
         from cmprep.audit import report_data
 
@@ -404,7 +409,8 @@ class Service(AccessMixin, QualityMixin):
             if performed > now + FUTURE_SKEW:
                 raise Refused(f"--at {iso(performed)} is in the future (now {iso(now)}); give the time the step was done")
         last = batch.last_performed_at()
-        if last and performed < datetime.fromisoformat(last.replace("Z", "+00:00")):
+        # (without --at, a "now" before the last step is the clock going backwards: the store refuses it)
+        if at is not None and last and performed < datetime.fromisoformat(last.replace("Z", "+00:00")):
             raise Refused(
                 f"--at {iso(performed)} is before the previous step was done ({last}); steps are done in order"
             )
