@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import GOOD, STANDARD  # noqa: E402
+from conftest import GOOD, STANDARD
 
-from cmprep.service import Service  # noqa: E402
-from cmprep.store.sqlite import SQLiteStore  # noqa: E402
+from cmprep.service import Service
+from cmprep.store.sqlite import SQLiteStore
 
 ROUNDS = 30
 

@@ -31,8 +31,18 @@ def main() -> None:
         db = Path(tmp) / "bench.db"
         env = {**os.environ, "CMPREP_DB": str(db), "CMPREP_USER": "alice"}
         cmprep = [sys.executable, "-m", "cmprep.cli"]
-        subprocess.run([*cmprep, "batch", "start", "cm-standard-serum-free", "--id", "B1"], env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([*cmprep, "batch", "record", "B1", "isolation", "source_tissue=UC", "donor_id=D1"], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*cmprep, "batch", "start", "cm-standard-serum-free", "--id", "B1"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            [*cmprep, "batch", "record", "B1", "isolation", "source_tissue=UC", "donor_id=D1"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         bare = timed([sys.executable, "-c", "pass"], env)
         helptime = timed([*cmprep, "--help"], env)
         status = timed([*cmprep, "batch", "status", "B1"], env)

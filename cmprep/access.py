@@ -26,7 +26,9 @@ class AccessMixin:
     def users(self) -> dict[str, User]:
         return people.fold_users(self.store.events(people.USERS_STREAM))
 
-    def add_user(self, name: str, full_name: str, role: str, password: str, actor: str | None) -> User:
+    def add_user(
+        self, name: str, full_name: str, role: str, password: str, actor: str | None
+    ) -> User:
         from cmprep.service import Refused, iso
 
         name = self._name(name)
@@ -35,12 +37,16 @@ class AccessMixin:
             actor = self._person(actor, "manage users")
         else:
             if role != Role.admin.value:
-                raise Refused("the first user must be an admin (--role admin), who then adds the others")
+                raise Refused(
+                    "the first user must be an admin (--role admin), who then adds the others"
+                )
             actor = name
         if name in users:
             raise Refused(f"user {name!r} already exists; every person has exactly one account")
         if not full_name or not full_name.strip():
-            raise Refused("give the person's full name (--full-name): it is printed with their signatures")
+            raise Refused(
+                "give the person's full name (--full-name): it is printed with their signatures"
+            )
         if role not in {r.value for r in Role}:
             raise Refused(f"role {role!r} is not one of: {', '.join(r.value for r in Role)}")
         if problem := people.password_problem(password):
@@ -60,8 +66,14 @@ class AccessMixin:
 
     @staticmethod
     def users_after(unit: Any, name: str, payload: dict[str, Any], actor: str, at: str) -> User:
-        user = User(name=name, full_name=payload["full_name"], role=Role(payload["role"]),
-                    password_hash=payload["password_hash"], added_by=actor, added_at=at)
+        user = User(
+            name=name,
+            full_name=payload["full_name"],
+            role=Role(payload["role"]),
+            password_hash=payload["password_hash"],
+            added_by=actor,
+            added_at=at,
+        )
         unit.put_user(name, user.row())
         return user
 
@@ -79,7 +91,9 @@ class AccessMixin:
         now = self.clock()
         head = self.store.head(people.USERS_STREAM)
         with self.store.writing(people.USERS_STREAM, head[0] if head else 0) as unit:
-            unit.append([NewEvent(people.USER_DEACTIVATED, actor, {"name": name}, reason=reason)], iso(now))
+            unit.append(
+                [NewEvent(people.USER_DEACTIVATED, actor, {"name": name}, reason=reason)], iso(now)
+            )
             user = users[name]
             user.active, user.deactivated_by, user.deactivated_at = False, actor, iso(now)
             unit.put_user(name, user.row())
@@ -100,10 +114,14 @@ class AccessMixin:
         user = users.get(name)
         if user is None:
             self._log_refusal(name, action, "unknown user")
-            raise Refused(f"{name!r} is not a user of this database; ask an admin to add you (`cmprep user add`)")
+            raise Refused(
+                f"{name!r} is not a user of this database; ask an admin to add you (`cmprep user add`)"
+            )
         if not user.active:
             self._log_refusal(name, action, "inactive user")
-            raise Refused(f"user {name!r} is deactivated and can do nothing; past entries stay theirs")
+            raise Refused(
+                f"user {name!r} is deactivated and can do nothing; past entries stay theirs"
+            )
         allowed = PERMISSIONS[action]
         if user.role not in allowed:
             self._log_refusal(name, action, f"role {user.role.value} may not {action}")
@@ -117,7 +135,9 @@ class AccessMixin:
         user = self.users()[name]
         if not password or not people.check_password(password, user.password_hash):
             self._log_refusal(name, f"sign ({meaning})", "wrong password")
-            raise Refused(f"wrong password for {name}; nothing was signed or written (the attempt is logged)")
+            raise Refused(
+                f"wrong password for {name}; nothing was signed or written (the attempt is logged)"
+            )
         return user
 
     def _refuse(self, name: str, action: str, message: str) -> None:
@@ -127,10 +147,14 @@ class AccessMixin:
         self._log_refusal(name, action, message)
         raise Refused(message)
 
-    def _signature(self, meaning: str, user: User, now: datetime, subject: dict[str, str], content: str) -> dict[str, Any]:
+    def _signature(
+        self, meaning: str, user: User, now: datetime, subject: dict[str, str], content: str
+    ) -> dict[str, Any]:
         from cmprep.service import iso
 
-        return signature(meaning, user.name, user.full_name, user.role.value, iso(now), subject, content)
+        return signature(
+            meaning, user.name, user.full_name, user.role.value, iso(now), subject, content
+        )
 
     def _log_refusal(self, name: str, action: str, reason: str) -> None:
         from cmprep.service import iso
@@ -140,7 +164,14 @@ class AccessMixin:
             head = self.store.head(people.SECURITY_STREAM)
             with self.store.writing(people.SECURITY_STREAM, head[0] if head else 0) as unit:
                 unit.append(
-                    [NewEvent(people.ACCESS_REFUSED, name or "(none)", {"action": action}, reason=reason)],
+                    [
+                        NewEvent(
+                            people.ACCESS_REFUSED,
+                            name or "(none)",
+                            {"action": action},
+                            reason=reason,
+                        )
+                    ],
                     iso(self.clock()),
                 )
         except StoreError:
@@ -148,7 +179,13 @@ class AccessMixin:
 
     def security_log(self) -> list[dict[str, Any]]:
         return [
-            {"seq": e.seq, "at": e.recorded_at, "who": e.actor, "action": e.payload.get("action"), "reason": e.reason}
+            {
+                "seq": e.seq,
+                "at": e.recorded_at,
+                "who": e.actor,
+                "action": e.payload.get("action"),
+                "reason": e.reason,
+            }
             for e in self.store.events(people.SECURITY_STREAM)
         ]
 

@@ -24,7 +24,9 @@ def describe(event: Event) -> dict[str, Any]:
         what = f"batch started from {p['protocol_id']} v{p['protocol_version']} ({p['protocol_hash'][:12]})"
     elif event.type == ev.STEP_RECORDED:
         what = f"recorded {p['step']}" + (" (late entry)" if p.get("late") else "")
-        new = "; ".join(f"{k}={v.get('display') or v.get('value')}" for k, v in p.get("values", {}).items())
+        new = "; ".join(
+            f"{k}={v.get('display') or v.get('value')}" for k, v in p.get("values", {}).items()
+        )
     elif event.type == ev.STEP_SKIPPED:
         what = f"skipped {p['step']}"
     elif event.type == ev.VALUE_CORRECTED:
@@ -46,7 +48,9 @@ def describe(event: Event) -> dict[str, Any]:
     elif event.type == ev.STEP_VERIFIED:
         what = f"verified {p['step']}"
     elif event.type in (people.USER_ADDED, people.USER_DEACTIVATED):
-        what = f"{event.type.replace('_', ' ')}: {p['name']}" + (f" ({p['role']})" if "role" in p else "")
+        what = f"{event.type.replace('_', ' ')}: {p['name']}" + (
+            f" ({p['role']})" if "role" in p else ""
+        )
     elif event.type == people.ACCESS_REFUSED:
         what = f"refused: {p.get('action')}"
     sig = p.get("signature")
@@ -109,19 +113,40 @@ def verify(
             prev = row["hash"]
             seen.add(key)
             continue
-        if row["pos"] != n or row["prev"] != prev or row["hash"] != ledger_hash(row["pos"], row["batch_id"], row["seq"], row["event_hash"], row["prev"]):
-            breaks.append(Break(row["batch_id"], row["seq"], f"the global ledger is broken at position {row['pos']}"))
+        if (
+            row["pos"] != n
+            or row["prev"] != prev
+            or row["hash"]
+            != ledger_hash(row["pos"], row["batch_id"], row["seq"], row["event_hash"], row["prev"])
+        ):
+            breaks.append(
+                Break(
+                    row["batch_id"],
+                    row["seq"],
+                    f"the global ledger is broken at position {row['pos']}",
+                )
+            )
             break
         event = by_key.get(key)
         if event is None:
-            breaks.append(Break(row["batch_id"], row["seq"], "the ledger lists this event but it is missing"))
+            breaks.append(
+                Break(row["batch_id"], row["seq"], "the ledger lists this event but it is missing")
+            )
         elif event.hash != row["event_hash"]:
-            breaks.append(Break(row["batch_id"], row["seq"], "the event differs from the one the ledger recorded"))
+            breaks.append(
+                Break(
+                    row["batch_id"],
+                    row["seq"],
+                    "the event differs from the one the ledger recorded",
+                )
+            )
         seen.add(key)
         prev = row["hash"]
     for key in sorted(set(by_key) - seen):
         if not only or key[0] == only:
-            breaks.append(Break(key[0], key[1], "the event is not in the global ledger (inserted afterwards)"))
+            breaks.append(
+                Break(key[0], key[1], "the event is not in the global ledger (inserted afterwards)")
+            )
     return breaks
 
 
@@ -135,7 +160,12 @@ def pareto(counter: Counter[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def report_data(deviations: list[dict[str, Any]], batches: list[dict[str, Any]], now: datetime, since: str | None) -> dict[str, Any]:
+def report_data(
+    deviations: list[dict[str, Any]],
+    batches: list[dict[str, Any]],
+    now: datetime,
+    since: str | None,
+) -> dict[str, Any]:
     """What the audit report shows; rendering only formats it."""
     devs = [d for d in deviations if not since or d["opened_at"] >= since]
     open_devs = []
@@ -144,7 +174,11 @@ def report_data(deviations: list[dict[str, Any]], batches: list[dict[str, Any]],
             opened = datetime.fromisoformat(d["opened_at"].replace("Z", "+00:00"))
             open_devs.append({**d, "age_days": round((now - opened).total_seconds() / 86400, 1)})
     open_devs.sort(key=lambda d: -d["age_days"])
-    decided = [b for b in batches if b["state"] in ("released", "rejected") and (not since or b["updated_at"] >= since)]
+    decided = [
+        b
+        for b in batches
+        if b["state"] in ("released", "rejected") and (not since or b["updated_at"] >= since)
+    ]
     return {
         "since": since,
         "generated_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),

@@ -236,14 +236,22 @@ def fold(events: list[Event]) -> Batch:
         try:
             _apply(batch, pipeline, cursor, event)
         except Exception as err:  # a log cmprep did not write
-            raise CorruptLog(f"batch {batch.id}, event {event.seq} ({event.type}) does not replay: {err}") from err
+            raise CorruptLog(
+                f"batch {batch.id}, event {event.seq} ({event.type}) does not replay: {err}"
+            ) from err
         batch.events.append(event)
         if event.payload.get("signature"):
             batch.signatures.append({**event.payload["signature"], "seq": event.seq})
         dev_id = event.payload.get("deviation_id")
         if dev_id in batch.deviations:
             batch.deviations[dev_id].history.append(
-                {"seq": event.seq, "type": event.type, "by": event.actor, "at": event.recorded_at, "reason": event.reason}
+                {
+                    "seq": event.seq,
+                    "type": event.type,
+                    "by": event.actor,
+                    "at": event.recorded_at,
+                    "reason": event.reason,
+                }
             )
     batch.state, batch.held_from = cursor.state, cursor.held_from
     for entry in batch.steps.values():
@@ -368,7 +376,11 @@ def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> No
     elif event.type == ev.BATCH_RESUMED:
         pipeline.fire(cursor, "resume")
         hold = batch.holds[-1]
-        hold.resumed_by, hold.resumed_at, hold.resume_reason = event.actor, event.recorded_at, event.reason
+        hold.resumed_by, hold.resumed_at, hold.resume_reason = (
+            event.actor,
+            event.recorded_at,
+            event.reason,
+        )
     else:
         raise CorruptLog(f"unknown event type {event.type!r}")
 

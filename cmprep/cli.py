@@ -81,7 +81,9 @@ def _entries(pairs: tuple[str, ...]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise click.UsageError(f"expected NAME=VALUE, got {pair!r} (e.g. rcf=400 or rcf='400 x g')")
+            raise click.UsageError(
+                f"expected NAME=VALUE, got {pair!r} (e.g. rcf=400 or rcf='400 x g')"
+            )
         if name in entries:
             raise click.UsageError(f"{name} is given twice; give each value once")
         entries[name] = value
@@ -158,8 +160,15 @@ def read_password(from_stdin: bool) -> str:
     return click.prompt("Password (to sign)", hide_input=True)
 
 
-PASSWORD_STDIN = click.option("--password-stdin", is_flag=True, help="Read the signing password from standard input.")
-KEY = click.option("--key", default=None, metavar="KEY", help="Idempotency key: the same command sent twice with it is saved once.")
+PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the signing password from standard input."
+)
+KEY = click.option(
+    "--key",
+    default=None,
+    metavar="KEY",
+    help="Idempotency key: the same command sent twice with it is saved once.",
+)
 
 
 # --- root ------------------------------------------------------------------------------
@@ -197,7 +206,9 @@ def protocol_list(svc: Service) -> None:
 
 @protocol.command("show")
 @click.argument("protocol_ref", metavar="PROTOCOL")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @with_db
 def protocol_show(svc: Service, protocol_ref: str, fmt: str) -> None:
     """Show a protocol's steps, parameters and specs (JSON: the full validated model).
@@ -213,7 +224,15 @@ def protocol_show(svc: Service, protocol_ref: str, fmt: str) -> None:
     click.echo(f"{p.title}\n{p.id} v{p.version} ({p.status}), hash {p.content_hash()[:12]}\n")
     click.echo(p.summary.strip() + "\n")
     for n, step in enumerate(p.steps, 1):
-        tags = [t for t in ("optional" if step.optional else "", f"branch {step.branch}" if step.branch else "", "verified" if step.verify else "") if t]
+        tags = [
+            t
+            for t in (
+                "optional" if step.optional else "",
+                f"branch {step.branch}" if step.branch else "",
+                "verified" if step.verify else "",
+            )
+            if t
+        ]
         click.echo(f"{n:2}. {step.id}: {step.title}" + (f" [{', '.join(tags)}]" if tags else ""))
         if step.window:
             w = step.window
@@ -254,8 +273,12 @@ def protocol_check(files: tuple[str, ...]) -> None:
 
 
 # --- checklist and record ----------------------------------------------------------------
-FORMAT = click.option("--format", "fmt", type=click.Choice(["html", "md", "pdf"]), default="html", show_default=True)
-OUTPUT = click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (needed for pdf).")
+FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["html", "md", "pdf"]), default="html", show_default=True
+)
+OUTPUT = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (needed for pdf)."
+)
 
 
 @main.command()
@@ -306,7 +329,9 @@ def batch() -> None:
 @KEY
 @with_actor
 @with_db
-def batch_start(svc: Service, protocol_ref: str, batch_id: str | None, key: str | None, actor: str) -> None:
+def batch_start(
+    svc: Service, protocol_ref: str, batch_id: str | None, key: str | None, actor: str
+) -> None:
     """Start a batch from a protocol (a bundled id or a YAML file).
 
     \b
@@ -318,13 +343,17 @@ def batch_start(svc: Service, protocol_ref: str, batch_id: str | None, key: str 
     if out.duplicate:
         click.echo(f"Already saved under key {key}: batch {b.id}; nothing new was written.")
         return
-    click.echo(f"Batch {b.id} started from {b.protocol.id} v{b.protocol.version} (hash {b.protocol_hash[:12]}) by {actor}.")
+    click.echo(
+        f"Batch {b.id} started from {b.protocol.id} v{b.protocol.version} (hash {b.protocol_hash[:12]}) by {actor}."
+    )
     _tell_next(b)
 
 
 @batch.command("status")
 @click.argument("batch_id", metavar="BATCH")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @with_db
 def batch_status(svc: Service, batch_id: str, fmt: str) -> None:
     """Where a batch stands: steps done with their values, and what the step due needs.
@@ -345,9 +374,15 @@ def batch_status(svc: Service, batch_id: str, fmt: str) -> None:
     if opened:
         click.echo("Open deviations: " + ", ".join(f"{d.id} ({d.severity})" for d in opened))
     for entry in b.steps.values():
-        who = f" by {entry.actor} at {entry.performed_at}" if entry.actor and entry.performed_at else ""
+        who = (
+            f" by {entry.actor} at {entry.performed_at}"
+            if entry.actor and entry.performed_at
+            else ""
+        )
         late = " LATE ENTRY" if entry.late else ""
-        click.echo(f" {STATUS_MARK.get(entry.status, '?')} {entry.step.id:20} {entry.status}{who}{late}")
+        click.echo(
+            f" {STATUS_MARK.get(entry.status, '?')} {entry.step.id:20} {entry.status}{who}{late}"
+        )
         if entry.skip_reason:
             click.echo(f"      reason: {entry.skip_reason}")
         for v in entry.values.values():
@@ -359,7 +394,11 @@ def batch_status(svc: Service, batch_id: str, fmt: str) -> None:
     if not b.on_hold and not b.is_final:
         for step in b.due():
             needs = ", ".join(
-                f"{p.name}" + (f" ({p.unit}" if p.unit else " (") + (f", spec {p.spec.describe(p.unit)}" if p.spec else "") + ")" + ("" if p.required else " optional")
+                f"{p.name}"
+                + (f" ({p.unit}" if p.unit else " (")
+                + (f", spec {p.spec.describe(p.unit)}" if p.spec else "")
+                + ")"
+                + ("" if p.required else " optional")
                 for p in step.parameters
             )
             click.echo(f"Due: {step.id} ({step.title}); needs: {needs or 'no values'}")
@@ -370,7 +409,13 @@ def batch_status(svc: Service, batch_id: str, fmt: str) -> None:
 @batch.command("list")
 @click.option("--state", default=None, help="Only batches in this state.")
 @click.option("--protocol", "protocol_id", default=None, help="Only batches of this protocol.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @with_db
 def batch_list(svc: Service, state: str | None, protocol_id: str | None, fmt: str) -> None:
     """List batches.
@@ -380,7 +425,15 @@ def batch_list(svc: Service, state: str | None, protocol_id: str | None, fmt: st
       cmprep batch list --state awaiting_review --format csv
     """
     rows = svc.batches(state=state, protocol_id=protocol_id)
-    cols = ["batch_id", "protocol_id", "protocol_version", "state", "started_by", "started_at", "open_deviations"]
+    cols = [
+        "batch_id",
+        "protocol_id",
+        "protocol_version",
+        "state",
+        "started_by",
+        "started_at",
+        "open_deviations",
+    ]
     _table(rows, cols, fmt)
 
 
@@ -389,13 +442,32 @@ def batch_list(svc: Service, state: str | None, protocol_id: str | None, fmt: st
 @click.argument("step")
 @click.argument("values", nargs=-1, metavar="NAME=VALUE...")
 @click.option("--note", default=None, help="A note for the record.")
-@click.option("--at", "at", default=None, metavar="TIME", help="When it was done, if earlier (ISO 8601 with zone).")
-@click.option("--sign", is_flag=True, help="Also sign the step as performed (asks for your password).")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    metavar="TIME",
+    help="When it was done, if earlier (ISO 8601 with zone).",
+)
+@click.option(
+    "--sign", is_flag=True, help="Also sign the step as performed (asks for your password)."
+)
 @PASSWORD_STDIN
 @KEY
 @with_actor
 @with_db
-def batch_record(svc: Service, batch_id: str, step: str, values: tuple[str, ...], note: str | None, at: str | None, sign: bool, password_stdin: bool, key: str | None, actor: str) -> None:
+def batch_record(
+    svc: Service,
+    batch_id: str,
+    step: str,
+    values: tuple[str, ...],
+    note: str | None,
+    at: str | None,
+    sign: bool,
+    password_stdin: bool,
+    key: str | None,
+    actor: str,
+) -> None:
     """Record a step's values. Out-of-spec values open deviations; impossible ones are refused.
 
     \b
@@ -405,11 +477,16 @@ def batch_record(svc: Service, batch_id: str, step: str, values: tuple[str, ...]
     """
     entries = _entries(values)
     password = read_password(password_stdin) if sign else None
-    out = svc.record_step(batch_id, step, entries, actor, note=note, at=at, password=password, key=key)
+    out = svc.record_step(
+        batch_id, step, entries, actor, note=note, at=at, password=password, key=key
+    )
     if out.duplicate:
         click.echo(f"Already saved under key {key}; nothing new was written.")
         return
-    _tell(out, f"Recorded {step} for batch {batch_id}" + (" and signed as performed." if sign else "."))
+    _tell(
+        out,
+        f"Recorded {step} for batch {batch_id}" + (" and signed as performed." if sign else "."),
+    )
 
 
 @batch.command("skip")
@@ -436,7 +513,9 @@ def batch_skip(svc: Service, batch_id: str, step: str, reason: str, actor: str) 
 @click.option("--reason", required=True, help="Why the value is corrected.")
 @with_actor
 @with_db
-def batch_correct(svc: Service, batch_id: str, step: str, values: tuple[str, ...], reason: str, actor: str) -> None:
+def batch_correct(
+    svc: Service, batch_id: str, step: str, values: tuple[str, ...], reason: str, actor: str
+) -> None:
     """Correct a recorded value. The old value stays in the record, struck through.
 
     \b
@@ -511,11 +590,32 @@ def deviation() -> None:
 @click.option("--severity", type=click.Choice(["minor", "major", "critical"]), default=None)
 @click.option("--status", type=click.Choice(["open", "investigated", "closed"]), default=None)
 @click.option("--person", default=None, help="Only deviations opened by this person.")
-@click.option("--since", default=None, metavar="DATE", help="Opened on or after (YYYY-MM-DD or ISO time).")
-@click.option("--until", default=None, metavar="DATE", help="Opened before (YYYY-MM-DD or ISO time).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--since", default=None, metavar="DATE", help="Opened on or after (YYYY-MM-DD or ISO time)."
+)
+@click.option(
+    "--until", default=None, metavar="DATE", help="Opened before (YYYY-MM-DD or ISO time)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @with_db
-def deviation_list(svc: Service, batch_id: str | None, protocol_id: str | None, step: str | None, severity: str | None, status: str | None, person: str | None, since: str | None, until: str | None, fmt: str) -> None:
+def deviation_list(
+    svc: Service,
+    batch_id: str | None,
+    protocol_id: str | None,
+    step: str | None,
+    severity: str | None,
+    status: str | None,
+    person: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+) -> None:
     """List deviations, filtered; export as CSV or JSON.
 
     \b
@@ -524,10 +624,28 @@ def deviation_list(svc: Service, batch_id: str | None, protocol_id: str | None, 
       cmprep deviation list --status open --since 2026-11-01 --severity major
     """
     rows = svc.deviations(
-        batch_id=batch_id, protocol_id=protocol_id, step=step, severity=severity, status=status,
-        opened_by=person, since=_day(since, "--since"), until=_day(until, "--until"),
+        batch_id=batch_id,
+        protocol_id=protocol_id,
+        step=step,
+        severity=severity,
+        status=status,
+        opened_by=person,
+        since=_day(since, "--since"),
+        until=_day(until, "--until"),
     )
-    cols = ["deviation_id", "batch_id", "step", "parameter", "value", "spec", "severity", "status", "opened_by", "opened_at", "decision"]
+    cols = [
+        "deviation_id",
+        "batch_id",
+        "step",
+        "parameter",
+        "value",
+        "spec",
+        "severity",
+        "status",
+        "opened_by",
+        "opened_at",
+        "decision",
+    ]
     _table(rows, cols, fmt)
 
 
@@ -551,7 +669,9 @@ def _table(rows: list[dict[str, Any]], cols: list[str], fmt: str) -> None:
     if fmt == "csv":
         import csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=cols, extrasaction="ignore", lineterminator="\n"
+        )
         writer.writeheader()
         for row in rows:
             writer.writerow({c: _csv_safe(row.get(c)) for c in cols})

@@ -42,9 +42,18 @@ def user() -> None:
 @click.option("--full-name", required=True, help="Printed with every signature.")
 @click.option("--role", type=click.Choice(["technician", "reviewer", "qa", "admin"]), required=True)
 @PASSWORD_STDIN
-@click.option("--as", "actor", envvar="CMPREP_USER", default=None, metavar="NAME", help="The admin adding the user (not needed for the first one).")
+@click.option(
+    "--as",
+    "actor",
+    envvar="CMPREP_USER",
+    default=None,
+    metavar="NAME",
+    help="The admin adding the user (not needed for the first one).",
+)
 @with_db
-def user_add(svc: Service, name: str, full_name: str, role: str, password_stdin: bool, actor: str | None) -> None:
+def user_add(
+    svc: Service, name: str, full_name: str, role: str, password_stdin: bool, actor: str | None
+) -> None:
     """Add a user. The new user's password is asked twice (or read from stdin).
 
     \b
@@ -61,7 +70,13 @@ def user_add(svc: Service, name: str, full_name: str, role: str, password_stdin:
 
 
 @user.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @with_db
 def user_list(svc: Service, fmt: str) -> None:
     """List users, active and inactive.
@@ -71,7 +86,9 @@ def user_list(svc: Service, fmt: str) -> None:
       cmprep user list
     """
     rows = [u.row() for u in svc.users().values()]
-    _table(rows, ["name", "full_name", "role", "active", "added_by", "added_at", "deactivated_at"], fmt)
+    _table(
+        rows, ["name", "full_name", "role", "active", "added_by", "added_at", "deactivated_at"], fmt
+    )
 
 
 @user.command("deactivate")
@@ -114,12 +131,27 @@ def batch_verify(svc: Service, batch_id: str, step: str, password_stdin: bool, a
 
 @batch.command("review")
 @click.argument("batch_id", metavar="BATCH")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--sign", "comment", default=None, metavar="COMMENT", help="Sign the review (meaning 'reviewed') with this comment.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--sign",
+    "comment",
+    default=None,
+    metavar="COMMENT",
+    help="Sign the review (meaning 'reviewed') with this comment.",
+)
 @PASSWORD_STDIN
 @click.option("--as", "actor", envvar="CMPREP_USER", default=None, metavar="NAME")
 @with_db
-def batch_review(svc: Service, batch_id: str, fmt: str, comment: str | None, password_stdin: bool, actor: str | None) -> None:
+def batch_review(
+    svc: Service,
+    batch_id: str,
+    fmt: str,
+    comment: str | None,
+    password_stdin: bool,
+    actor: str | None,
+) -> None:
     """Review by exception: out-of-spec values, deviations, corrections, skips, late
     entries, missing verifications and signatures, and what blocks release.
 
@@ -137,17 +169,57 @@ def batch_review(svc: Service, batch_id: str, fmt: str, comment: str | None, pas
     if fmt == "json":
         _echo_json(report)
         return
-    click.echo(f"Review of batch {report['batch']} ({report['protocol']}), state {report['state'].replace('_', ' ')}")
+    click.echo(
+        f"Review of batch {report['batch']} ({report['protocol']}), state {report['state'].replace('_', ' ')}"
+    )
     sections = [
-        ("Out of spec", [f"{r['step']}.{r['parameter']} = {r['value']} (spec {r['spec']}) {' '.join(r['deviations'])}" for r in report["out_of_spec"]]),
+        (
+            "Out of spec",
+            [
+                f"{r['step']}.{r['parameter']} = {r['value']} (spec {r['spec']}) {' '.join(r['deviations'])}"
+                for r in report["out_of_spec"]
+            ],
+        ),
         ("Alerts", [f"{r['step']}.{r['parameter']}: {r['message']}" for r in report["alerts"]]),
-        ("Deviations", [f"{d['id']} {d['severity']} at {d['step']} ({d['kind']}): {d['status']}" + (f", {d['decision']}" if d["decision"] else "") for d in report["deviations"]]),
-        ("Corrections", [f"{c['step']}.{c['parameter']}: {c['old']} -> {c['new']} by {c['by']} at {c['at']}: {c['reason']}" for c in report["corrections"]]),
+        (
+            "Deviations",
+            [
+                f"{d['id']} {d['severity']} at {d['step']} ({d['kind']}): {d['status']}"
+                + (f", {d['decision']}" if d["decision"] else "")
+                for d in report["deviations"]
+            ],
+        ),
+        (
+            "Corrections",
+            [
+                f"{c['step']}.{c['parameter']}: {c['old']} -> {c['new']} by {c['by']} at {c['at']}: {c['reason']}"
+                for c in report["corrections"]
+            ],
+        ),
         ("Skipped steps", [f"{s['step']} by {s['by']}: {s['reason']}" for s in report["skipped"]]),
-        ("Late entries", [f"{e['step']}: performed {e['performed_at']}, entered {e['entered_at']} by {e['by']}" for e in report["late_entries"]]),
-        ("Holds", [f"{h['at']} by {h['actor']}: {h['reason']}" + (f"; resumed {h['resumed_at']} by {h['resumed_by']}" if h["resumed_at"] else "") for h in report["holds"]]),
+        (
+            "Late entries",
+            [
+                f"{e['step']}: performed {e['performed_at']}, entered {e['entered_at']} by {e['by']}"
+                for e in report["late_entries"]
+            ],
+        ),
+        (
+            "Holds",
+            [
+                f"{h['at']} by {h['actor']}: {h['reason']}"
+                + (f"; resumed {h['resumed_at']} by {h['resumed_by']}" if h["resumed_at"] else "")
+                for h in report["holds"]
+            ],
+        ),
         ("Missing verifications", report["missing_verifications"]),
-        ("Signatures", [f"{s['meaning']}: {s['full_name']} ({s['signer']}) at {s['signed_at']} on {s['subject']['kind']} {s['subject']['id']}" for s in report["signatures"]]),
+        (
+            "Signatures",
+            [
+                f"{s['meaning']}: {s['full_name']} ({s['signer']}) at {s['signed_at']} on {s['subject']['kind']} {s['subject']['id']}"
+                for s in report["signatures"]
+            ],
+        ),
     ]
     for title, lines in sections:
         click.echo(f"\n{title}: {'none' if not lines else ''}")
@@ -165,7 +237,9 @@ def batch_review(svc: Service, batch_id: str, fmt: str, comment: str | None, pas
 @PASSWORD_STDIN
 @with_actor
 @with_db
-def batch_release(svc: Service, batch_id: str, reason: str | None, password_stdin: bool, actor: str) -> None:
+def batch_release(
+    svc: Service, batch_id: str, reason: str | None, password_stdin: bool, actor: str
+) -> None:
     """Release a batch (QA only; someone who performed no step). Says exactly what blocks it.
 
     \b
@@ -185,7 +259,9 @@ def batch_release(svc: Service, batch_id: str, reason: str | None, password_stdi
 @PASSWORD_STDIN
 @with_actor
 @with_db
-def batch_reject(svc: Service, batch_id: str, reason: str, password_stdin: bool, actor: str) -> None:
+def batch_reject(
+    svc: Service, batch_id: str, reason: str, password_stdin: bool, actor: str
+) -> None:
     """Reject a batch (QA only), with a reason and a signature.
 
     \b
@@ -205,7 +281,9 @@ def batch_reject(svc: Service, batch_id: str, reason: str, password_stdin: bool,
 @click.option("--reason", required=True, help="What happened.")
 @with_actor
 @with_db
-def deviation_open(svc: Service, batch_id: str, step: str, severity: str, reason: str, actor: str) -> None:
+def deviation_open(
+    svc: Service, batch_id: str, step: str, severity: str, reason: str, actor: str
+) -> None:
     """Open a deviation by hand (a dropped flask, an incubator alarm).
 
     \b
@@ -219,11 +297,15 @@ def deviation_open(svc: Service, batch_id: str, step: str, severity: str, reason
 
 @deviation.command("investigate")
 @click.argument("deviation_id", metavar="DEV")
-@click.option("--reason", "justification", required=True, help="The justification: cause and reasoning.")
+@click.option(
+    "--reason", "justification", required=True, help="The justification: cause and reasoning."
+)
 @click.option("--impact", default=None, help="Impact assessment on the product.")
 @with_actor
 @with_db
-def deviation_investigate(svc: Service, deviation_id: str, justification: str, impact: str | None, actor: str) -> None:
+def deviation_investigate(
+    svc: Service, deviation_id: str, justification: str, impact: str | None, actor: str
+) -> None:
     """Add the justification and impact assessment to a deviation.
 
     \b
@@ -239,12 +321,27 @@ def deviation_investigate(svc: Service, deviation_id: str, justification: str, i
 @click.option("--decision", type=click.Choice(["accepted", "rejected"]), required=True)
 @click.option("--reason", required=True, help="The reason for the decision.")
 @click.option("--capa", default=None, help="A CAPA reference.")
-@click.option("--severity", type=click.Choice(["minor", "major", "critical"]), default=None, help="Reclassify the severity.")
+@click.option(
+    "--severity",
+    type=click.Choice(["minor", "major", "critical"]),
+    default=None,
+    help="Reclassify the severity.",
+)
 @click.option("--severity-reason", default=None, help="Why the severity changes.")
 @PASSWORD_STDIN
 @with_actor
 @with_db
-def deviation_close(svc: Service, deviation_id: str, decision: str, reason: str, capa: str | None, severity: str | None, severity_reason: str | None, password_stdin: bool, actor: str) -> None:
+def deviation_close(
+    svc: Service,
+    deviation_id: str,
+    decision: str,
+    reason: str,
+    capa: str | None,
+    severity: str | None,
+    severity_reason: str | None,
+    password_stdin: bool,
+    actor: str,
+) -> None:
     """Close a deviation with a signed QA decision (someone not involved in it).
 
     \b
@@ -252,13 +349,24 @@ def deviation_close(svc: Service, deviation_id: str, decision: str, reason: str,
       cmprep deviation close DEV-0007 --decision accepted --reason "no impact" --capa CAPA-031 --as quinn
     """
     svc.deviation(deviation_id)
-    svc.close_deviation(deviation_id, actor, read_password(password_stdin), decision, reason, capa=capa, severity=severity, severity_reason=severity_reason)
+    svc.close_deviation(
+        deviation_id,
+        actor,
+        read_password(password_stdin),
+        decision,
+        reason,
+        capa=capa,
+        severity=severity,
+        severity_reason=severity_reason,
+    )
     click.echo(f"{deviation_id.upper()} closed: {decision} by {actor}.")
 
 
 @deviation.command("show")
 @click.argument("deviation_id", metavar="DEV")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @with_db
 def deviation_show(svc: Service, deviation_id: str, fmt: str) -> None:
     """A deviation and its whole history.
@@ -270,7 +378,9 @@ def deviation_show(svc: Service, deviation_id: str, fmt: str) -> None:
     b, d = svc.deviation(deviation_id)
     history = [row for row in svc.audit_trail(b.id) if row["seq"] in {h["seq"] for h in d.history}]
     if fmt == "json":
-        _echo_json({**d.row(), "investigation": d.investigation, "closure": d.closure, "history": history})
+        _echo_json(
+            {**d.row(), "investigation": d.investigation, "closure": d.closure, "history": history}
+        )
         return
     click.echo(f"{d.id} ({d.severity}, {d.kind}) in batch {d.batch_id}, step {d.step}: {d.status}")
     if d.parameter:
@@ -278,7 +388,10 @@ def deviation_show(svc: Service, deviation_id: str, fmt: str) -> None:
     click.echo(f"  {d.message}")
     for row in history:
         extra = f" — {row['why']}" if row["why"] else ""
-        click.echo(f"  {row['at']} {row['who']}: {row['what']}{extra}" + (f" [{row['signature']}]" if row["signature"] else ""))
+        click.echo(
+            f"  {row['at']} {row['who']}: {row['what']}{extra}"
+            + (f" [{row['signature']}]" if row["signature"] else "")
+        )
 
 
 # --- audit -----------------------------------------------------------------------------
@@ -289,7 +402,13 @@ def audit() -> None:
 
 @audit.command("trail")
 @click.argument("batch_id", metavar="BATCH")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @with_db
 def audit_trail(svc: Service, batch_id: str, fmt: str) -> None:
     """Every event of a batch: who, when, what, old and new values, why.
@@ -302,7 +421,9 @@ def audit_trail(svc: Service, batch_id: str, fmt: str) -> None:
       cmprep audit trail @security
     """
     rows = svc.audit_trail(batch_id)
-    _table(rows, ["seq", "at", "performed_at", "who", "what", "old", "new", "why", "signature"], fmt)
+    _table(
+        rows, ["seq", "at", "performed_at", "who", "what", "old", "new", "why", "signature"], fmt
+    )
 
 
 @audit.command("verify")
@@ -323,12 +444,18 @@ def audit_verify(svc: Service, batch_id: str | None) -> None:
             click.secho(f"BROKEN {b}", fg="red", err=True)
         click.echo(f"{len(breaks)} break(s) in {checked} event(s) checked.")
         sys.exit(1)
-    click.echo(f"OK: {checked} event(s) checked; every chain, head, signature and the ledger are intact.")
-    click.echo(f"Ledger head: {svc.ledger_head()} (keep it outside the database; compare it next time)")
+    click.echo(
+        f"OK: {checked} event(s) checked; every chain, head, signature and the ledger are intact."
+    )
+    click.echo(
+        f"Ledger head: {svc.ledger_head()} (keep it outside the database; compare it next time)"
+    )
 
 
 @audit.command("report")
-@click.option("--since", default=None, metavar="DATE", help="Only deviations opened since (YYYY-MM-DD).")
+@click.option(
+    "--since", default=None, metavar="DATE", help="Only deviations opened since (YYYY-MM-DD)."
+)
 @FORMAT
 @OUTPUT
 @with_db

@@ -124,8 +124,15 @@ def hash_body(body: dict[str, Any]) -> str:
 
 def seal(batch_id: str, seq: int, prev_hash: str, recorded_at: str, new: NewEvent) -> Event:
     body = event_body(
-        batch_id, seq, new.type, new.actor, recorded_at, new.performed_at, new.reason,
-        new.payload, prev_hash,
+        batch_id,
+        seq,
+        new.type,
+        new.actor,
+        recorded_at,
+        new.performed_at,
+        new.reason,
+        new.payload,
+        prev_hash,
     )
     return Event(**body, hash=hash_body(body))
 
@@ -137,7 +144,9 @@ class ChainBreak:
     problem: str
 
 
-def verify_chain(batch_id: str, events: list[Event], head_hash: str | None = None) -> ChainBreak | None:
+def verify_chain(
+    batch_id: str, events: list[Event], head_hash: str | None = None
+) -> ChainBreak | None:
     """The first broken link of a batch's chain, or None when it is whole."""
     prev = GENESIS
     for expected_seq, ev in enumerate(events, start=1):
@@ -146,9 +155,13 @@ def verify_chain(batch_id: str, events: list[Event], head_hash: str | None = Non
         if ev.prev_hash != prev:
             return ChainBreak(batch_id, ev.seq, "does not link to the event before it")
         if ev.computed_hash() != ev.hash:
-            return ChainBreak(batch_id, ev.seq, "content does not match its hash (changed after writing)")
+            return ChainBreak(
+                batch_id, ev.seq, "content does not match its hash (changed after writing)"
+            )
         prev = ev.hash
     if head_hash is not None and head_hash != prev:
         last = events[-1].seq if events else 0
-        return ChainBreak(batch_id, last, "the chain ends before the recorded head: events were removed")
+        return ChainBreak(
+            batch_id, last, "the chain ends before the recorded head: events were removed"
+        )
     return None

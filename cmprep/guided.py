@@ -69,7 +69,9 @@ def run(svc: Service, batch_id: str, actor: str, tell: Callable[[Outcome, str], 
         while True:
             batch = svc.batch(batch_id)
             if batch.on_hold:
-                click.echo(f"Batch {batch.id} is on hold; resume it first with `cmprep batch resume`.")
+                click.echo(
+                    f"Batch {batch.id} is on hold; resume it first with `cmprep batch resume`."
+                )
                 return
             due = batch.due()
             if not due:
@@ -97,7 +99,10 @@ def run(svc: Service, batch_id: str, actor: str, tell: Callable[[Outcome, str], 
                 click.echo("Not saved; asking again.")
                 continue
             try:
-                tell(svc.record_step(batch.id, step.id, entries, actor, note=note), f"Saved {step.id}.")
+                tell(
+                    svc.record_step(batch.id, step.id, entries, actor, note=note),
+                    f"Saved {step.id}.",
+                )
             except CmprepError as err:
                 click.secho(str(err), fg="red")
                 if not click.confirm("Try this step again?", default=True):

@@ -36,18 +36,40 @@ class QualityMixin:
             raise Refused(f"{step.title} does not need verification in {batch.protocol.id}")
         if entry.status != "done":
             raise Refused(f"{step.title} is {entry.status}; it can be verified once it is recorded")
-        performers = {e.actor for e in batch.events if e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED) and e.payload.get("step") == step.id}
+        performers = {
+            e.actor
+            for e in batch.events
+            if e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED) and e.payload.get("step") == step.id
+        }
         if actor in performers:
-            self._refuse(actor, "verify", f"{actor} recorded or corrected {step.id}; a different person must verify it")
+            self._refuse(
+                actor,
+                "verify",
+                f"{actor} recorded or corrected {step.id}; a different person must verify it",
+            )
         if entry.verified:
             raise Refused(f"{step.title} is already verified and unchanged since")
         user = self._authenticate(actor, password, "verified")
         now = self.clock()
-        sig = self._signature("verified", user, now, {"kind": "step", "id": step.id}, step_content(batch.events, step.id))
-        return self._write(batch.id, batch.seq, [NewEvent(ev.STEP_VERIFIED, actor, {"step": step.id, "signature": sig})], now, batch)
+        sig = self._signature(
+            "verified",
+            user,
+            now,
+            {"kind": "step", "id": step.id},
+            step_content(batch.events, step.id),
+        )
+        return self._write(
+            batch.id,
+            batch.seq,
+            [NewEvent(ev.STEP_VERIFIED, actor, {"step": step.id, "signature": sig})],
+            now,
+            batch,
+        )
 
     # --- deviations ------------------------------------------------------------------------
-    def open_deviation(self, batch_id: str, step_id: str, severity: str, actor: str, reason: str) -> Outcome:
+    def open_deviation(
+        self, batch_id: str, step_id: str, severity: str, actor: str, reason: str
+    ) -> Outcome:
         """A deviation opened by hand: a dropped flask, an incubator alarm."""
         from cmprep.service import Outcome, Refused, iso
 
@@ -70,7 +92,9 @@ class QualityMixin:
                 "message": reason,
                 "kind": "manual",
             }
-            written = unit.append([NewEvent(ev.DEVIATION_OPENED, actor, dev, reason=reason)], iso(now))
+            written = unit.append(
+                [NewEvent(ev.DEVIATION_OPENED, actor, dev, reason=reason)], iso(now)
+            )
             result = self._project(unit, batch, written)
         return Outcome(batch=result, deviations=[dev], written=1)
 
@@ -83,15 +107,22 @@ class QualityMixin:
         batch = self.batch(rows[0]["batch_id"])
         return batch, batch.deviations[rows[0]["deviation_id"]]
 
-    def investigate(self, deviation_id: str, actor: str, justification: str, impact: str | None = None) -> Outcome:
+    def investigate(
+        self, deviation_id: str, actor: str, justification: str, impact: str | None = None
+    ) -> Outcome:
         from cmprep.service import Refused
 
         actor, justification = self._person(actor, "investigate"), self._reason(justification)
         batch, dev = self.deviation(deviation_id)
         self._writable(batch)
         if dev.status == "closed":
-            raise Refused(f"{dev.id} is closed ({dev.closure['decision'] if dev.closure else ''}); it takes no more investigation")
-        payload = {"deviation_id": dev.id, "impact": impact.strip() if impact and impact.strip() else None}
+            raise Refused(
+                f"{dev.id} is closed ({dev.closure['decision'] if dev.closure else ''}); it takes no more investigation"
+            )
+        payload = {
+            "deviation_id": dev.id,
+            "impact": impact.strip() if impact and impact.strip() else None,
+        }
         new = [NewEvent(ev.DEVIATION_INVESTIGATED, actor, payload, reason=justification)]
         return self._write(batch.id, batch.seq, new, self.clock(), batch)
 
@@ -122,10 +153,17 @@ class QualityMixin:
                 f"`cmprep deviation investigate {dev.id} --reason ...`"
             )
         involved = {dev.opened_by, (dev.investigation or {}).get("by")} | {
-            e.actor for e in batch.events if e.payload.get("step") == dev.step and e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED)
+            e.actor
+            for e in batch.events
+            if e.payload.get("step") == dev.step
+            and e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED)
         }
         if actor in involved:
-            self._refuse(actor, "close deviation", f"{actor} opened, investigated or performed {dev.id}'s step; someone independent must decide it")
+            self._refuse(
+                actor,
+                "close deviation",
+                f"{actor} opened, investigated or performed {dev.id}'s step; someone independent must decide it",
+            )
         if severity is not None:
             if severity not in {s.value for s in Severity}:
                 raise Refused(f"severity {severity!r} is not one of: minor, major, critical")
@@ -133,17 +171,31 @@ class QualityMixin:
                 severity = None
             elif not severity_reason or not severity_reason.strip():
                 raise Refused("changing the severity needs --severity-reason")
-        user = self._authenticate(actor, password, "approved" if decision == "accepted" else "rejected")
+        user = self._authenticate(
+            actor, password, "approved" if decision == "accepted" else "rejected"
+        )
         now = self.clock()
         meaning = "approved" if decision == "accepted" else "rejected"
-        sig = self._signature(meaning, user, now, {"kind": "deviation", "id": dev.id}, deviation_content(batch.events, dev.id))
+        sig = self._signature(
+            meaning,
+            user,
+            now,
+            {"kind": "deviation", "id": dev.id},
+            deviation_content(batch.events, dev.id),
+        )
         payload: dict[str, Any] = {"deviation_id": dev.id, "decision": decision, "signature": sig}
         if capa:
             payload["capa"] = capa.strip()
         if severity:
             payload["severity"] = severity
             payload["severity_reason"] = severity_reason.strip() if severity_reason else None
-        return self._write(batch.id, batch.seq, [NewEvent(ev.DEVIATION_CLOSED, actor, payload, reason=reason)], now, batch)
+        return self._write(
+            batch.id,
+            batch.seq,
+            [NewEvent(ev.DEVIATION_CLOSED, actor, payload, reason=reason)],
+            now,
+            batch,
+        )
 
     # --- review and release ----------------------------------------------------------------
     def release_blockers(self, batch: Batch, actor: str | None = None) -> list[str]:
@@ -167,45 +219,81 @@ class QualityMixin:
             if user is None or user.role.value != "qa":
                 blockers.append(f"{actor} is not QA; only the qa role releases")
             if actor in batch.performers():
-                blockers.append(f"{actor} performed steps of this batch; release needs someone who performed none")
+                blockers.append(
+                    f"{actor} performed steps of this batch; release needs someone who performed none"
+                )
         return blockers
 
     def review_report(self, batch_id: str) -> dict[str, Any]:
         """Review by exception: only what a reviewer must look at."""
         b = self.batch(batch_id)
-        values = [
-            (entry, v) for entry in b.steps.values() for v in entry.values.values()
-        ] + [(entry, entry.window) for entry in b.steps.values() if entry.window]
+        values = [(entry, v) for entry in b.steps.values() for v in entry.values.values()] + [
+            (entry, entry.window) for entry in b.steps.values() if entry.window
+        ]
         return {
             "batch": b.id,
             "protocol": f"{b.protocol.id} v{b.protocol.version}",
             "state": b.state,
             "out_of_spec": [
-                {"step": e.step.id, "parameter": v.name, "value": v.display, "spec": v.spec, "deviations": v.deviation_ids}
-                for e, v in values if v.verdict == "out of spec"
+                {
+                    "step": e.step.id,
+                    "parameter": v.name,
+                    "value": v.display,
+                    "spec": v.spec,
+                    "deviations": v.deviation_ids,
+                }
+                for e, v in values
+                if v.verdict == "out of spec"
             ],
             "alerts": [
                 {"step": e.step.id, "parameter": v.name, "value": v.display, "message": v.message}
-                for e, v in values if v.verdict == "alert"
+                for e, v in values
+                if v.verdict == "alert"
             ],
             "deviations": [
-                {"id": d.id, "step": d.step, "severity": d.severity, "status": d.status, "kind": d.kind,
-                 "decision": d.closure["decision"] if d.closure else None}
+                {
+                    "id": d.id,
+                    "step": d.step,
+                    "severity": d.severity,
+                    "status": d.status,
+                    "kind": d.kind,
+                    "decision": d.closure["decision"] if d.closure else None,
+                }
                 for d in b.deviations.values()
             ],
             "corrections": [
-                {"step": e.step.id, "parameter": v.name, "old": c.old, "new": c.new, "by": c.actor, "at": c.recorded_at, "reason": c.reason}
-                for e, v in values for c in v.corrections
+                {
+                    "step": e.step.id,
+                    "parameter": v.name,
+                    "old": c.old,
+                    "new": c.new,
+                    "by": c.actor,
+                    "at": c.recorded_at,
+                    "reason": c.reason,
+                }
+                for e, v in values
+                for c in v.corrections
             ],
-            "skipped": [{"step": e.step.id, "by": e.actor, "reason": e.skip_reason} for e in b.steps.values() if e.status == "skipped"],
+            "skipped": [
+                {"step": e.step.id, "by": e.actor, "reason": e.skip_reason}
+                for e in b.steps.values()
+                if e.status == "skipped"
+            ],
             "late_entries": [
-                {"step": e.step.id, "performed_at": e.performed_at, "entered_at": e.recorded_at, "by": e.actor}
-                for e in b.steps.values() if e.late
+                {
+                    "step": e.step.id,
+                    "performed_at": e.performed_at,
+                    "entered_at": e.recorded_at,
+                    "by": e.actor,
+                }
+                for e in b.steps.values()
+                if e.late
             ],
             "holds": [h.__dict__ for h in b.holds],
             "missing_verifications": [e.step.id for e in b.missing_verifications()],
             "signatures": [
-                {k: s[k] for k in ("meaning", "signer", "full_name", "signed_at", "subject")} for s in b.signatures
+                {k: s[k] for k in ("meaning", "signer", "full_name", "signed_at", "subject")}
+                for s in b.signatures
             ],
             "release_blockers": self.release_blockers(b),
         }
@@ -215,13 +303,27 @@ class QualityMixin:
         batch = self.batch(batch_id)
         self._writable(batch)
         if actor in batch.performers():
-            self._refuse(actor, "review", f"{actor} performed steps of {batch.id}; the review must be independent")
+            self._refuse(
+                actor,
+                "review",
+                f"{actor} performed steps of {batch.id}; the review must be independent",
+            )
         user = self._authenticate(actor, password, "reviewed")
         now = self.clock()
-        sig = self._signature("reviewed", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash)
-        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_REVIEWED, actor, {"signature": sig}, reason=comment)], now, batch)
+        sig = self._signature(
+            "reviewed", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash
+        )
+        return self._write(
+            batch.id,
+            batch.seq,
+            [NewEvent(ev.BATCH_REVIEWED, actor, {"signature": sig}, reason=comment)],
+            now,
+            batch,
+        )
 
-    def release(self, batch_id: str, actor: str, password: str | None, reason: str | None = None) -> Outcome:
+    def release(
+        self, batch_id: str, actor: str, password: str | None, reason: str | None = None
+    ) -> Outcome:
         from cmprep.service import Refused
 
         actor = self._person(actor, "release")
@@ -234,8 +336,16 @@ class QualityMixin:
             raise Refused(f"batch {batch.id} cannot be released:", blockers)
         user = self._authenticate(actor, password, "released")
         now = self.clock()
-        sig = self._signature("released", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash)
-        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_RELEASED, actor, {"signature": sig}, reason=reason)], now, batch)
+        sig = self._signature(
+            "released", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash
+        )
+        return self._write(
+            batch.id,
+            batch.seq,
+            [NewEvent(ev.BATCH_RELEASED, actor, {"signature": sig}, reason=reason)],
+            now,
+            batch,
+        )
 
     def reject(self, batch_id: str, actor: str, password: str | None, reason: str) -> Outcome:
         actor, reason = self._person(actor, "reject"), self._reason(reason)
@@ -243,8 +353,16 @@ class QualityMixin:
         self._writable(batch)
         user = self._authenticate(actor, password, "rejected")
         now = self.clock()
-        sig = self._signature("rejected", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash)
-        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_REJECTED, actor, {"signature": sig}, reason=reason)], now, batch)
+        sig = self._signature(
+            "rejected", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash
+        )
+        return self._write(
+            batch.id,
+            batch.seq,
+            [NewEvent(ev.BATCH_REJECTED, actor, {"signature": sig}, reason=reason)],
+            now,
+            batch,
+        )
 
     if TYPE_CHECKING:
         store: Any

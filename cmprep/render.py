@@ -235,7 +235,9 @@ def _record_summary(batch: Batch) -> dict[str, int]:
     }
 
 
-def _signature_row(sig: dict[str, Any], status: str = "", comment: str | None = None) -> dict[str, Any]:
+def _signature_row(
+    sig: dict[str, Any], status: str = "", comment: str | None = None
+) -> dict[str, Any]:
     """One electronic signature as the record prints it (signature dicts are plain data)."""
     return {
         "meaning": sig.get("meaning", ""),
@@ -268,7 +270,10 @@ def batch_signatures(batch: Batch) -> list[dict[str, Any]]:
     written with each, in log order."""
     reasons = {e.seq: e.reason for e in batch.events}
     return [
-        {**_signature_row(s, comment=reasons.get(s.get("seq"))), "line": SIGNATURE_ROLES.get(s["meaning"], s["meaning"])}
+        {
+            **_signature_row(s, comment=reasons.get(s.get("seq"))),
+            "line": SIGNATURE_ROLES.get(s["meaning"], s["meaning"]),
+        }
         for s in batch.signatures
         if (s.get("subject") or {}).get("kind") == "batch"
     ]
@@ -309,7 +314,10 @@ def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
     total = sum(int(r["count"]) for r in bars)
     if len(bars) > _MAX_BARS:
         rest = bars[_MAX_BARS - 1 :]
-        bars = [*bars[: _MAX_BARS - 1], {"name": f"other ({len(rest)})", "count": sum(int(r["count"]) for r in rest)}]
+        bars = [
+            *bars[: _MAX_BARS - 1],
+            {"name": f"other ({len(rest)})", "count": sum(int(r["count"]) for r in rest)},
+        ]
     # the cumulative share is recomputed from the sorted counts, so line and bars agree
     running, points = 0, []
     for r in bars:
@@ -358,7 +366,9 @@ def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
     for tick in range(0, top + 1, step):
         y = _num(y_count(tick))
         out.append(f'<path d="M{_LEFT} {y}H{_RIGHT}" stroke="{_LIGHT}" stroke-width="0.5"/>')
-        out.append(f'<text x="{_LEFT - 5}" y="{y}" dy="3.5" text-anchor="end" fill="{_INK}">{tick}</text>')
+        out.append(
+            f'<text x="{_LEFT - 5}" y="{y}" dy="3.5" text-anchor="end" fill="{_INK}">{tick}</text>'
+        )
     out.append(
         f'<text transform="translate(14 {_num(_TOP + height / 2)}) rotate(-90)" text-anchor="middle" '
         f'fill="{_INK}">Deviations</text>'
@@ -384,7 +394,9 @@ def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
             f'height="{_num(bottom - y)}" fill="{_GREY}" stroke="{_INK}" stroke-width="0.6">'
             f"<title>{escape(name)}: {count}</title></rect>"
         )
-        out.append(f'<text x="{_num(cx)}" y="{_num(y - 4)}" text-anchor="middle" fill="{_INK}">{count}</text>')
+        out.append(
+            f'<text x="{_num(cx)}" y="{_num(y - 4)}" text-anchor="middle" fill="{_INK}">{count}</text>'
+        )
         if rotate:
             label = escape(_truncate(name, 22))
             out.append(
@@ -399,10 +411,14 @@ def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
             )
     # the cumulative line, its points and values
     coords = [(_LEFT + slot * (i + 0.5), y_pct(p)) for i, p in enumerate(points)]
-    path = " ".join(f"{'M' if i == 0 else 'L'}{_num(x)} {_num(y)}" for i, (x, y) in enumerate(coords))
+    path = " ".join(
+        f"{'M' if i == 0 else 'L'}{_num(x)} {_num(y)}" for i, (x, y) in enumerate(coords)
+    )
     out.append(f'<path d="{path}" fill="none" stroke="{_INK}" stroke-width="1.4"/>')
     for x, y in coords:
-        out.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.8" fill="#fff" stroke="{_INK}" stroke-width="1.2"/>')
+        out.append(
+            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.8" fill="#fff" stroke="{_INK}" stroke-width="1.2"/>'
+        )
     # the axes last, over the bars
     out.append(
         f'<path d="M{_LEFT} {_TOP - 6}V{bottom}H{_RIGHT}V{_TOP - 6}" fill="none" stroke="{_INK}" stroke-width="0.9"/>'

@@ -45,7 +45,11 @@ class Refused(CmprepError):
 
     def __init__(self, message: str, problems: list[str] | None = None):
         self.problems = problems or []
-        full = message if not self.problems else message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        full = (
+            message
+            if not self.problems
+            else message + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+        )
         super().__init__(full)
 
 
@@ -70,7 +74,9 @@ class Outcome:
 
 
 class Service(AccessMixin, QualityMixin):
-    def __init__(self, store: EventStore, clock: Clock = utc_now, protocols_dir: Path | None = None):
+    def __init__(
+        self, store: EventStore, clock: Clock = utc_now, protocols_dir: Path | None = None
+    ):
         self.store = store
         self.clock = clock
         self.protocols_dir = protocols_dir
@@ -89,7 +95,11 @@ class Service(AccessMixin, QualityMixin):
         events = self.store.events(batch_id)
         if not events:
             known = self.store.batch_ids()
-            hint = f"; batches: {', '.join(known[-10:])}" if known else "; no batches yet (start one with `cmprep batch start PROTOCOL`)"
+            hint = (
+                f"; batches: {', '.join(known[-10:])}"
+                if known
+                else "; no batches yet (start one with `cmprep batch start PROTOCOL`)"
+            )
             raise NotFound(f"no batch {batch_id!r}{hint}")
         return fold(events)
 
@@ -100,16 +110,22 @@ class Service(AccessMixin, QualityMixin):
         return self.store.deviation_rows(**filters)
 
     # --- writing ------------------------------------------------------------------------
-    def start_batch(self, protocol_ref: str, actor: str, batch_id: str | None = None, *, key: str | None = None) -> Outcome:
+    def start_batch(
+        self, protocol_ref: str, actor: str, batch_id: str | None = None, *, key: str | None = None
+    ) -> Outcome:
         actor = self._person(actor, "start")
         if key and (done := self._seen(key)):
             return done
         protocol = self.protocol(protocol_ref)
         if protocol.status != "approved":
-            raise Refused(f"protocol {protocol.id} v{protocol.version} is {protocol.status}; only an approved protocol can start a batch")
+            raise Refused(
+                f"protocol {protocol.id} v{protocol.version} is {protocol.status}; only an approved protocol can start a batch"
+            )
         now = self.clock()
         if batch_id is not None and not _ID.match(batch_id):
-            raise Refused(f"batch id {batch_id!r} is not usable: use letters, digits, '.', '_' or '-' (up to 64), starting with a letter or digit")
+            raise Refused(
+                f"batch id {batch_id!r} is not usable: use letters, digits, '.', '_' or '-' (up to 64), starting with a letter or digit"
+            )
         payload = {
             "protocol": protocol.model_dump(mode="json"),
             "protocol_hash": protocol.content_hash(),
@@ -121,7 +137,9 @@ class Service(AccessMixin, QualityMixin):
             with self.store.writing("__counter__", 0) as unit:
                 number = unit.next_number(f"batch-{day}")
             batch_id = f"CM-{day}-{number:03d}"
-        return self._write(batch_id, 0, [NewEvent(ev.BATCH_STARTED, actor, payload)], now, None, key=key)
+        return self._write(
+            batch_id, 0, [NewEvent(ev.BATCH_STARTED, actor, payload)], now, None, key=key
+        )
 
     def record_step(
         self,
@@ -150,14 +168,21 @@ class Service(AccessMixin, QualityMixin):
             start = batch.steps[step.window.after]
             if start.performed_at:
                 findings.append(
-                    check_window(step.window, step.title, datetime.fromisoformat(start.performed_at.replace("Z", "+00:00")), performed)
+                    check_window(
+                        step.window,
+                        step.title,
+                        datetime.fromisoformat(start.performed_at.replace("Z", "+00:00")),
+                        performed,
+                    )
                 )
         refused = [f for f in findings if f.refused]
         if refused:
             raise Refused(f"{step.title}: nothing was recorded.", [f.message for f in refused])
         late = (now - performed) > timedelta(minutes=batch.protocol.late_entry_minutes)
         values = {
-            f.parameter: _value_payload(f) for f in findings if f.parameter in {p.name for p in step.parameters}
+            f.parameter: _value_payload(f)
+            for f in findings
+            if f.parameter in {p.name for p in step.parameters}
         }
         window = next((f for f in findings if f.parameter.startswith("time_since_")), None)
         payload: dict[str, Any] = {"step": step.id, "values": values, "late": late}
@@ -168,11 +193,15 @@ class Service(AccessMixin, QualityMixin):
         if password is not None:
             user = self._authenticate(actor, password, "performed")
             content = performed_content(step.id, values, iso(performed), actor)
-            payload["signature"] = self._signature("performed", user, now, {"kind": "step", "id": step.id}, content)
+            payload["signature"] = self._signature(
+                "performed", user, now, {"kind": "step", "id": step.id}, content
+            )
         new = [NewEvent(ev.STEP_RECORDED, actor, payload, performed_at=iso(performed))]
         return self._write(batch.id, batch.seq, new, now, batch, findings, step, key=key)
 
-    def skip_step(self, batch_id: str, step_id: str, actor: str, reason: str, *, key: str | None = None) -> Outcome:
+    def skip_step(
+        self, batch_id: str, step_id: str, actor: str, reason: str, *, key: str | None = None
+    ) -> Outcome:
         actor, reason = self._person(actor, "skip"), self._reason(reason)
         if key and (done := self._seen(key)):
             return done
@@ -185,12 +214,23 @@ class Service(AccessMixin, QualityMixin):
                     f"{step.title} is an arm of the {step.branch} branch; choose one arm by recording it "
                     f"({', '.join(s.id for s in batch.due())}), the others are then not taken"
                 )
-            raise Refused(f"{step.title} is not optional in {batch.protocol.id}; it cannot be skipped")
+            raise Refused(
+                f"{step.title} is not optional in {batch.protocol.id}; it cannot be skipped"
+            )
         self._in_order(batch, step, "skip")
         new = [NewEvent(ev.STEP_SKIPPED, actor, {"step": step.id}, reason=reason)]
         return self._write(batch.id, batch.seq, new, self.clock(), batch, key=key)
 
-    def correct(self, batch_id: str, step_id: str, entries: dict[str, str], actor: str, reason: str, *, key: str | None = None) -> Outcome:
+    def correct(
+        self,
+        batch_id: str,
+        step_id: str,
+        entries: dict[str, str],
+        actor: str,
+        reason: str,
+        *,
+        key: str | None = None,
+    ) -> Outcome:
         actor, reason = self._person(actor, "correct"), self._reason(reason)
         if key and (done := self._seen(key)):
             return done
@@ -199,7 +239,9 @@ class Service(AccessMixin, QualityMixin):
         step = self._step(batch, step_id)
         entry = batch.steps[step.id]
         if entry.status != "done":
-            raise Refused(f"{step.title} has not been recorded ({entry.status}); record it instead of correcting it")
+            raise Refused(
+                f"{step.title} has not been recorded ({entry.status}); record it instead of correcting it"
+            )
         if not entries:
             raise Refused("give at least one name=value to correct")
         findings = check_entries(step, entries, partial=True)
@@ -231,8 +273,16 @@ class Service(AccessMixin, QualityMixin):
         batch = self.batch(batch_id)
         self._writable(batch)
         if batch.on_hold:
-            raise Refused(f"batch {batch.id} is already on hold; resume it with `cmprep batch resume {batch.id} --reason ...`")
-        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_HELD, actor, {}, reason=reason)], self.clock(), batch)
+            raise Refused(
+                f"batch {batch.id} is already on hold; resume it with `cmprep batch resume {batch.id} --reason ...`"
+            )
+        return self._write(
+            batch.id,
+            batch.seq,
+            [NewEvent(ev.BATCH_HELD, actor, {}, reason=reason)],
+            self.clock(),
+            batch,
+        )
 
     def resume(self, batch_id: str, actor: str, reason: str) -> Outcome:
         actor, reason = self._person(actor, "resume"), self._reason(reason)
@@ -240,7 +290,13 @@ class Service(AccessMixin, QualityMixin):
         self._writable(batch)
         if not batch.on_hold:
             raise Refused(f"batch {batch.id} is not on hold")
-        return self._write(batch.id, batch.seq, [NewEvent(ev.BATCH_RESUMED, actor, {}, reason=reason)], self.clock(), batch)
+        return self._write(
+            batch.id,
+            batch.seq,
+            [NewEvent(ev.BATCH_RESUMED, actor, {}, reason=reason)],
+            self.clock(),
+            batch,
+        )
 
     # --- audit ------------------------------------------------------------------------
     def audit_trail(self, batch_id: str) -> list[dict[str, Any]]:
@@ -274,7 +330,9 @@ class Service(AccessMixin, QualityMixin):
                 since = iso(parse_time(since if "T" in since else since + "T00:00Z"))
             except ValueError as err:
                 raise Refused(f"--since: {err}") from None
-        return report_data(self.store.deviation_rows(), self.store.batch_rows(), self.clock(), since)
+        return report_data(
+            self.store.deviation_rows(), self.store.batch_rows(), self.clock(), since
+        )
 
     def rebuild_projections(self) -> int:
         """Recompute the query tables from the event log (after an upgrade or a repair)."""
@@ -308,7 +366,9 @@ class Service(AccessMixin, QualityMixin):
         opened: list[dict[str, Any]] = []
         with self.store.writing(batch_id, expected_seq) as unit:
             if key and unit.seen_key(key):
-                raise ConcurrencyError(f"the command with key {key!r} was saved meanwhile; nothing more was written")
+                raise ConcurrencyError(
+                    f"the command with key {key!r} was saved meanwhile; nothing more was written"
+                )
             all_new = list(new)
             for f in out_of_spec:
                 number = unit.next_number("deviation")
@@ -329,7 +389,9 @@ class Service(AccessMixin, QualityMixin):
                 unit.remember_key(key, written[0].seq, written[-1].seq)
             result = self._project(unit, batch, written)
         late = bool(new[0].payload.get("late"))
-        return Outcome(batch=result, findings=findings, deviations=opened, late=late, written=len(written))
+        return Outcome(
+            batch=result, findings=findings, deviations=opened, late=late, written=len(written)
+        )
 
     @staticmethod
     def _project(unit: UnitOfWork, batch: Batch | None, written: list[Event]) -> Batch:
@@ -345,16 +407,22 @@ class Service(AccessMixin, QualityMixin):
     @staticmethod
     def _name(actor: str | None) -> str:
         if not actor or not actor.strip():
-            raise Refused("who is doing this? Give --as NAME or set CMPREP_USER; a record without a person is not accepted")
+            raise Refused(
+                "who is doing this? Give --as NAME or set CMPREP_USER; a record without a person is not accepted"
+            )
         actor = actor.strip()
         if not _ID.match(actor):
-            raise Refused(f"person {actor!r} is not a usable name: use letters, digits, '.', '_' or '-'")
+            raise Refused(
+                f"person {actor!r} is not a usable name: use letters, digits, '.', '_' or '-'"
+            )
         return actor
 
     def _seen(self, key: str) -> Outcome | None:
         """The outcome of a command already saved under this idempotency key, if any."""
         if not _ID.match(key):
-            raise Refused(f"idempotency key {key!r} is not usable: letters, digits, '.', '_' or '-'")
+            raise Refused(
+                f"idempotency key {key!r} is not usable: letters, digits, '.', '_' or '-'"
+            )
         found = self.store.key_used(key)
         if found is None:
             return None
@@ -379,24 +447,32 @@ class Service(AccessMixin, QualityMixin):
         step = batch.protocol.step(step_id)
         if step is None:
             names = ", ".join(s.id for s in batch.protocol.steps)
-            raise Refused(f"protocol {batch.protocol.id} has no step {step_id!r}; its steps: {names}")
+            raise Refused(
+                f"protocol {batch.protocol.id} has no step {step_id!r}; its steps: {names}"
+            )
         return step
 
     @staticmethod
     def _in_order(batch: Batch, step: Step, action: str) -> None:
         if batch.on_hold:
-            raise Refused(f"batch {batch.id} is on hold; resume it first with `cmprep batch resume {batch.id} --reason ...`")
+            raise Refused(
+                f"batch {batch.id} is on hold; resume it first with `cmprep batch resume {batch.id} --reason ...`"
+            )
         if batch.pipeline.may(_cursor(batch), f"{action}_{step.id}"):
             return
         entry = batch.steps[step.id]
         due = batch.due()
-        due_text = " or ".join(f"{s.id} ({s.title})" for s in due) if due else "none: all steps are done"
+        due_text = (
+            " or ".join(f"{s.id} ({s.title})" for s in due) if due else "none: all steps are done"
+        )
         if entry.status in ("done", "skipped", "not taken"):
             raise Refused(
                 f"{step.title} is already {entry.status} in batch {batch.id}; to change a value use "
                 f"`cmprep batch correct {batch.id} {step.id} NAME=VALUE --reason ...`. Step due: {due_text}"
             )
-        raise Refused(f"{step.title} is not due yet in batch {batch.id}: the step due is {due_text}")
+        raise Refused(
+            f"{step.title} is not due yet in batch {batch.id}: the step due is {due_text}"
+        )
 
     def _performed_at(self, batch: Batch, at: str | datetime | None, now: datetime) -> datetime:
         if at is None:
@@ -407,14 +483,22 @@ class Service(AccessMixin, QualityMixin):
             except ValueError as err:
                 raise Refused(f"--at: {err}") from None
             if performed > now + FUTURE_SKEW:
-                raise Refused(f"--at {iso(performed)} is in the future (now {iso(now)}); give the time the step was done")
+                raise Refused(
+                    f"--at {iso(performed)} is in the future (now {iso(now)}); give the time the step was done"
+                )
         last = batch.last_performed_at()
         # (without --at, a "now" before the last step is the clock going backwards: the store refuses it)
-        if at is not None and last and performed < datetime.fromisoformat(last.replace("Z", "+00:00")):
+        if (
+            at is not None
+            and last
+            and performed < datetime.fromisoformat(last.replace("Z", "+00:00"))
+        ):
             raise Refused(
                 f"--at {iso(performed)} is before the previous step was done ({last}); steps are done in order"
             )
-        if performed < datetime.fromisoformat(batch.started_at.replace("Z", "+00:00")) - timedelta(days=365):
+        if performed < datetime.fromisoformat(batch.started_at.replace("Z", "+00:00")) - timedelta(
+            days=365
+        ):
             raise Refused(f"--at {iso(performed)} is more than a year before the batch started")
         return performed
 

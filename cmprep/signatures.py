@@ -25,7 +25,9 @@ def _digest(items: list[Any]) -> str:
     return hashlib.sha256(canonical_json(items).encode()).hexdigest()
 
 
-def performed_content(step_id: str, values: dict[str, Any], performed_at: str | None, actor: str) -> str:
+def performed_content(
+    step_id: str, values: dict[str, Any], performed_at: str | None, actor: str
+) -> str:
     """What a 'performed' signature inside a step_recorded event covers."""
     return _digest([step_id, values, performed_at, actor])
 
@@ -55,7 +57,15 @@ def deviation_content(events: list[Event], deviation_id: str, before_seq: int | 
     )
 
 
-def signature(meaning: str, signer: str, full_name: str, role: str, signed_at: str, subject: dict[str, str], content_hash: str) -> dict[str, Any]:
+def signature(
+    meaning: str,
+    signer: str,
+    full_name: str,
+    role: str,
+    signed_at: str,
+    subject: dict[str, str],
+    content_hash: str,
+) -> dict[str, Any]:
     assert meaning in MEANINGS
     return {
         "meaning": meaning,
@@ -94,12 +104,19 @@ def check_signatures(events: list[Event]) -> list[tuple[int, str]]:
         if not sig:
             continue
         if sig.get("signer") != e.actor:
-            problems.append((e.seq, f"signature names {sig.get('signer')!r} but the event was written by {e.actor!r}"))
+            problems.append(
+                (
+                    e.seq,
+                    f"signature names {sig.get('signer')!r} but the event was written by {e.actor!r}",
+                )
+            )
             continue
         if sig.get("signed_at") != e.recorded_at:
             problems.append((e.seq, "signature time differs from the time the event was written"))
             continue
         expected = expected_content(events, e)
         if expected != sig.get("content_hash"):
-            problems.append((e.seq, f"{sig.get('meaning')} signature does not match the content it signs"))
+            problems.append(
+                (e.seq, f"{sig.get('meaning')} signature does not match the content it signs")
+            )
     return problems

@@ -70,9 +70,7 @@ def parse_time(text: str) -> datetime:
             "e.g. 2026-11-29T09:30+01:00 or 2026-11-29T08:30Z"
         ) from None
     if moment.tzinfo is None:
-        raise ValueError(
-            f"{text!r} has no time zone; add one, e.g. {raw}Z (UTC) or {raw}+01:00"
-        )
+        raise ValueError(f"{text!r} has no time zone; add one, e.g. {raw}Z (UTC) or {raw}+01:00")
     try:
         return moment.astimezone(timezone.utc)
     except OverflowError:

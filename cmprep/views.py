@@ -67,7 +67,11 @@ def status(batch: Batch) -> dict[str, Any]:
                 "skip_reason": entry.skip_reason,
                 "values": values,
                 "window": (
-                    {"display": entry.window.display, "spec": entry.window.spec, "verdict": entry.window.verdict}
+                    {
+                        "display": entry.window.display,
+                        "spec": entry.window.spec,
+                        "verdict": entry.window.verdict,
+                    }
                     if entry.window
                     else None
                 ),

@@ -16,16 +16,37 @@ STANDARD = "cm-standard-serum-free"
 # values that pass every spec of the standard protocol, step by step
 GOOD = {
     "isolation": {"source_tissue": "UC", "donor_id": "D-1"},
-    "expansion": {"passage": "3", "confluence": "75", "viability": "95", "basal_medium": "DMEM", "fbs_percent": "10"},
+    "expansion": {
+        "passage": "3",
+        "confluence": "75",
+        "viability": "95",
+        "basal_medium": "DMEM",
+        "fbs_percent": "10",
+    },
     "pbs_wash": {"washes": "3", "pbs_lot": "PBS-1"},
     "conditioning": {"serum_percent": "0", "medium": "serum-free DMEM", "incubator_temp": "37"},
     "collection": {"volume": "500 mL", "vessels_pooled": "4"},
     "spin": {"rcf": "400 x g", "duration": "10 min", "temperature": "4"},
     "filtration": {"pore_size": "0.22 um", "integrity_test_passed": "yes", "filter_lot": "F-1"},
     "use_fresh": {"hold_time": "1 h", "hold_temperature": "4", "recipient": "study 7"},
-    "concentrate": {"mwco": "3 kDa", "concentration_factor": "12", "final_volume": "40 mL", "device_lot": "UF-1"},
-    "lyophilise": {"shelf_temperature": "-45", "residual_moisture": "2", "storage_temperature": "-80", "cycle_id": "LY-1"},
-    "qc": {"sterility_passed": "yes", "endotoxin_passed": "yes", "vegf": "250 pg/mL", "qc_report_id": "QC-1"},
+    "concentrate": {
+        "mwco": "3 kDa",
+        "concentration_factor": "12",
+        "final_volume": "40 mL",
+        "device_lot": "UF-1",
+    },
+    "lyophilise": {
+        "shelf_temperature": "-45",
+        "residual_moisture": "2",
+        "storage_temperature": "-80",
+        "cycle_id": "LY-1",
+    },
+    "qc": {
+        "sterility_passed": "yes",
+        "endotoxin_passed": "yes",
+        "vegf": "250 pg/mL",
+        "qc_report_id": "QC-1",
+    },
 }
 
 
@@ -84,7 +105,13 @@ def svc(db_path: Path, clock: Clock) -> Service:
     store.close()
 
 
-def run_to(svc: Service, clock: Clock, batch_id: str, stop_before: str | None = None, arm: str = "concentrate") -> None:
+def run_to(
+    svc: Service,
+    clock: Clock,
+    batch_id: str,
+    stop_before: str | None = None,
+    arm: str = "concentrate",
+) -> None:
     """Record the standard protocol's steps with good values, up to (not incl.) a step."""
     batch = svc.batch(batch_id)
     for stage in batch.pipeline.stages:

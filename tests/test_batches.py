@@ -12,9 +12,9 @@ from cmprep.service import NotFound, Refused
 
 
 def test_a_batch_copies_the_protocol_it_started_from(svc, tmp_path):
-    proto = (tmp_path / "p.yaml")
-    src = (svc.protocol(STANDARD))
-    proto.write_text((__import__("yaml").safe_dump(src.model_dump(mode="json"), sort_keys=False)))
+    proto = tmp_path / "p.yaml"
+    src = svc.protocol(STANDARD)
+    proto.write_text(__import__("yaml").safe_dump(src.model_dump(mode="json"), sort_keys=False))
     svc.start_batch(str(proto), "alice", "B1")
     before = svc.batch("B1")
     text = proto.read_text().replace("max: 500.0", "max: 900.0")
@@ -51,7 +51,9 @@ def test_spin_at_650g_opens_a_major_deviation(svc, clock):
 def test_three_values_out_of_spec_open_three_deviations(svc, clock):
     svc.start_batch(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    out = svc.record_step("B1", "spin", {"rcf": "200", "duration": "30 min", "temperature": "20"}, "alice")
+    out = svc.record_step(
+        "B1", "spin", {"rcf": "200", "duration": "30 min", "temperature": "20"}, "alice"
+    )
     assert sorted(d["parameter"] for d in out.deviations) == ["duration", "rcf", "temperature"]
     assert len({d["deviation_id"] for d in out.deviations}) == 3
 
@@ -76,7 +78,9 @@ def test_deviation_ids_count_up_across_batches(svc, clock):
         ({"passage": "3.5"}, "whole number"),
     ],
 )
-def test_impossible_or_unreadable_values_are_refused_and_nothing_is_written(svc, clock, values, expected):
+def test_impossible_or_unreadable_values_are_refused_and_nothing_is_written(
+    svc, clock, values, expected
+):
     svc.start_batch(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="expansion")
     before = svc.batch("B1").seq
@@ -186,7 +190,9 @@ def test_a_correction_keeps_the_old_value_and_needs_a_reason(svc, clock):
     out = svc.correct("B1", "expansion", {"confluence": "78"}, "bob", "misread the gauge")
     value = out.batch.steps["expansion"].values["confluence"]
     assert value.display == "78 %"
-    assert [(c.old, c.new, c.actor, c.reason) for c in value.corrections] == [("75 %", "78 %", "bob", "misread the gauge")]
+    assert [(c.old, c.new, c.actor, c.reason) for c in value.corrections] == [
+        ("75 %", "78 %", "bob", "misread the gauge")
+    ]
     types = [e.type for e in out.batch.events]
     assert types.count(ev.STEP_RECORDED) == 2 and types[-1] == ev.VALUE_CORRECTED
 
@@ -234,7 +240,11 @@ def test_a_branch_takes_exactly_one_arm(svc, clock):
         svc.skip_step("B1", "use_fresh", "alice", "not used")
     svc.record_step("B1", "lyophilise", GOOD["lyophilise"], "alice")
     batch = svc.batch("B1")
-    assert [batch.steps[s].status for s in ("use_fresh", "concentrate", "lyophilise")] == ["not taken", "not taken", "done"]
+    assert [batch.steps[s].status for s in ("use_fresh", "concentrate", "lyophilise")] == [
+        "not taken",
+        "not taken",
+        "done",
+    ]
     with pytest.raises(Refused, match="already not taken"):
         svc.record_step("B1", "concentrate", GOOD["concentrate"], "alice")
 
@@ -348,6 +358,8 @@ def _good_value(p):
 def test_filter_entered_as_220_nm_is_exactly_the_protocols_0_22_um(svc, clock):
     svc.start_batch(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="filtration")
-    out = svc.record_step("B1", "filtration", {**GOOD["filtration"], "pore_size": "220 nm"}, "alice")
+    out = svc.record_step(
+        "B1", "filtration", {**GOOD["filtration"], "pore_size": "220 nm"}, "alice"
+    )
     assert out.deviations == []
     assert out.batch.steps["filtration"].values["pore_size"].display == "0.22 um"

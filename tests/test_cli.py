@@ -70,7 +70,9 @@ def test_help_loads_none_of_the_heavy_libraries():
         "heavy = [m for m in ('pydantic', 'jinja2', 'transitions', 'weasyprint', 'yaml', 'sqlite3') if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "HEAVY []" in out
 
 
@@ -96,7 +98,10 @@ def test_spin_at_650g_tells_the_technician_a_deviation_opened(cli):
     cli("batch", "record", "B1", "collection", *_pairs("collection"))
     result = cli("batch", "record", "B1", "spin", "rcf=650 x g", "duration=10", "temperature=4")
     assert result.exit_code == 0
-    assert "Relative centrifugal force 650 x g is above the protocol's 300-500 x g: deviation DEV-0001 opened (major)" in result.output
+    assert (
+        "Relative centrifugal force 650 x g is above the protocol's 300-500 x g: deviation DEV-0001 opened (major)"
+        in result.output
+    )
     assert "Next: filtration" in result.output
 
 
@@ -126,7 +131,7 @@ def test_a_write_without_a_person_is_refused(cli):
 def test_malformed_name_value_pairs_are_usage_errors(cli, bad):
     _started(cli)
     result = cli("batch", "record", "B1", "collection", *bad.split(" "))
-    assert result.exit_code == 2 and "NAME=VALUE" in result.output or "twice" in result.output
+    assert (result.exit_code == 2 and "NAME=VALUE" in result.output) or "twice" in result.output
 
 
 def test_status_shows_values_in_protocol_units_and_what_is_due(cli):
@@ -161,7 +166,9 @@ def test_deviation_list_exports_csv_and_json(cli):
         ("DEV-0001", "rcf", "major"),
         ("DEV-0002", "duration", "minor"),
     ]
-    data = json.loads(cli("deviation", "list", "--batch", "B1", "--severity", "minor", "--format", "json").output)
+    data = json.loads(
+        cli("deviation", "list", "--batch", "B1", "--severity", "minor", "--format", "json").output
+    )
     assert [d["deviation_id"] for d in data] == ["DEV-0002"]
     assert "DEV-0001" in cli("deviation", "list").output
 

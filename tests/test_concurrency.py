@@ -27,7 +27,9 @@ def _slow_writer(db: str, loaded, go, result) -> None:
 
     store.writing = writing  # type: ignore[method-assign]
     try:
-        Service(store).record_step("B1", "isolation", {"source_tissue": "BM", "donor_id": "D-2"}, "bob")
+        Service(store).record_step(
+            "B1", "isolation", {"source_tissue": "BM", "donor_id": "D-2"}, "bob"
+        )
         result.put("written")
     except ConcurrencyError as err:
         result.put(f"conflict: {err}")
@@ -97,4 +99,6 @@ def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_pa
     assert ev.verify_chain("B1", events) is None
     types = [e.type for e in events[1:]]
     # holds and resumes alternate: no event was applied twice from a stale view
-    assert all(t == (ev.BATCH_HELD if i % 2 == 0 else ev.BATCH_RESUMED) for i, t in enumerate(types))
+    assert all(
+        t == (ev.BATCH_HELD if i % 2 == 0 else ev.BATCH_RESUMED) for i, t in enumerate(types)
+    )

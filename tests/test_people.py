@@ -39,20 +39,28 @@ def test_no_duplicate_accounts(svc):
         svc.add_user("alice", "Alice Again", "qa", PASSWORD, "root")
 
 
-@pytest.mark.parametrize(("password", "expected"), [("short", "at least 8"), (" padded pass ", "spaces")])
+@pytest.mark.parametrize(
+    ("password", "expected"), [("short", "at least 8"), (" padded pass ", "spaces")]
+)
 def test_weak_passwords_are_refused(svc, password, expected):
     with pytest.raises(Refused, match=expected):
         svc.add_user("newbie", "New Bie", "technician", password, "root")
 
 
 def test_passwords_are_stored_only_as_salted_scrypt_hashes(svc, db_path):
-    raw = sqlite3.connect(db_path).execute("SELECT payload FROM events WHERE batch_id = '@users'").fetchall()
+    raw = (
+        sqlite3.connect(db_path)
+        .execute("SELECT payload FROM events WHERE batch_id = '@users'")
+        .fetchall()
+    )
     text = " ".join(r[0] for r in raw)
     assert PASSWORD not in text
     hashes = [u.password_hash for u in svc.users().values()]
     assert all(h.startswith("scrypt$") for h in hashes)
     assert len(set(hashes)) == len(hashes)  # same password, different salts
-    assert people.check_password(PASSWORD, hashes[0]) and not people.check_password("wrong", hashes[0])
+    assert people.check_password(PASSWORD, hashes[0]) and not people.check_password(
+        "wrong", hashes[0]
+    )
 
 
 def test_an_unknown_user_is_refused_and_the_attempt_logged(svc):
@@ -87,7 +95,10 @@ def test_qa_does_not_record_steps_and_admin_does_not_touch_batches(svc):
         svc.start_batch(STANDARD, "quinn", "B1")
     with pytest.raises(Refused, match="root is admin"):
         svc.start_batch(STANDARD, "root", "B1")
-    assert [r["reason"] for r in svc.security_log()][-2:] == ["role qa may not start", "role admin may not start"]
+    assert [r["reason"] for r in svc.security_log()][-2:] == [
+        "role qa may not start",
+        "role admin may not start",
+    ]
 
 
 def test_a_technician_cannot_release(svc, clock):

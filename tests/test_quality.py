@@ -60,7 +60,10 @@ def test_a_correction_after_verification_voids_it_until_verified_again(svc, cloc
     svc.correct("B1", "filtration", {"filter_lot": "F-2"}, "alice", "lot misread")
     batch = svc.batch("B1")
     assert not batch.steps["filtration"].verified
-    assert "step filtration needs second-person verification (changed after it was verified)" in svc.release_blockers(batch, "quinn")
+    assert (
+        "step filtration needs second-person verification (changed after it was verified)"
+        in svc.release_blockers(batch, "quinn")
+    )
     svc.verify_step("B1", "filtration", "bob", PASSWORD)
     assert svc.release_blockers(svc.batch("B1"), "quinn") == []
 
@@ -81,12 +84,25 @@ def test_deviation_moves_open_investigated_closed(svc, clock):
         svc.close_deviation(dev, "quinn", PASSWORD, "accepted", "ok")
     svc.investigate(dev, "alice", "wrong programme", impact="none expected")
     assert svc.deviations(status="investigated")[0]["deviation_id"] == dev
-    svc.close_deviation(dev, "quinn", PASSWORD, "accepted", "no impact", capa="CAPA-9", severity="minor", severity_reason="debris only")
+    svc.close_deviation(
+        dev,
+        "quinn",
+        PASSWORD,
+        "accepted",
+        "no impact",
+        capa="CAPA-9",
+        severity="minor",
+        severity_reason="debris only",
+    )
     _, d = svc.deviation(dev)
     assert d.status == "closed" and d.severity == "minor"
     assert d.closure["severity_from"] == "major" and d.closure["capa"] == "CAPA-9"
     assert d.closure["signature"]["meaning"] == "approved"
-    assert [h["type"] for h in d.history] == ["deviation_opened", "deviation_investigated", "deviation_closed"]
+    assert [h["type"] for h in d.history] == [
+        "deviation_opened",
+        "deviation_investigated",
+        "deviation_closed",
+    ]
     with pytest.raises(Exception, match="already closed"):
         svc.close_deviation(dev, "quentin", PASSWORD, "rejected", "x")
 
@@ -150,7 +166,9 @@ def test_release_by_someone_who_performed_a_step_is_refused(svc, clock):
     # holds are not steps: quill may still release
     assert svc.release_blockers(svc.batch("B1"), "quill") == []
     blockers = svc.release_blockers(svc.batch("B1"), "alice")
-    assert "alice performed steps of this batch; release needs someone who performed none" in blockers
+    assert (
+        "alice performed steps of this batch; release needs someone who performed none" in blockers
+    )
 
 
 def test_a_released_batch_takes_no_more_writes(svc, clock):

@@ -11,8 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
-from conftest import seed_people
+from conftest import PASSWORD, seed_people
 
 from cmprep import render
 from cmprep.protocol import load_file
@@ -322,6 +321,178 @@ def test_md_escape_keeps_table_rows_intact(batch):
     assert len(table_rows) == 1
     # a row has as many unescaped pipes as the header: 5 columns, 6 pipes
     assert len(re.findall(r"(?<!\\)\|", table_rows[0])) == 6
+
+
+# --- electronic signatures in the record --------------------------------------------------
+EVIL_NAME = "Eve <i>Evil</i> | *x*"
+
+
+@pytest.fixture
+def signed(service: tuple[Service, Clock], protocol_file: Path):
+    """A batch taken through verification, a correction after it, a deviation's
+    investigation and closure; returns (svc, clock, batch_id) before the re-verification."""
+    svc, clock = service
+    svc.add_user("eve", EVIL_NAME, "reviewer", PASSWORD, "root")
+    svc.start_batch(str(protocol_file), "alice", "S1")
+    clock.advance(minutes=5)  # 08:05
+    svc.skip_step("S1", "wash", "alice", reason="not needed")
+    svc.record_step(
+        "S1", "conditioning", {"serum_percent": "0 %", "medium_lot": "L1"}, "alice", password=PASSWORD
+    )
+    clock.now = T0 + timedelta(days=2)  # 2026-01-12 08:00
+    svc.record_step("S1", "collection", {"volume": "500 mL"}, "alice", password=PASSWORD)
+    clock.advance(minutes=30)  # 08:30: pore size out of spec -> critical DEV-0001
+    svc.record_step(
+        "S1", "filtration", {"pore_size": "0.45 um", "integrity": "yes"}, "alice", password=PASSWORD
+    )
+    clock.advance(minutes=15)  # 08:45
+    svc.verify_step("S1", "filtration", "bob", PASSWORD)
+    clock.advance(minutes=15)  # 09:00: a correction after the verification
+    svc.correct("S1", "filtration", {"pore_size": "0.22 um"}, "alice", reason="typo")
+    clock.advance(minutes=15)  # 09:15
+    svc.record_step("S1", "use_fresh", {"recipient": "study 7"}, "alice", password=PASSWORD)
+    clock.advance(minutes=15)  # 09:30
+    svc.investigate(
+        "DEV-0001", "bob", justification="a 0.22 um filter was used; 0.45 was a typo", impact="none: refiltered"
+    )
+    clock.advance(minutes=30)  # 10:00
+    svc.close_deviation(
+        "DEV-0001", "quinn", PASSWORD, "accepted", "refiltered through 0.22 um, retested",
+        capa="CAPA-42 relabel filter stock", severity="major", severity_reason="caught before use",
+    )
+    return svc, clock, "S1"
+
+
+def _finish(svc: Service, clock: Clock, batch_id: str) -> None:
+    clock.advance(minutes=10)  # 10:10: a fresh verification of the corrected step
+    svc.verify_step(batch_id, "filtration", "rita", PASSWORD)
+    clock.advance(minutes=10)  # 10:20
+    svc.sign_review(batch_id, "eve", PASSWORD, comment="record complete <ok>")
+    clock.advance(minutes=10)  # 10:30
+    svc.release(batch_id, "quentin", PASSWORD, reason="meets specification")
+
+
+def test_record_shows_each_step_signature_with_name_user_time_and_meaning(signed):
+    svc, clock, batch_id = signed
+    _finish(svc, clock, batch_id)
+    html = render.render_record(svc.batch(batch_id), "html", generated_at=GENERATED)
+    performed = html[html.index('id="step-collection"') :]
+    performed = performed[: performed.index("</section>")]
+    for text in ("<b>performed</b>", "Alice Archer", ">alice<", "technician", "2026-01-12 08:00:00 UTC"):
+        assert text in performed, text
+    filtration = html[html.index('id="step-filtration"') :]
+    filtration = filtration[: filtration.index("</section>")]
+    # bob's verification predates the correction: printed, marked superseded
+    bob = filtration[filtration.index("Bob Baker") :]
+    bob = bob[: bob.index("</tr>")]
+    assert "2026-01-12 08:45:00 UTC" in bob and render.SUPERSEDED in bob
+    rita = filtration[filtration.index("Rita Reviewer") :]
+    rita = rita[: rita.index("</tr>")]
+    assert "<b>verified</b>" in filtration
+    assert "2026-01-12 10:10:00 UTC" in rita and "valid" in rita and render.SUPERSEDED not in rita
+    assert filtration.count("<b>verified</b>") == 2
+    assert render.MISSING_VERIFICATION not in html
+    assert "Verified by (second person)" not in html  # signed: no blank line left
+
+
+def test_record_marks_a_verification_superseded_and_missing_after_a_correction(signed):
+    svc, _clock, batch_id = signed
+    batch = svc.batch(batch_id)
+    assert not batch.steps["filtration"].verified and batch.steps["filtration"].verifications
+    html = render.render_record(batch, "html", generated_at=GENERATED)
+    assert html.count(render.SUPERSEDED) == 1
+    assert render.MISSING_VERIFICATION in html
+    assert "Verified by (second person)" in html  # the blank line for the re-verification
+    md = render.render_record(batch, "md", generated_at=GENERATED)
+    assert f"**{render.SUPERSEDED}**" in md
+    assert f"**{render.MISSING_VERIFICATION}**" in md
+    assert "| **verified** | Bob Baker | bob | technician | 2026-01-12 08:45:00 UTC |" in md
+
+
+def test_record_shows_the_deviation_investigation_and_signed_closure(signed):
+    svc, _clock, batch_id = signed
+    for fmt in ("html", "md"):
+        text = render.render_record(svc.batch(batch_id), fmt, generated_at=GENERATED)
+        head = '<section class="dev" id="dev-DEV-0001">' if fmt == "html" else "### DEV-0001"
+        dev = text[text.index(head) :]
+        assert "· major · closed (accepted)" in dev
+        for part in (
+            "bob",
+            "2026-01-12 09:30:00 UTC",  # investigated at
+            "a 0.22 um filter was used; 0.45 was a typo",
+            "none: refiltered",
+            "refiltered through 0.22 um, retested",
+            "CAPA-42 relabel filter stock",
+            "critical → ",  # severity changed from critical
+            "caught before use",
+            "Quinn Quality",
+            "quinn",
+            "approved",  # the meaning of an accepting closure's signature
+            "2026-01-12 10:00:00 UTC",
+        ):
+            assert part in dev, (fmt, part)
+
+
+def test_record_shows_the_review_and_release_signatures_and_the_decision(signed):
+    svc, clock, batch_id = signed
+    _finish(svc, clock, batch_id)
+    batch = svc.batch(batch_id)
+    assert batch.state == "released"
+    html = render.render_record(batch, "html", generated_at=GENERATED)
+    qa = html[html.index("<h2>QA review and release</h2>") :]
+    assert "Decision: <b>RELEASED</b>" in qa and "meets specification" in qa
+    release = qa[qa.index("Released by (QA)") :]
+    release = release[: release.index("</tr>")]
+    for text in ("Quentin Quality", "quentin", "<b>released</b>", "2026-01-12 10:30:00 UTC"):
+        assert text in release, text
+    review = qa[qa.index("Reviewed by (QA)") :]
+    review = review[: review.index("</tr>")]
+    assert "Eve &lt;i&gt;Evil&lt;/i&gt; | *x*" in review  # the printed name, escaped
+    assert "record complete &lt;ok&gt;" in review and "<b>reviewed</b>" in review
+    assert 'class="blank"' not in qa  # every line is signed: no blank sign line
+    assert "<i>Evil</i>" not in html
+
+    md = render.render_record(batch, "md", generated_at=GENERATED)
+    assert "Decision: **RELEASED** by quentin at 2026-01-12 10:30:00 UTC" in md
+    assert (
+        "| Released by (QA) | Quentin Quality | quentin | **released** | 2026-01-12 10:30:00 UTC "
+        "| meets specification |"
+    ) in md
+    assert "Eve \\<i\\>Evil\\</i\\> \\| \\*x\\*" in md
+    assert "____" not in md.split("## QA review and release")[1]
+
+
+def test_a_rejected_batch_shows_the_rejection_and_no_blank_release_line(signed):
+    svc, clock, batch_id = signed
+    clock.advance(minutes=5)
+    svc.reject(batch_id, "quentin", PASSWORD, reason="filter integrity failed")
+    batch = svc.batch(batch_id)
+    html = render.render_record(batch, "html", generated_at=GENERATED)
+    qa = html[html.index("<h2>QA review and release</h2>") :]
+    assert "Decision: <b>REJECTED</b>" in qa
+    rejected = qa[qa.index("Rejected by (QA)") :]
+    rejected = rejected[: rejected.index("</tr>")]
+    assert "Quentin Quality" in rejected and "<b>rejected</b>" in rejected
+    assert "filter integrity failed" in rejected
+    assert "Released by (QA)" not in qa
+    assert "Reviewed by (QA)" in qa  # never reviewed: its blank line stays
+    md = render.render_record(batch, "md", generated_at=GENERATED)
+    assert "Released by (QA) ____" not in md and "Reviewed by (QA) ____" in md
+
+
+def test_a_step_recorded_without_a_password_has_no_signature_table(batch):
+    html = render.render_record(batch, "html", generated_at=GENERATED)
+    conditioning = html[html.index('id="step-conditioning"') :]
+    conditioning = conditioning[: conditioning.index("</section>")]
+    assert 'class="esig"' not in conditioning
+    assert render.MISSING_VERIFICATION in html  # filtration: done, never verified
+
+
+def test_the_signed_record_as_pdf(signed):
+    svc, clock, batch_id = signed
+    _finish(svc, clock, batch_id)
+    pdf = render.render_record(svc.batch(batch_id), "pdf", generated_at=GENERATED)
+    assert pdf.startswith(b"%PDF")
 
 
 # --- the SOP checklist --------------------------------------------------------------------

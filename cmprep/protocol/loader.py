@@ -98,7 +98,14 @@ def parse_text(text: str, filename: str) -> Protocol:
     """Validate protocol YAML text; raise ProtocolError listing every problem."""
     if len(text.encode()) > MAX_BYTES:
         raise ProtocolError(
-            [Problem(filename, None, "", f"file is {len(text.encode())} bytes; a protocol must be under {MAX_BYTES}")]
+            [
+                Problem(
+                    filename,
+                    None,
+                    "",
+                    f"file is {len(text.encode())} bytes; a protocol must be under {MAX_BYTES}",
+                )
+            ]
         )
     try:
         loader = yaml.SafeLoader(text)
@@ -115,13 +122,21 @@ def parse_text(text: str, filename: str) -> Protocol:
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
         raise ProtocolError(
-            [Problem(filename, 1, "", f"a protocol is a YAML mapping (id:, version:, steps: ...), not {kind}")]
+            [
+                Problem(
+                    filename,
+                    1,
+                    "",
+                    f"a protocol is a YAML mapping (id:, version:, steps: ...), not {kind}",
+                )
+            ]
         )
     lines: dict[tuple, int] = {}
     dupes: list = []
     _lines(node, (), lines, dupes)
     problems = [
-        Problem(filename, line, _field_name(path, data), "key appears twice") for path, line in dupes
+        Problem(filename, line, _field_name(path, data), "key appears twice")
+        for path, line in dupes
     ]
     try:
         protocol = Protocol.model_validate(data)
@@ -154,13 +169,22 @@ def load_file(path: str | Path) -> Protocol:
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise ProtocolError(
-                [Problem(str(path), None, "", f"file is {size} bytes; a protocol must be under {MAX_BYTES}")]
+                [
+                    Problem(
+                        str(path),
+                        None,
+                        "",
+                        f"file is {size} bytes; a protocol must be under {MAX_BYTES}",
+                    )
+                ]
             )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProtocolError([Problem(str(path), None, "", "no such file")]) from None
     except IsADirectoryError:
-        raise ProtocolError([Problem(str(path), None, "", "is a folder, not a protocol file")]) from None
+        raise ProtocolError(
+            [Problem(str(path), None, "", "is a folder, not a protocol file")]
+        ) from None
     except UnicodeDecodeError:
         raise ProtocolError([Problem(str(path), None, "", "not UTF-8 text")]) from None
     return parse_text(text, str(path))

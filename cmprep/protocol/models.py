@@ -271,24 +271,30 @@ class Protocol(Strict):
         for n, step in enumerate(self.steps):
             for k, p in enumerate(step.parameters):
                 if p.source and p.source != SITE_CHOICE and p.source not in source_ids:
-                    problems.append((
-                        ("steps", n, "parameters", k, "source"),
-                        f"step {step.id}, parameter {p.name}: source {p.source!r} is not "
-                        f"among the protocol's sources ({', '.join(sorted(source_ids))}) "
-                        f"nor {SITE_CHOICE!r}",
-                    ))
+                    problems.append(
+                        (
+                            ("steps", n, "parameters", k, "source"),
+                            f"step {step.id}, parameter {p.name}: source {p.source!r} is not "
+                            f"among the protocol's sources ({', '.join(sorted(source_ids))}) "
+                            f"nor {SITE_CHOICE!r}",
+                        )
+                    )
             if step.window:
                 w = step.window
                 if w.after not in ids or ids.index(w.after) >= n:
-                    problems.append((
-                        ("steps", n, "window", "after"),
-                        f"step {step.id}: window.after {w.after!r} is not an earlier step",
-                    ))
+                    problems.append(
+                        (
+                            ("steps", n, "window", "after"),
+                            f"step {step.id}: window.after {w.after!r} is not an earlier step",
+                        )
+                    )
                 if w.source != SITE_CHOICE and w.source not in source_ids:
-                    problems.append((
-                        ("steps", n, "window", "source"),
-                        f"step {step.id}: window source {w.source!r} is unknown",
-                    ))
+                    problems.append(
+                        (
+                            ("steps", n, "window", "source"),
+                            f"step {step.id}: window source {w.source!r} is unknown",
+                        )
+                    )
         # branches: consecutive arms, at least two
         groups: dict[str, list[int]] = {}
         for i, step in enumerate(self.steps):
@@ -297,11 +303,13 @@ class Protocol(Strict):
         for name, idx in groups.items():
             where = ("steps", idx[0], "branch")
             if len(idx) < 2:
-                problems.append((
-                    where,
-                    f"branch {name!r} has one arm ({self.steps[idx[0]].id}); "
-                    "a branch needs two or more",
-                ))
+                problems.append(
+                    (
+                        where,
+                        f"branch {name!r} has one arm ({self.steps[idx[0]].id}); "
+                        "a branch needs two or more",
+                    )
+                )
             if idx != list(range(idx[0], idx[0] + len(idx))):
                 problems.append((where, f"branch {name!r}: its arms must be consecutive steps"))
             if name in ids:

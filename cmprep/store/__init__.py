@@ -22,4 +22,11 @@ def open_store(path: str | os.PathLike | None = None) -> EventStore:
     return SQLiteStore(target)
 
 
-__all__ = ["ClockBehind", "ConcurrencyError", "EventStore", "StoreError", "UnitOfWork", "open_store"]
+__all__ = [
+    "ClockBehind",
+    "ConcurrencyError",
+    "EventStore",
+    "StoreError",
+    "UnitOfWork",
+    "open_store",
+]

@@ -94,12 +94,27 @@ CREATE TABLE IF NOT EXISTS users (
 """
 
 _BATCH_COLS = (
-    "batch_id", "protocol_id", "protocol_version", "protocol_hash", "state", "started_at",
-    "started_by", "updated_at", "head_seq", "open_deviations",
+    "batch_id",
+    "protocol_id",
+    "protocol_version",
+    "protocol_hash",
+    "state",
+    "started_at",
+    "started_by",
+    "updated_at",
+    "head_seq",
+    "open_deviations",
 )
 _DEV_COLS = (
-    "deviation_id", "batch_id", "protocol_id", "step", "parameter", "severity", "status",
-    "opened_by", "opened_at",
+    "deviation_id",
+    "batch_id",
+    "protocol_id",
+    "step",
+    "parameter",
+    "severity",
+    "status",
+    "opened_by",
+    "opened_at",
 )
 
 
@@ -119,7 +134,9 @@ def _row_to_event(row: sqlite3.Row) -> Event:
 
 
 class _SQLiteUnit:
-    def __init__(self, conn: sqlite3.Connection, batch_id: str, seq: int, prev_hash: str, last_at: str | None):
+    def __init__(
+        self, conn: sqlite3.Connection, batch_id: str, seq: int, prev_hash: str, last_at: str | None
+    ):
         self.conn = conn
         self.batch_id = batch_id
         self.seq = seq
@@ -168,9 +185,16 @@ class _SQLiteUnit:
                 "INSERT INTO events (batch_id, seq, type, actor, recorded_at, performed_at, "
                 "reason, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
-                    ev.batch_id, ev.seq, ev.type, ev.actor, ev.recorded_at, ev.performed_at,
-                    ev.reason, json.dumps(ev.payload, ensure_ascii=False, sort_keys=True),
-                    ev.prev_hash, ev.hash,
+                    ev.batch_id,
+                    ev.seq,
+                    ev.type,
+                    ev.actor,
+                    ev.recorded_at,
+                    ev.performed_at,
+                    ev.reason,
+                    json.dumps(ev.payload, ensure_ascii=False, sort_keys=True),
+                    ev.prev_hash,
+                    ev.hash,
                 ),
             )
             self.prev_hash = ev.hash
@@ -204,7 +228,14 @@ def _ledger_append(conn: sqlite3.Connection, ev: Event) -> None:
     pos, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
     conn.execute(
         "INSERT INTO ledger (pos, batch_id, seq, event_hash, prev, hash) VALUES (?,?,?,?,?,?)",
-        (pos, ev.batch_id, ev.seq, ev.hash, prev, ledger_hash(pos, ev.batch_id, ev.seq, ev.hash, prev)),
+        (
+            pos,
+            ev.batch_id,
+            ev.seq,
+            ev.hash,
+            prev,
+            ledger_hash(pos, ev.batch_id, ev.seq, ev.hash, prev),
+        ),
     )
 
 
@@ -230,9 +261,13 @@ class SQLiteStore:
     def __init__(self, path: Path | str, *, timeout: float = 10.0):
         self.path = Path(path)
         if self.path.is_dir():
-            raise StoreError(f"database path {self.path} is a folder; give a file name, e.g. {self.path}/cmprep.db")
+            raise StoreError(
+                f"database path {self.path} is a folder; give a file name, e.g. {self.path}/cmprep.db"
+            )
         if not self.path.parent.exists():
-            raise StoreError(f"cannot create database {self.path}: folder {self.path.parent} does not exist")
+            raise StoreError(
+                f"cannot create database {self.path}: folder {self.path.parent} does not exist"
+            )
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
@@ -280,7 +315,9 @@ class SQLiteStore:
         return (row[0], row[1]) if row else None
 
     def recorded_heads(self) -> dict[str, tuple[int, str]]:
-        return {r[0]: (r[1], r[2]) for r in self.conn.execute("SELECT batch_id, seq, hash FROM heads")}
+        return {
+            r[0]: (r[1], r[2]) for r in self.conn.execute("SELECT batch_id, seq, hash FROM heads")
+        }
 
     def batch_ids(self) -> list[str]:
         """Batches only: system streams (users, security log) start with '@'."""
@@ -355,7 +392,9 @@ class SQLiteStore:
             self.conn.execute("ROLLBACK")
             raise
 
-    def replace_projections(self, batches: list[dict[str, Any]], deviations: list[dict[str, Any]]) -> None:
+    def replace_projections(
+        self, batches: list[dict[str, Any]], deviations: list[dict[str, Any]]
+    ) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute("DELETE FROM batches")
