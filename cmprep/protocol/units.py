@@ -112,7 +112,8 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
         raise UnitError(f"{value:g} {src.symbol} is too large to express in {dst.symbol}")
     # Round away binary noise (220 nm must be exactly 0.22 um, or a spec of 0.22 fails it);
     # 15 significant digits keep every round trip exact to 1e-14 and beyond any instrument.
-    return float(f"{result:.15g}") if math.isfinite(result) else result
+    rounded = float(f"{result:.15g}")
+    return rounded if math.isfinite(rounded) else result  # near the float maximum, keep it
 
 
 def compatible_units(unit: str) -> list[str]:
