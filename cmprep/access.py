@@ -115,7 +115,8 @@ class AccessMixin:
         if user is None:
             self._log_refusal(name, action, "unknown user")
             raise Refused(
-                f"{name!r} is not a user of this database; ask an admin to add you (`cmprep user add`)"
+                f"{name!r} is not a user of this database; "
+                "ask an admin to add you (`cmprep user add`)"
             )
         if not user.active:
             self._log_refusal(name, action, "inactive user")

@@ -21,7 +21,10 @@ def describe(event: Event) -> dict[str, Any]:
     p = event.payload
     what, old, new = event.type.replace("_", " "), "", ""
     if event.type == ev.BATCH_STARTED:
-        what = f"batch started from {p['protocol_id']} v{p['protocol_version']} ({p['protocol_hash'][:12]})"
+        what = (
+            f"batch started from {p['protocol_id']} v{p['protocol_version']} "
+            f"({p['protocol_hash'][:12]})"
+        )
     elif event.type == ev.STEP_RECORDED:
         what = f"recorded {p['step']}" + (" (late entry)" if p.get("late") else "")
         new = "; ".join(
@@ -34,7 +37,10 @@ def describe(event: Event) -> dict[str, Any]:
         old = (p.get("old") or {}).get("display", "")
         new = p["new"].get("display", "")
     elif event.type == ev.DEVIATION_OPENED:
-        what = f"{p['deviation_id']} opened ({p['severity']}, {p.get('kind', 'automatic')}) at {p['step']}"
+        what = (
+            f"{p['deviation_id']} opened ({p['severity']}, {p.get('kind', 'automatic')}) "
+            f"at {p['step']}"
+        )
         new = p.get("message", "")
     elif event.type == ev.DEVIATION_INVESTIGATED:
         what = f"{p['deviation_id']} investigated"

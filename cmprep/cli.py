@@ -128,8 +128,8 @@ def _tell(outcome: Outcome, action: str) -> None:
         )
     if outcome.late:
         click.secho(
-            f"Late entry: entered more than {b.protocol.late_entry_minutes:g} min after it was done; "
-            "the record shows both times.",
+            f"Late entry: entered more than {b.protocol.late_entry_minutes:g} min "
+            "after it was done; the record shows both times.",
             fg="yellow",
         )
     _tell_next(b)
@@ -344,7 +344,8 @@ def batch_start(
         click.echo(f"Already saved under key {key}: batch {b.id}; nothing new was written.")
         return
     click.echo(
-        f"Batch {b.id} started from {b.protocol.id} v{b.protocol.version} (hash {b.protocol_hash[:12]}) by {actor}."
+        f"Batch {b.id} started from {b.protocol.id} v{b.protocol.version} "
+        f"(hash {b.protocol_hash[:12]}) by {actor}."
     )
     _tell_next(b)
 

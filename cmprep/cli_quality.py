@@ -170,13 +170,15 @@ def batch_review(
         _echo_json(report)
         return
     click.echo(
-        f"Review of batch {report['batch']} ({report['protocol']}), state {report['state'].replace('_', ' ')}"
+        f"Review of batch {report['batch']} ({report['protocol']}), "
+        f"state {report['state'].replace('_', ' ')}"
     )
     sections = [
         (
             "Out of spec",
             [
-                f"{r['step']}.{r['parameter']} = {r['value']} (spec {r['spec']}) {' '.join(r['deviations'])}"
+                f"{r['step']}.{r['parameter']} = {r['value']} (spec {r['spec']}) "
+                f"{' '.join(r['deviations'])}"
                 for r in report["out_of_spec"]
             ],
         ),
@@ -192,7 +194,8 @@ def batch_review(
         (
             "Corrections",
             [
-                f"{c['step']}.{c['parameter']}: {c['old']} -> {c['new']} by {c['by']} at {c['at']}: {c['reason']}"
+                f"{c['step']}.{c['parameter']}: {c['old']} -> {c['new']} "
+                f"by {c['by']} at {c['at']}: {c['reason']}"
                 for c in report["corrections"]
             ],
         ),
@@ -200,7 +203,8 @@ def batch_review(
         (
             "Late entries",
             [
-                f"{e['step']}: performed {e['performed_at']}, entered {e['entered_at']} by {e['by']}"
+                f"{e['step']}: performed {e['performed_at']}, "
+                f"entered {e['entered_at']} by {e['by']}"
                 for e in report["late_entries"]
             ],
         ),
@@ -216,7 +220,8 @@ def batch_review(
         (
             "Signatures",
             [
-                f"{s['meaning']}: {s['full_name']} ({s['signer']}) at {s['signed_at']} on {s['subject']['kind']} {s['subject']['id']}"
+                f"{s['meaning']}: {s['full_name']} ({s['signer']}) at {s['signed_at']} "
+                f"on {s['subject']['kind']} {s['subject']['id']}"
                 for s in report["signatures"]
             ],
         ),
@@ -289,7 +294,7 @@ def deviation_open(
     \b
     Example:
       cmprep deviation open CM-20261129-001 --step conditioning --severity major --reason "incubator alarm 02:10-02:40" --as alice
-    """
+    """  # noqa: E501
     out = svc.open_deviation(batch_id, step, severity, actor, reason)
     d = out.deviations[0]
     click.echo(f"Deviation {d['deviation_id']} opened ({severity}) at {step} of batch {batch_id}.")
@@ -311,7 +316,7 @@ def deviation_investigate(
     \b
     Example:
       cmprep deviation investigate DEV-0007 --reason "wrong programme selected" --impact "none on sterility" --as alice
-    """
+    """  # noqa: E501
     svc.investigate(deviation_id, actor, justification, impact)
     click.echo(f"{deviation_id.upper()} investigated; it waits for a QA decision.")
 
@@ -347,7 +352,7 @@ def deviation_close(
     \b
     Example:
       cmprep deviation close DEV-0007 --decision accepted --reason "no impact" --capa CAPA-031 --as quinn
-    """
+    """  # noqa: E501
     svc.deviation(deviation_id)
     svc.close_deviation(
         deviation_id,

@@ -117,7 +117,8 @@ class QualityMixin:
         self._writable(batch)
         if dev.status == "closed":
             raise Refused(
-                f"{dev.id} is closed ({dev.closure['decision'] if dev.closure else ''}); it takes no more investigation"
+                f"{dev.id} is closed ({dev.closure['decision'] if dev.closure else ''}); "
+                "it takes no more investigation"
             )
         payload = {
             "deviation_id": dev.id,
@@ -162,7 +163,8 @@ class QualityMixin:
             self._refuse(
                 actor,
                 "close deviation",
-                f"{actor} opened, investigated or performed {dev.id}'s step; someone independent must decide it",
+                f"{actor} opened, investigated or performed {dev.id}'s step; "
+                "someone independent must decide it",
             )
         if severity is not None:
             if severity not in {s.value for s in Severity}:
@@ -220,7 +222,8 @@ class QualityMixin:
                 blockers.append(f"{actor} is not QA; only the qa role releases")
             if actor in batch.performers():
                 blockers.append(
-                    f"{actor} performed steps of this batch; release needs someone who performed none"
+                    f"{actor} performed steps of this batch; "
+                    "release needs someone who performed none"
                 )
         return blockers
 

@@ -280,10 +280,11 @@ def batch_signatures(batch: Batch) -> list[dict[str, Any]]:
 
 
 # --- Pareto chart (inline SVG) ------------------------------------------------------------
-_W, _H = 640, 300  # the fixed viewBox
-_LEFT, _RIGHT, _TOP = 52, 588, 40  # the plot area's left, right and top edges
+_W, _H = 640, 270  # the fixed viewBox
+_LEFT, _RIGHT, _TOP = 52, 588, 34  # the plot area's left, right and top edges
 _MAX_BARS = 20
-_INK, _GREY, _LIGHT = "#000", "#8c8c8c", "#cfcfcf"
+_CHAR = 5.6  # the width of one 9-unit label character, roughly, in viewBox units
+_INK, _BAR, _GRID = "#000", "#b0b0b0", "#d9d9d9"
 
 
 def _num(x: float) -> str:
@@ -304,124 +305,117 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
-    """A Pareto chart of ``[{name, count, cumulative}]``: bars by count, most first, with the
-    count above each, and the cumulative % as a line with points on a right 0-100 % axis.
+    """A Pareto chart of ``[{name, count, ...}]`` as inline SVG.
 
-    Pure Python, inline SVG, black and grey only; every text is escaped. Past 20 categories
-    the rest are drawn as one "other" bar (the table under the chart lists them all).
+    Bars by count, most first, each with its count; the cumulative % as a line with points.
+    The left axis runs from 0 to the total and the right one from 0 to 100 %, so the first
+    point sits on the first bar and the line ends at 100 %. Long category labels are
+    rotated and truncated (the table under the chart gives them in full); past 20
+    categories the rest are drawn as one "other" bar. Pure Python, a fixed viewBox, black
+    and grey only, every text escaped; the bars are the only <rect> elements.
     """
     bars = sorted(rows, key=lambda r: -int(r["count"]))
-    total = sum(int(r["count"]) for r in bars)
     if len(bars) > _MAX_BARS:
         rest = bars[_MAX_BARS - 1 :]
-        bars = [
-            *bars[: _MAX_BARS - 1],
-            {"name": f"other ({len(rest)})", "count": sum(int(r["count"]) for r in rest)},
-        ]
-    # the cumulative share is recomputed from the sorted counts, so line and bars agree
-    running, points = 0, []
-    for r in bars:
-        running += int(r["count"])
-        points.append(100 * running / total if total else 0)
-
+        other = {"name": f"other ({len(rest)})", "count": sum(int(r["count"]) for r in rest)}
+        bars = [*bars[: _MAX_BARS - 1], other]
+    total = sum(int(r["count"]) for r in bars)
+    label = escape(title)
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" '
-        f'class="pareto-chart" role="img" aria-label="{escape(title)}" '
-        f'font-family="DejaVu Sans, Arial, sans-serif" font-size="10">',
-        f"<title>{escape(title)}</title>",
-        f'<text x="{_LEFT}" y="16" font-size="12" font-weight="bold" fill="{_INK}">{escape(title)}</text>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" '
+        f'height="{_H}" class="pareto-chart" role="img" aria-label="{label}" '
+        f'font-family="DejaVu Sans, Arial, sans-serif" font-size="10" fill="{_INK}">',
+        f"<title>{label}</title>",
+        f'<text x="{_LEFT}" y="14" font-size="11.5" font-weight="bold">{label}</text>',
     ]
-    if not bars:
+    if not bars or total <= 0:
         out.append(
-            f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle" fill="{_INK}">No deviations in this period</text>'
+            f'<text x="{_W // 2}" y="{_H // 2}" text-anchor="middle">'
+            "No deviations in this period</text></svg>"
         )
-        out.append("</svg>")
         return Markup("".join(out))
 
     slot = (_RIGHT - _LEFT) / len(bars)
-    longest = max(len(str(b["name"])) for b in bars)
-    rotate = longest * 6.2 > slot - 4
-    label_room = 96 if rotate else 22
-    bottom = _H - label_room
+    names = [" ".join(str(b["name"]).split()) for b in bars]
+    rotate = max(len(n) for n in names) * _CHAR > slot - 4
+    bottom = _H - (78 if rotate else 20)
     height = bottom - _TOP
-    step = _nice_step(max(int(b["count"]) for b in bars))
-    top = step * math.ceil(max(int(b["count"]) for b in bars) / step)
 
-    def y_count(value: float) -> float:
-        return bottom - height * value / top
+    def y_of(count: float) -> float:  # the left axis: 0 .. total
+        return bottom - height * count / total
 
-    def y_pct(value: float) -> float:
-        return bottom - height * value / 100
-
-    # legend (paths, not rects: the only <rect> elements are the bars)
-    lx = _RIGHT - 210
+    # legend (paths, not rects)
+    lx = _RIGHT - 190
     out.append(
-        f'<path d="M{lx} 9h10v10h-10z" fill="{_GREY}" stroke="{_INK}" stroke-width="0.6"/>'
-        f'<text x="{lx + 14}" y="18" fill="{_INK}">count</text>'
-        f'<path d="M{lx + 62} 14h22" stroke="{_INK}" stroke-width="1.4" fill="none"/>'
-        f'<circle cx="{lx + 73}" cy="14" r="2.6" fill="#fff" stroke="{_INK}" stroke-width="1.2"/>'
-        f'<text x="{lx + 90}" y="18" fill="{_INK}">cumulative %</text>'
+        f'<path d="M{lx} 6h10v10h-10z" fill="{_BAR}" stroke="{_INK}" stroke-width="0.6"/>'
+        f'<text x="{lx + 14}" y="15">count</text>'
+        f'<path d="M{lx + 60} 11h22" stroke="{_INK}" stroke-width="1.3" fill="none"/>'
+        f'<circle cx="{lx + 71}" cy="11" r="2.6" fill="#fff" stroke="{_INK}" stroke-width="1.1"/>'
+        f'<text x="{lx + 88}" y="15">cumulative %</text>'
     )
-    # grid and the left (count) axis
-    for tick in range(0, top + 1, step):
-        y = _num(y_count(tick))
-        out.append(f'<path d="M{_LEFT} {y}H{_RIGHT}" stroke="{_LIGHT}" stroke-width="0.5"/>')
-        out.append(
-            f'<text x="{_LEFT - 5}" y="{y}" dy="3.5" text-anchor="end" fill="{_INK}">{tick}</text>'
-        )
+    # grid and left axis (counts); the top tick is the total
+    step = _nice_step(total)
+    ticks = [t for t in range(0, total, step) if total - t >= 0.12 * total or t == 0] + [total]
+    for tick in ticks:
+        y = _num(y_of(tick))
+        out.append(f'<path d="M{_LEFT} {y}H{_RIGHT}" stroke="{_GRID}" stroke-width="0.5"/>')
+        out.append(f'<text x="{_LEFT - 5}" y="{y}" dy="3.5" text-anchor="end">{tick}</text>')
+    mid = _num(_TOP + height / 2)
     out.append(
-        f'<text transform="translate(14 {_num(_TOP + height / 2)}) rotate(-90)" text-anchor="middle" '
-        f'fill="{_INK}">Deviations</text>'
+        f'<text transform="translate(15 {mid}) rotate(-90)" text-anchor="middle">Deviations</text>'
     )
-    # the right (cumulative %) axis
+    # right axis (cumulative %)
     for pct in (0, 25, 50, 75, 100):
-        y = _num(y_pct(pct))
+        y = _num(bottom - height * pct / 100)
         out.append(f'<path d="M{_RIGHT} {y}h4" stroke="{_INK}" stroke-width="0.8"/>')
-        out.append(f'<text x="{_RIGHT + 7}" y="{y}" dy="3.5" fill="{_INK}">{pct} %</text>')
+        out.append(f'<text x="{_RIGHT + 7}" y="{y}" dy="3.5">{pct} %</text>')
     out.append(
-        f'<text transform="translate({_W - 8} {_num(_TOP + height / 2)}) rotate(90)" text-anchor="middle" '
-        f'fill="{_INK}">Cumulative %</text>'
+        f'<text transform="translate({_W - 6} {mid}) rotate(90)" text-anchor="middle">'
+        "Cumulative %</text>"
     )
-    # bars, counts and category labels
-    width = min(slot * 0.7, 60)
-    for i, b in enumerate(bars):
-        cx = _LEFT + slot * (i + 0.5)
+    # bars with their counts, and the category labels
+    width = min(slot * 0.72, 64)
+    running, points = 0, []
+    for i, (b, name) in enumerate(zip(bars, names, strict=True)):
         count = int(b["count"])
-        y = y_count(count)
-        name = str(b["name"])
+        running += count
+        cx = _LEFT + slot * (i + 0.5)
+        y = y_of(count)
+        points.append((cx, y_of(running)))
         out.append(
             f'<rect x="{_num(cx - width / 2)}" y="{_num(y)}" width="{_num(width)}" '
-            f'height="{_num(bottom - y)}" fill="{_GREY}" stroke="{_INK}" stroke-width="0.6">'
+            f'height="{_num(bottom - y)}" fill="{_BAR}" stroke="{_INK}" stroke-width="0.6">'
             f"<title>{escape(name)}: {count}</title></rect>"
         )
+        # the count inside the bar's top when it fits, else just above it
+        inside = bottom - y >= 20 and width >= 14
+        ty = y + 15 if inside else y - 4
         out.append(
-            f'<text x="{_num(cx)}" y="{_num(y - 4)}" text-anchor="middle" fill="{_INK}">{count}</text>'
+            f'<text x="{_num(cx)}" y="{_num(ty)}" text-anchor="middle" font-weight="bold">'
+            f"{count}</text>"
         )
         if rotate:
-            label = escape(_truncate(name, 22))
             out.append(
-                f'<text transform="translate({_num(cx + 3)} {bottom + 8}) rotate(-45)" text-anchor="end" '
-                f'font-size="9" fill="{_INK}">{label}</text>'
+                f'<text transform="translate({_num(cx + 3)} {bottom + 8}) rotate(-40)" '
+                f'text-anchor="end" font-size="9">{escape(_truncate(name, 20))}</text>'
             )
         else:
-            label = escape(_truncate(name, max(int(slot / 6.2), 3)))
             out.append(
-                f'<text x="{_num(cx)}" y="{bottom + 14}" text-anchor="middle" font-size="9" '
-                f'fill="{_INK}">{label}</text>'
+                f'<text x="{_num(cx)}" y="{bottom + 13}" text-anchor="middle" font-size="9">'
+                f"{escape(_truncate(name, max(int(slot / _CHAR), 3)))}</text>"
             )
-    # the cumulative line, its points and values
-    coords = [(_LEFT + slot * (i + 0.5), y_pct(p)) for i, p in enumerate(points)]
-    path = " ".join(
-        f"{'M' if i == 0 else 'L'}{_num(x)} {_num(y)}" for i, (x, y) in enumerate(coords)
-    )
-    out.append(f'<path d="{path}" fill="none" stroke="{_INK}" stroke-width="1.4"/>')
-    for x, y in coords:
+    # the cumulative line and its points
+    path = " ".join(f"{'L' if i else 'M'}{_num(x)} {_num(y)}" for i, (x, y) in enumerate(points))
+    out.append(f'<path d="{path}" fill="none" stroke="{_INK}" stroke-width="1.3"/>')
+    for x, y in points:
         out.append(
-            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.8" fill="#fff" stroke="{_INK}" stroke-width="1.2"/>'
+            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="2.8" fill="#fff" stroke="{_INK}" '
+            'stroke-width="1.1"/>'
         )
-    # the axes last, over the bars
+    # the axes over everything
     out.append(
-        f'<path d="M{_LEFT} {_TOP - 6}V{bottom}H{_RIGHT}V{_TOP - 6}" fill="none" stroke="{_INK}" stroke-width="0.9"/>'
+        f'<path d="M{_LEFT} {_TOP - 4}V{bottom}H{_RIGHT}V{_TOP - 4}" fill="none" '
+        f'stroke="{_INK}" stroke-width="0.9"/>'
     )
     out.append("</svg>")
     return Markup("".join(out))

@@ -119,12 +119,14 @@ class Service(AccessMixin, QualityMixin):
         protocol = self.protocol(protocol_ref)
         if protocol.status != "approved":
             raise Refused(
-                f"protocol {protocol.id} v{protocol.version} is {protocol.status}; only an approved protocol can start a batch"
+                f"protocol {protocol.id} v{protocol.version} is {protocol.status}; "
+                "only an approved protocol can start a batch"
             )
         now = self.clock()
         if batch_id is not None and not _ID.match(batch_id):
             raise Refused(
-                f"batch id {batch_id!r} is not usable: use letters, digits, '.', '_' or '-' (up to 64), starting with a letter or digit"
+                f"batch id {batch_id!r} is not usable: use letters, digits, '.', '_' or '-' "
+                "(up to 64), starting with a letter or digit"
             )
         payload = {
             "protocol": protocol.model_dump(mode="json"),
@@ -211,7 +213,8 @@ class Service(AccessMixin, QualityMixin):
         if not step.optional:
             if step.branch:
                 raise Refused(
-                    f"{step.title} is an arm of the {step.branch} branch; choose one arm by recording it "
+                    f"{step.title} is an arm of the {step.branch} branch; "
+                    "choose one arm by recording it "
                     f"({', '.join(s.id for s in batch.due())}), the others are then not taken"
                 )
             raise Refused(
@@ -240,7 +243,8 @@ class Service(AccessMixin, QualityMixin):
         entry = batch.steps[step.id]
         if entry.status != "done":
             raise Refused(
-                f"{step.title} has not been recorded ({entry.status}); record it instead of correcting it"
+                f"{step.title} has not been recorded ({entry.status}); "
+                "record it instead of correcting it"
             )
         if not entries:
             raise Refused("give at least one name=value to correct")
@@ -274,7 +278,8 @@ class Service(AccessMixin, QualityMixin):
         self._writable(batch)
         if batch.on_hold:
             raise Refused(
-                f"batch {batch.id} is already on hold; resume it with `cmprep batch resume {batch.id} --reason ...`"
+                f"batch {batch.id} is already on hold; "
+                f"resume it with `cmprep batch resume {batch.id} --reason ...`"
             )
         return self._write(
             batch.id,
@@ -408,7 +413,8 @@ class Service(AccessMixin, QualityMixin):
     def _name(actor: str | None) -> str:
         if not actor or not actor.strip():
             raise Refused(
-                "who is doing this? Give --as NAME or set CMPREP_USER; a record without a person is not accepted"
+                "who is doing this? Give --as NAME or set CMPREP_USER; "
+                "a record without a person is not accepted"
             )
         actor = actor.strip()
         if not _ID.match(actor):
@@ -456,7 +462,8 @@ class Service(AccessMixin, QualityMixin):
     def _in_order(batch: Batch, step: Step, action: str) -> None:
         if batch.on_hold:
             raise Refused(
-                f"batch {batch.id} is on hold; resume it first with `cmprep batch resume {batch.id} --reason ...`"
+                f"batch {batch.id} is on hold; "
+                f"resume it first with `cmprep batch resume {batch.id} --reason ...`"
             )
         if batch.pipeline.may(_cursor(batch), f"{action}_{step.id}"):
             return
@@ -467,8 +474,10 @@ class Service(AccessMixin, QualityMixin):
         )
         if entry.status in ("done", "skipped", "not taken"):
             raise Refused(
-                f"{step.title} is already {entry.status} in batch {batch.id}; to change a value use "
-                f"`cmprep batch correct {batch.id} {step.id} NAME=VALUE --reason ...`. Step due: {due_text}"
+                f"{step.title} is already {entry.status} in batch {batch.id}; "
+                "to change a value use "
+                f"`cmprep batch correct {batch.id} {step.id} NAME=VALUE --reason ...`. "
+                f"Step due: {due_text}"
             )
         raise Refused(
             f"{step.title} is not due yet in batch {batch.id}: the step due is {due_text}"
@@ -484,17 +493,20 @@ class Service(AccessMixin, QualityMixin):
                 raise Refused(f"--at: {err}") from None
             if performed > now + FUTURE_SKEW:
                 raise Refused(
-                    f"--at {iso(performed)} is in the future (now {iso(now)}); give the time the step was done"
+                    f"--at {iso(performed)} is in the future (now {iso(now)}); "
+                    "give the time the step was done"
                 )
         last = batch.last_performed_at()
-        # (without --at, a "now" before the last step is the clock going backwards: the store refuses it)
+        # (without --at, a "now" before the last step is the clock going backwards:
+        # the store refuses it)
         if (
             at is not None
             and last
             and performed < datetime.fromisoformat(last.replace("Z", "+00:00"))
         ):
             raise Refused(
-                f"--at {iso(performed)} is before the previous step was done ({last}); steps are done in order"
+                f"--at {iso(performed)} is before the previous step was done ({last}); "
+                "steps are done in order"
             )
         if performed < datetime.fromisoformat(batch.started_at.replace("Z", "+00:00")) - timedelta(
             days=365

@@ -107,7 +107,8 @@ def check_signatures(events: list[Event]) -> list[tuple[int, str]]:
             problems.append(
                 (
                     e.seq,
-                    f"signature names {sig.get('signer')!r} but the event was written by {e.actor!r}",
+                    f"signature names {sig.get('signer')!r} "
+                    f"but the event was written by {e.actor!r}",
                 )
             )
             continue

@@ -50,10 +50,7 @@ def format_value(param: Parameter, value: object) -> str:
         return ""
     if param.type == ParamType.yes_no:
         return "yes" if value else "no"
-    if isinstance(value, float):
-        text = f"{value:.6g}"
-    else:
-        text = str(value)
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
     return f"{text} {param.unit}" if param.unit else text
 
 
@@ -135,16 +132,20 @@ def check_value(param: Parameter, raw: str) -> Finding:
         hint = f" (spec: {spec_text})" if spec_text else ""
         return Finding(verdict=Verdict.refused, message=f"{param.label}: {err}{hint}", **base)
     shown = format_value(param, value)
-    if param.limits is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not param.limits.contains(float(value)):
-            return Finding(
-                verdict=Verdict.refused,
-                message=(
-                    f"{param.label} {shown} is impossible: it must be within "
-                    f"{param.limits.describe(param.unit)}. Check the reading and enter it again."
-                ),
-                **base,
-            )
+    if (
+        param.limits is not None
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and not param.limits.contains(float(value))
+    ):
+        return Finding(
+            verdict=Verdict.refused,
+            message=(
+                f"{param.label} {shown} is impossible: it must be within "
+                f"{param.limits.describe(param.unit)}. Check the reading and enter it again."
+            ),
+            **base,
+        )
     spec = param.spec
     if spec is not None:
         out = False
@@ -231,14 +232,19 @@ def check_window(window: Window, step_label: str, started: datetime, done: datet
         return Finding(
             parameter=name,
             verdict=Verdict.refused,
-            message=f"{step_label} would be {-elapsed:g} {window.unit} before {window.after} was done",
+            message=(
+                f"{step_label} would be {-elapsed:g} {window.unit} before {window.after} was done"
+            ),
         )
     if not window.range.contains(elapsed):
         below = window.min is not None and elapsed < window.min
         return Finding(
             parameter=name,
             verdict=Verdict.out_of_spec,
-            message=f"{label} {elapsed:g} {window.unit} is {'below' if below else 'above'} the protocol's {spec_text}",
+            message=(
+                f"{label} {elapsed:g} {window.unit} is {'below' if below else 'above'} "
+                f"the protocol's {spec_text}"
+            ),
             value=elapsed,
             display=f"{elapsed:g} {window.unit}",
             spec=spec_text,

@@ -337,7 +337,11 @@ def signed(service: tuple[Service, Clock], protocol_file: Path):
     clock.advance(minutes=5)  # 08:05
     svc.skip_step("S1", "wash", "alice", reason="not needed")
     svc.record_step(
-        "S1", "conditioning", {"serum_percent": "0 %", "medium_lot": "L1"}, "alice", password=PASSWORD
+        "S1",
+        "conditioning",
+        {"serum_percent": "0 %", "medium_lot": "L1"},
+        "alice",
+        password=PASSWORD,
     )
     clock.now = T0 + timedelta(days=2)  # 2026-01-12 08:00
     svc.record_step("S1", "collection", {"volume": "500 mL"}, "alice", password=PASSWORD)
@@ -353,12 +357,21 @@ def signed(service: tuple[Service, Clock], protocol_file: Path):
     svc.record_step("S1", "use_fresh", {"recipient": "study 7"}, "alice", password=PASSWORD)
     clock.advance(minutes=15)  # 09:30
     svc.investigate(
-        "DEV-0001", "bob", justification="a 0.22 um filter was used; 0.45 was a typo", impact="none: refiltered"
+        "DEV-0001",
+        "bob",
+        justification="a 0.22 um filter was used; 0.45 was a typo",
+        impact="none: refiltered",
     )
     clock.advance(minutes=30)  # 10:00
     svc.close_deviation(
-        "DEV-0001", "quinn", PASSWORD, "accepted", "refiltered through 0.22 um, retested",
-        capa="CAPA-42 relabel filter stock", severity="major", severity_reason="caught before use",
+        "DEV-0001",
+        "quinn",
+        PASSWORD,
+        "accepted",
+        "refiltered through 0.22 um, retested",
+        capa="CAPA-42 relabel filter stock",
+        severity="major",
+        severity_reason="caught before use",
     )
     return svc, clock, "S1"
 
@@ -378,7 +391,13 @@ def test_record_shows_each_step_signature_with_name_user_time_and_meaning(signed
     html = render.render_record(svc.batch(batch_id), "html", generated_at=GENERATED)
     performed = html[html.index('id="step-collection"') :]
     performed = performed[: performed.index("</section>")]
-    for text in ("<b>performed</b>", "Alice Archer", ">alice<", "technician", "2026-01-12 08:00:00 UTC"):
+    for text in (
+        "<b>performed</b>",
+        "Alice Archer",
+        ">alice<",
+        "technician",
+        "2026-01-12 08:00:00 UTC",
+    ):
         assert text in performed, text
     filtration = html[html.index('id="step-filtration"') :]
     filtration = filtration[: filtration.index("</section>")]

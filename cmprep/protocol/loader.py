@@ -56,14 +56,14 @@ def _lines(
         for key_node, value_node in node.value:
             key = key_node.value
             if key in seen:
-                dupes.append((path + (key,), key_node.start_mark.line + 1))
+                dupes.append(((*path, key), key_node.start_mark.line + 1))
             seen.add(key)
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _lines(value_node, path + (key,), out, dupes, seen_nodes)
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _lines(value_node, (*path, key), out, dupes, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            out[path + (i,)] = item.start_mark.line + 1
-            _lines(item, path + (i,), out, dupes, seen_nodes)
+            out[(*path, i)] = item.start_mark.line + 1
+            _lines(item, (*path, i), out, dupes, seen_nodes)
 
 
 def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:

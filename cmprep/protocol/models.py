@@ -77,7 +77,10 @@ class Range(Strict):
 
 
 class Spec(Strict):
-    """What is in spec. Numbers: a range; choices: the accepted ones; yes/no: the expected answer."""
+    """What is in spec.
+
+    Numbers: a range; choices: the accepted ones; yes/no: the expected answer.
+    """
 
     min: float | None = None
     max: float | None = None
@@ -140,9 +143,10 @@ class Parameter(Strict):
     @model_validator(mode="after")
     def _coherent(self) -> Parameter:
         numeric = self.type in (ParamType.number, ParamType.integer, ParamType.duration)
-        if self.type == ParamType.duration:
-            if self.unit is None or units.lookup(self.unit).dimension != "time":
-                raise ValueError("a duration needs a time unit (min, h or d)")
+        if self.type == ParamType.duration and (
+            self.unit is None or units.lookup(self.unit).dimension != "time"
+        ):
+            raise ValueError("a duration needs a time unit (min, h or d)")
         if self.type == ParamType.choice and not self.choices:
             raise ValueError("a choice parameter needs choices")
         if self.choices and self.type != ParamType.choice:

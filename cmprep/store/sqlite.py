@@ -86,7 +86,10 @@ BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY, batch_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL
+    key TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, data TEXT NOT NULL
@@ -262,7 +265,8 @@ class SQLiteStore:
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(
-                f"database path {self.path} is a folder; give a file name, e.g. {self.path}/cmprep.db"
+                f"database path {self.path} is a folder; "
+                f"give a file name, e.g. {self.path}/cmprep.db"
             )
         if not self.path.parent.exists():
             raise StoreError(
@@ -285,7 +289,8 @@ class SQLiteStore:
             return
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"database {self.path} was written by a newer cmprep (schema {version}); upgrade cmprep"
+                f"database {self.path} was written by a newer cmprep (schema {version}); "
+                "upgrade cmprep"
             )
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -373,7 +378,8 @@ class SQLiteStore:
             ) from None
         try:
             row = self.conn.execute(
-                "SELECT seq, hash, recorded_at FROM events WHERE batch_id = ? ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, hash, recorded_at FROM events WHERE batch_id = ? "
+                "ORDER BY seq DESC LIMIT 1",
                 (batch_id,),
             ).fetchone()
             seq, prev, last_at = (row[0], row[1], row[2]) if row else (0, GENESIS, None)
