@@ -337,8 +337,10 @@ def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
 
     slot = (_RIGHT - _LEFT) / len(bars)
     names = [" ".join(str(b["name"]).split()) for b in bars]
-    rotate = max(len(n) for n in names) * _CHAR > slot - 4
-    bottom = _H - (78 if rotate else 20)
+    fits = int((slot - 6) / _CHAR)  # characters a horizontal label has room for
+    # horizontal when every label fits, or when a truncated one still says enough
+    rotate = max(len(n) for n in names) > fits and fits < 14
+    bottom = _H - (86 if rotate else 20)
     height = bottom - _TOP
 
     def y_of(count: float) -> float:  # the left axis: 0 .. total
@@ -388,21 +390,21 @@ def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
             f"<title>{escape(name)}: {count}</title></rect>"
         )
         # the count inside the bar's top when it fits, else just above it
-        inside = bottom - y >= 20 and width >= 14
-        ty = y + 15 if inside else y - 4
+        inside = bottom - y >= 22 and width >= 14
+        ty = y + 16 if inside else y - 4
         out.append(
             f'<text x="{_num(cx)}" y="{_num(ty)}" text-anchor="middle" font-weight="bold">'
             f"{count}</text>"
         )
         if rotate:
             out.append(
-                f'<text transform="translate({_num(cx + 3)} {bottom + 8}) rotate(-40)" '
-                f'text-anchor="end" font-size="9">{escape(_truncate(name, 20))}</text>'
+                f'<text transform="translate({_num(cx + 3)} {bottom + 7}) rotate(-55)" '
+                f'text-anchor="end" font-size="9">{escape(_truncate(name, 18))}</text>'
             )
         else:
             out.append(
                 f'<text x="{_num(cx)}" y="{bottom + 13}" text-anchor="middle" font-size="9">'
-                f"{escape(_truncate(name, max(int(slot / _CHAR), 3)))}</text>"
+                f"{escape(_truncate(name, max(fits, 3)))}</text>"
             )
     # the cumulative line and its points
     path = " ".join(f"{'L' if i else 'M'}{_num(x)} {_num(y)}" for i, (x, y) in enumerate(points))
