@@ -232,6 +232,7 @@ def _record_summary(batch: Batch) -> dict[str, int]:
         "deviations": len(batch.deviations),
         "open_deviations": len(batch.open_deviations()),
         "holds": len(batch.holds),
+        "missing_verifications": len(batch.missing_verifications()),
     }
 
 

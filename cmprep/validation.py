@@ -9,7 +9,7 @@ returning every finding at once lets a technician fix all their typos in one go.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
 
@@ -34,6 +34,7 @@ class Finding:
     spec: str = ""
     severity: Severity | None = None
     display: str = ""  # the value as the record prints it, in the protocol's unit
+    note: str = ""  # information that is not a verdict: outside a literature reference range
 
     @property
     def refused(self) -> bool:
@@ -74,11 +75,11 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"{text!r} is outside the dates a batch record can hold") from None
 
 
-def _parse(param: Parameter, raw: str) -> object:
+def _parse(param: Parameter, raw: str, rotor_radius_cm: float | None = None) -> object:
     """The value in the parameter's own type and unit, or ValueError saying what is expected."""
     text = raw.strip()
     if param.type in (ParamType.number, ParamType.duration, ParamType.integer):
-        value = units.parse_quantity(text, param.unit)
+        value = units.parse_quantity(text, param.unit, rotor_radius_cm=rotor_radius_cm)
         if param.type == ParamType.integer:
             if not float(value).is_integer():
                 raise ValueError(f"{raw!r} is not a whole number")
@@ -122,12 +123,24 @@ def _against(spec: Spec, value: object, unit: str | None) -> str:
     return f"not the expected answer ({'yes' if spec.equals else 'no'})"
 
 
-def check_value(param: Parameter, raw: str) -> Finding:
+def check_value(param: Parameter, raw: str, *, rotor_radius_cm: float | None = None) -> Finding:
+    """Parse one entered value and judge it; add the reference-range note where one applies."""
+    finding = _judge(param, raw, rotor_radius_cm)
+    if param.reference and finding.verdict != Verdict.refused and isinstance(finding.value, float):
+        from cmprep.protocol.reference import flag
+
+        note = flag(param.reference, finding.value, param.unit)
+        if note:
+            return replace(finding, note=note)
+    return finding
+
+
+def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding:
     """Parse one entered value and judge it against the parameter's limits, spec and alert."""
     base = {"parameter": param.name, "raw": raw}
     spec_text = param.spec.describe(param.unit) if param.spec else ""
     try:
-        value = _parse(param, raw)
+        value = _parse(param, raw, rotor_radius_cm)
     except ValueError as err:
         hint = f" (spec: {spec_text})" if spec_text else ""
         return Finding(verdict=Verdict.refused, message=f"{param.label}: {err}{hint}", **base)
@@ -187,7 +200,13 @@ def check_value(param: Parameter, raw: str) -> Finding:
     )
 
 
-def check_entries(step: Step, entries: dict[str, str], *, partial: bool = False) -> list[Finding]:
+def check_entries(
+    step: Step,
+    entries: dict[str, str],
+    *,
+    partial: bool = False,
+    rotor_radius_cm: float | None = None,
+) -> list[Finding]:
     """Every finding for one step's entries: unknown names, missing required ones, each value.
 
     ``partial`` is for corrections, where only the corrected names are given.
@@ -207,7 +226,7 @@ def check_entries(step: Step, entries: dict[str, str], *, partial: bool = False)
             )
     for param in step.parameters:
         if param.name in entries:
-            findings.append(check_value(param, entries[param.name]))
+            findings.append(check_value(param, entries[param.name], rotor_radius_cm=rotor_radius_cm))
         elif param.required and not partial:
             unit = f" in {param.unit}" if param.unit else ""
             spec = f" (spec {param.spec.describe(param.unit)})" if param.spec else ""

@@ -158,9 +158,36 @@ def parse_text(text: str, filename: str) -> Protocol:
                 msg = "version must be text: quote it, e.g. version: '1.0'"
             problems.append(Problem(filename, _line_for(loc, lines), _field_name(loc, data), msg))
         raise ProtocolError(problems) from None
+    problems.extend(_reference_problems(protocol, filename, lines, data))
     if problems:
         raise ProtocolError(problems)
     return protocol
+
+
+def _reference_problems(protocol: Protocol, filename: str, lines: dict, data: dict) -> list[Problem]:
+    """A parameter's `reference:` must name a shipped literature range of a compatible unit."""
+    from cmprep.protocol import units
+    from cmprep.protocol.reference import load_all
+
+    known = load_all()
+    problems = []
+    for i, step in enumerate(protocol.steps):
+        for j, param in enumerate(step.parameters):
+            if param.reference is None:
+                continue
+            loc = ("steps", i, "parameters", j, "reference")
+            where = (filename, _line_for(loc, lines), _field_name(loc, data))
+            if param.reference not in known:
+                problems.append(
+                    Problem(*where, f"no reference range {param.reference!r}; known: {', '.join(sorted(known))}")
+                )
+                continue
+            rng = known[param.reference][0]
+            if param.unit is None or units.lookup(param.unit).dimension != units.lookup(rng.unit).dimension:
+                problems.append(
+                    Problem(*where, f"the reference range is in {rng.unit}; the parameter's unit must convert to it")
+                )
+    return problems
 
 
 def load_file(path: str | Path) -> Protocol:

@@ -40,6 +40,21 @@ class ParamType(str, Enum):
     duration = "duration"
 
 
+class Method(str, Enum):
+    """How a QC analyte is measured (the review's methods plus the usual release tests)."""
+
+    elisa = "ELISA"
+    nta = "NTA"
+    mass_spectrometry = "mass spectrometry"
+    qpcr = "qPCR"
+    rna_seq = "RNA-seq"
+    sterility = "sterility"
+    endotoxin = "endotoxin"
+    mycoplasma = "mycoplasma"
+    viability = "viability"
+    other = "other"
+
+
 class Source(Strict):
     """A citation a figure can point to."""
 
@@ -130,6 +145,9 @@ class Parameter(Strict):
     source: str | None = None
     help: str | None = None
     verify: bool = False
+    method: Method | None = None  # a QC analyte's assay
+    reference: str | None = None  # id of a literature reference range (protocols/reference/)
+    trend: bool = False  # watch batch-to-batch consistency (Westgard rules on released batches)
 
     @field_validator("unit")
     @classmethod
@@ -229,6 +247,8 @@ class Step(Strict):
     branch: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] | None = None
     verify: bool = False
     window: Window | None = None
+    materials: list[str] = Field(default_factory=list)  # kinds of material lot used, e.g. FBS
+    equipment: list[str] = Field(default_factory=list)  # kinds of instrument, e.g. centrifuge
     parameters: list[Parameter] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -261,6 +281,10 @@ class Protocol(Strict):
     summary: str
     status: Literal["draft", "approved", "retired"] = "approved"
     late_entry_minutes: float = Field(default=60, gt=0)
+    # severity of the deviation opened by a Westgard rule violation on a trended analyte
+    trend_severity: Severity = Severity.minor
+    # severity of the deviation opened by an expired lot or an instrument past calibration
+    traceability_severity: Severity = Severity.major
     sources: list[Source] = Field(min_length=1)
     steps: list[Step] = Field(min_length=1)
 

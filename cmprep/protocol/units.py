@@ -76,9 +76,23 @@ _define("cells", "count", 1, "cell")
 _define("cells/cm2", "cell_density", 1, "cells/cm²", "cells/sqcm")
 _define("cells/mL", "cell_concentration", 1, "cells/ml")
 _define("particles/mL", "particle_concentration", 1, "particles/ml", "p/mL")
+_define(
+    "particles/10^6 cells", "particles_per_cells", 1,
+    "particles/1e6 cells", "particles/10⁶ cells", "particles per 10^6 cells", "p/10^6 cells",
+)
+_define("EU/mL", "endotoxin", 1, "eu/ml")
+_define("kDa", "molecular_weight", 1, "kd")
 # dimensionless counts with a unit word: washes, passages, flasks
 _define("washes", "washes", 1, "wash", "x", "times")
 _define("flasks", "flasks", 1, "flask", "vessels")
+
+
+RCF_PER_RPM2_CM = 1.118e-5  # RCF (x g) = 1.118e-5 x rotor radius (cm) x rpm^2
+
+
+def rpm_to_rcf(rpm: float, radius_cm: float) -> float:
+    """Relative centrifugal force of a rotor of that radius at that speed."""
+    return float(f"{RCF_PER_RPM2_CM * radius_cm * rpm * rpm:.15g}")
 
 
 class UnitError(ValueError):
@@ -125,12 +139,12 @@ def compatible_units(unit: str) -> list[str]:
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
-def parse_quantity(text: str, unit: str | None) -> float:
+def parse_quantity(text: str, unit: str | None, *, rotor_radius_cm: float | None = None) -> float:
     """Read "650 x g", "2 d", "0.22 µm" or a bare number into a float in ``unit``.
 
-    A bare number is taken in the protocol's unit. Refuses, with a sentence a technician
-    understands: empty text, a decimal comma, NaN/infinity, an unknown unit, a unit of
-    another dimension.
+    A bare number is taken in the protocol's unit. A speed in rpm for an x g value needs
+    the centrifuge's rotor radius. Refuses, with a sentence a technician understands:
+    empty text, a decimal comma, NaN/infinity, an unknown unit, a unit of another dimension.
     """
     raw = unicodedata.normalize("NFKC", text).strip()
     if not raw:
@@ -163,6 +177,13 @@ def parse_quantity(text: str, unit: str | None) -> float:
     if not is_known(rest):
         expected = ", ".join(compatible_units(unit))
         raise UnitError(f"unknown unit {rest!r} in {text!r}; expected one of: {expected}")
+    if lookup(rest).dimension == "rotation" and lookup(unit).dimension == "rcf":
+        if rotor_radius_cm is None:
+            raise UnitError(
+                f"{text!r} is a speed in rpm; converting it to x g needs the rotor radius. "
+                "Name the centrifuge with --equipment ID (its record has the radius) or enter x g"
+            )
+        return rpm_to_rcf(number, rotor_radius_cm)
     try:
         result = convert(number, rest, unit)
     except UnitError as err:
