@@ -43,6 +43,8 @@ class Value:
     unit: str
     deviation_ids: list[str] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)
+    note: str = ""  # e.g. outside a literature reference range (information only)
+    replicates: dict[str, Any] | None = None  # QC replicates: values, n, CV
 
 
 @dataclass
@@ -59,6 +61,8 @@ class StepEntry:
     window: Value | None = None
     seq: int | None = None
     performed_signature: dict[str, Any] | None = None
+    lots: list[dict[str, Any]] = field(default_factory=list)  # material lots used
+    equipment: list[dict[str, Any]] = field(default_factory=list)  # instruments used
     verifications: list[dict[str, Any]] = field(default_factory=list)  # signatures, newest last
     content_hash: str | None = None  # of the events that wrote this step, as they are now
 
@@ -211,6 +215,7 @@ def _value_from(param: Parameter | None, name: str, data: dict[str, Any]) -> Val
         message=data.get("message", ""),
         spec=data.get("spec", ""),
         unit=(param.unit or "") if param else data.get("unit", ""),
+        note=data.get("note", ""),
     )
 
 
@@ -280,6 +285,11 @@ def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> No
         if p.get("window"):
             entry.window = _value_from(None, p["window"]["name"], p["window"])
         entry.performed_signature = p.get("signature")
+        entry.lots = p.get("lots", [])
+        entry.equipment = p.get("equipment", [])
+        for name, rep in p.get("replicates", {}).items():
+            if name in entry.values:
+                entry.values[name].replicates = rep
         # the arms of a branch not taken
         for step in pipeline.stages[pipeline.stage_names.index(pipeline.stage_of[entry.step.id])]:
             if step.id != entry.step.id:
@@ -329,8 +339,9 @@ def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> No
         )
         batch.deviations[dev.id] = dev
         entry = batch.steps.get(dev.step)
-        if entry and dev.parameter in entry.values:
-            entry.values[dev.parameter].deviation_ids.append(dev.id)
+        value_name = (dev.parameter or "").split(":")[0]  # "vegf:westgard:1-3s" -> vegf
+        if entry and value_name in entry.values:
+            entry.values[value_name].deviation_ids.append(dev.id)
         elif entry and entry.window and dev.parameter == entry.window.name:
             entry.window.deviation_ids.append(dev.id)
     elif event.type == ev.DEVIATION_INVESTIGATED:

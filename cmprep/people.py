@@ -50,6 +50,8 @@ PERMISSIONS: dict[str, set[Role]] = {
     "review": {Role.reviewer, Role.qa},
     "release": {Role.qa},
     "reject": {Role.qa},
+    "register materials": {Role.technician, Role.reviewer, Role.qa},
+    "register equipment": {Role.technician, Role.reviewer, Role.qa},
     "manage users": {Role.admin},
 }
 

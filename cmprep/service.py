@@ -22,6 +22,7 @@ from cmprep.events import Event, NewEvent
 from cmprep.pipeline import Cursor
 from cmprep.protocol import library
 from cmprep.protocol.models import Protocol, Step
+from cmprep.qc import QCMixin
 from cmprep.quality import QualityMixin
 from cmprep.signatures import performed_content
 from cmprep.store.base import ConcurrencyError, EventStore, UnitOfWork
@@ -73,7 +74,7 @@ class Outcome:
     duplicate: bool = False  # the same idempotency key was already saved: nothing written
 
 
-class Service(AccessMixin, QualityMixin):
+class Service(AccessMixin, QualityMixin, QCMixin):
     def __init__(
         self, store: EventStore, clock: Clock = utc_now, protocols_dir: Path | None = None
     ):
@@ -154,8 +155,15 @@ class Service(AccessMixin, QualityMixin):
         at: str | datetime | None = None,
         password: str | None = None,
         key: str | None = None,
+        lots: list[str] | None = None,
+        equipment: list[str] | None = None,
+        replicates: dict[str, Any] | None = None,
     ) -> Outcome:
-        """Record a step. With a password, the performer also signs it ("performed")."""
+        """Record a step. With a password, the performer also signs it ("performed").
+
+        ``lots`` and ``equipment`` name what was used (checked for expiry and calibration);
+        ``replicates`` carries QC replicate details from a CSV import.
+        """
         actor = self._person(actor, "record")
         if key and (done := self._seen(key)):
             return done
@@ -165,7 +173,11 @@ class Service(AccessMixin, QualityMixin):
         self._in_order(batch, step, "record")
         now = self.clock()
         performed = self._performed_at(batch, at, now)
-        findings = check_entries(step, entries)
+        traced, trace_payload, radius = self._traceability(batch, step, lots or [], equipment or [], performed)
+        findings = check_entries(step, entries, rotor_radius_cm=radius)
+        if not any(f.refused for f in findings):
+            findings += self._westgard_findings(batch, step, findings)
+        findings += traced
         if step.window:
             start = batch.steps[step.window.after]
             if start.performed_at:
@@ -187,7 +199,9 @@ class Service(AccessMixin, QualityMixin):
             if f.parameter in {p.name for p in step.parameters}
         }
         window = next((f for f in findings if f.parameter.startswith("time_since_")), None)
-        payload: dict[str, Any] = {"step": step.id, "values": values, "late": late}
+        payload: dict[str, Any] = {"step": step.id, "values": values, "late": late, **trace_payload}
+        if replicates:
+            payload["replicates"] = replicates
         if note:
             payload["note"] = note
         if window:
@@ -527,4 +541,5 @@ def _value_payload(f: Finding) -> dict[str, Any]:
         "message": f.message,
         "spec": f.spec,
         "display": f.display,
+        **({"note": f.note} if f.note else {}),
     }
