@@ -150,7 +150,7 @@ def _y_axis(
         )
     out.append(
         f'<path d="M{_n(left)} {_n(top)}V{_n(bottom)}H{_n(right)}" fill="none" '
-        f'stroke="{INK}" stroke-width="0.9"/>'
+        f'stroke="{INK}" stroke-width="0.9" class="axis"/>'
     )
 
 
@@ -286,7 +286,10 @@ def levey_jennings_svg(
     ys = [y_of(v) for v in values]
     _x_labels(out, labels, xs, bottom, slot, 10)
     if n > 1:
-        path = " ".join(f"{'L' if i else 'M'}{_n(x)} {_n(y)}" for i, (x, y) in enumerate(zip(xs, ys)))
+        path = " ".join(
+            f"{'L' if i else 'M'}{_n(x)} {_n(y)}"
+            for i, (x, y) in enumerate(zip(xs, ys, strict=True))
+        )
         out.append(f'<path d="{path}" fill="none" stroke="{GREY}" stroke-width="0.8"/>')
     r = 3.0 if slot >= 8 else 2.0
     for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
@@ -484,9 +487,7 @@ def sparkline_svg(
             f'fill="{BAND}" class="band"/>'
         )
     if m is not None:
-        out.append(
-            f'<path d="M0 {_n(y_of(m))}H{width}" stroke="{LIGHT}" stroke-width="0.6"/>'
-        )
+        out.append(f'<path d="M0 {_n(y_of(m))}H{width}" stroke="{LIGHT}" stroke-width="0.6"/>')
     if len(xs) > 1:
         path = " ".join(f"{'L' if i else 'M'}{_n(x_of(i))} {_n(y_of(x))}" for i, x in enumerate(xs))
         out.append(f'<path d="{path}" fill="none" stroke="{GREY}" stroke-width="1"/>')
@@ -515,7 +516,6 @@ def svg_to_png(svg: str, *, scale: float = 2.0) -> bytes:
         raise RuntimeError("PNG output needs cairosvg: pip install cairosvg") from exc
     except OSError as exc:  # cairosvg is there but the Cairo C library is not
         raise RuntimeError(
-            "PNG output needs cairosvg: pip install cairosvg (and the Cairo library: "
-            f"{exc})"
+            f"PNG output needs cairosvg: pip install cairosvg (and the Cairo library: {exc})"
         ) from exc
     return cairosvg.svg2png(bytestring=svg.encode("utf-8"), scale=scale)

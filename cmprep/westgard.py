@@ -90,9 +90,7 @@ def baseline(values: Sequence[float]) -> tuple[float, float]:
     """
     xs = _series(values)
     if len(xs) < 2:
-        raise ValueError(
-            f"a baseline needs at least 2 values to estimate an SD, got {len(xs)}"
-        )
+        raise ValueError(f"a baseline needs at least 2 values to estimate an SD, got {len(xs)}")
     mean = statistics.fmean(xs)
     sd = statistics.stdev(xs)
     if not sd > 0:
@@ -171,7 +169,9 @@ def _at(ctx: _Context, i: int) -> Iterator[Violation]:
         )
     s3 = ctx.side(i, 3)
     if s3:
-        yield ctx.violation("1-3s", range(i, i + 1), f"batch {names[i]} ({ctx.value(i)}) {_limit(s3, 3)}")
+        yield ctx.violation(
+            "1-3s", range(i, i + 1), f"batch {names[i]} ({ctx.value(i)}) {_limit(s3, 3)}"
+        )
     if i >= 1 and s2:
         before = ctx.side(i - 1, 2)
         pair = range(i - 1, i + 1)

@@ -296,7 +296,9 @@ def test_inside_1_sd_no_rejection_but_10_x(data, mean, sd):
     """Inside +-1 SD (exclusive) nothing but 10-x can fire (a long run on one side of the
     mean is a rejection however close to the mean it lies), and series shorter than ten
     points inside +-1 SD never reject."""
-    inside = st.integers(min_value=mean - sd + 1, max_value=mean + sd - 1) if sd > 1 else st.just(mean)
+    inside = (
+        st.integers(min_value=mean - sd + 1, max_value=mean + sd - 1) if sd > 1 else st.just(mean)
+    )
     values = data.draw(st.lists(inside, max_size=30))
     found = evaluate(values, mean, sd)
     assert {v.rule for v in found} <= {"10-x"}
@@ -309,12 +311,13 @@ def test_10_x_exactly_when_ten_on_one_side(values, mean, sd):
     expected = [
         i
         for i in range(9, len(values))
-        if all(x > mean for x in values[i - 9 : i + 1]) or all(x < mean for x in values[i - 9 : i + 1])
+        if all(x > mean for x in values[i - 9 : i + 1])
+        or all(x < mean for x in values[i - 9 : i + 1])
     ]
     assert [v.index for v in evaluate(values, mean, sd) if v.rule == "10-x"] == expected
 
 
-@given(values=series, mean=ints, sd=sds, shift=st.integers(min_value=-10**6, max_value=10**6))
+@given(values=series, mean=ints, sd=sds, shift=st.integers(min_value=-(10**6), max_value=10**6))
 def test_shift_invariance(values, mean, sd, shift):
     moved = evaluate([x + shift for x in values], mean + shift, sd)
     assert signature(moved) == signature(evaluate(values, mean, sd))
@@ -352,4 +355,6 @@ def test_structure_of_every_violation(values, mean, sd):
         assert v.message.startswith(f"{v.rule}: ")
         assert v.indices[0] >= 0
     # 1-3s always comes with 1-2s at the same point
-    assert {v.index for v in found if v.rule == "1-3s"} <= {v.index for v in found if v.rule == "1-2s"}
+    assert {v.index for v in found if v.rule == "1-3s"} <= {
+        v.index for v in found if v.rule == "1-2s"
+    }

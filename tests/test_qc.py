@@ -1,0 +1,177 @@
+"""Secretome QC: reference flags, CSV import, Westgard deviations, trends and comparisons."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PASSWORD
+
+from cmprep.service import Refused
+
+PROTOCOL = """
+id: qc-mini
+version: '1.0'
+title: QC mini
+summary: A two-step protocol to test QC.
+trend_severity: major
+sources:
+  - {id: nasiri2026, citation: "Nasiri N, Hemmati P, Tabaie SM. Conditioned medium. Iran J Basic Med Sci 2026; 29:181-190"}
+steps:
+  - id: isolation
+    title: Isolation
+    instructions: Isolate.
+    parameters:
+      - {name: source_tissue, label: Source, type: choice, choices: [BM, AD, UC]}
+  - id: hypoxia
+    title: Hypoxia
+    instructions: Hypoxia.
+    optional: true
+    parameters:
+      - {name: o2_percent, label: O2, unit: "%", spec: {min: 1, max: 5}, source: nasiri2026}
+  - id: qc
+    title: QC
+    instructions: Measure.
+    parameters:
+      - {name: vegf, label: VEGF, unit: pg/mL, method: ELISA, reference: vegf, trend: true,
+         spec: {min: 20}, source: site choice}
+      - {name: il6, label: IL-6, unit: pg/mL, method: ELISA, reference: il6, required: false}
+      - {name: ev_yield, label: EV yield, unit: particles/10^6 cells, method: NTA, reference: ev_yield, required: false}
+      - {name: sterility_passed, label: Sterility, type: yes/no, method: sterility, spec: {equals: true}, source: site choice}
+"""
+
+
+@pytest.fixture
+def proto(tmp_path):
+    path = tmp_path / "qc-mini.yaml"
+    path.write_text(PROTOCOL)
+    return str(path)
+
+
+def _batch(svc, clock, proto, batch_id, vegf, *, source="UC", hypoxia=False, release=True):
+    svc.start_batch(proto, "alice", batch_id)
+    clock.advance(hours=1)
+    svc.record_step(batch_id, "isolation", {"source_tissue": source}, "alice")
+    if hypoxia:
+        svc.record_step(batch_id, "hypoxia", {"o2_percent": "2"}, "alice")
+    else:
+        svc.skip_step(batch_id, "hypoxia", "alice", "normoxic")
+    out = svc.record_step(batch_id, "qc", {"vegf": f"{vegf} pg/mL", "sterility_passed": "yes"}, "alice")
+    if release and not out.deviations:
+        clock.advance(hours=1)
+        svc.release(batch_id, "quinn", PASSWORD)
+    return out
+
+
+def test_a_value_outside_the_literature_range_is_flagged_with_its_citation_not_a_deviation(svc, clock, proto):
+    out = _batch(svc, clock, proto, "B1", 1200, release=False)
+    assert out.deviations == []
+    vegf = next(f for f in out.findings if f.parameter == "vegf")
+    assert vegf.note == (
+        "VEGF 1200 pg/mL is above the literature reference range 100-500 pg/mL (Nasiri et al. 2026); information only"
+    )
+    assert svc.batch("B1").steps["qc"].values["vegf"].note == vegf.note
+
+
+def test_the_release_spec_still_opens_a_deviation(svc, clock, proto):
+    out = _batch(svc, clock, proto, "B1", 10, release=False)
+    assert [d["parameter"] for d in out.deviations] == ["vegf"]
+
+
+CSV_OK = """analyte,value,unit,method,replicate
+VEGF,0.30,ng/mL,ELISA,1
+vegf,320,pg/mL,ELISA,2
+VEGF,310,pg/mL,elisa,3
+IL-6,150,pg/mL,ELISA,1
+ev_yield,2.5e8,particles/10^6 cells,NTA,1
+"""
+
+
+def _to_qc(svc, clock, proto, batch_id="B1"):
+    svc.start_batch(proto, "alice", batch_id)
+    svc.record_step(batch_id, "isolation", {"source_tissue": "UC"}, "alice")
+    svc.skip_step(batch_id, "hypoxia", "alice", "normoxic")
+    return svc.batch(batch_id).protocol.step("qc")
+
+
+def test_csv_import_averages_replicates_and_keeps_their_cv(svc, clock, proto):
+    step = _to_qc(svc, clock, proto)
+    entries, reps = svc.parse_qc_csv(step, CSV_OK, "elisa.csv")
+    assert entries["vegf"] == "310 pg/mL"
+    assert reps["vegf"]["n"] == 3 and reps["vegf"]["values"] == [300.0, 320.0, 310.0]
+    assert reps["vegf"]["cv_percent"] == pytest.approx(3.2)
+    assert reps["il6"]["cv_percent"] is None
+    out = svc.record_step("B1", "qc", {**entries, "sterility_passed": "yes"}, "alice", replicates=reps)
+    value = out.batch.steps["qc"].values["vegf"]
+    assert value.display == "310 pg/mL" and value.replicates["n"] == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "is empty"),
+        ("analyte,value,unit\nVEGF,1,pg/mL\n", "missing column(s) method, replicate"),
+        ("analyte,value,unit,method,replicate,extra\n", "unknown column(s) extra"),
+        ("analyte,value,unit,method,replicate\n", "no results"),
+        ("analyte,value,unit,method,replicate\nTNF,1,pg/mL,ELISA,1\n", "line 2: step qc has no analyte 'TNF'"),
+        ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL,NTA,1\n", "line 2: VEGF is measured by ELISA, not 'NTA'"),
+        ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL,ELISA,0\n", "line 2: replicate '0'"),
+        ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL,ELISA,1\nVEGF,2,pg/mL,ELISA,1\n", "line 3: VEGF replicate 1 appears twice"),
+        ("analyte,value,unit,method,replicate\nVEGF,\"1,5\",pg/mL,ELISA,1\n", "line 2: VEGF: '1,5 pg/mL' has a decimal comma"),
+        ("analyte,value,unit,method,replicate\nVEGF,1,pg,ELISA,1\n", "line 2: VEGF: unknown unit 'pg'"),
+        ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL\n", "line 2: expected 5 fields"),
+    ],
+)
+def test_a_malformed_csv_is_refused_whole_naming_the_line(svc, clock, proto, text, expected):
+    step = _to_qc(svc, clock, proto)
+    with pytest.raises(Refused) as err:
+        svc.parse_qc_csv(step, text, "r.csv")
+    assert expected in str(err.value)
+
+
+def test_every_bad_line_is_named_at_once(svc, clock, proto):
+    step = _to_qc(svc, clock, proto)
+    text = "analyte,value,unit,method,replicate\nTNF,1,pg/mL,ELISA,1\nVEGF,1,pg/mL,ELISA,1\nVEGF,x,pg/mL,ELISA,2\n"
+    with pytest.raises(Refused) as err:
+        svc.parse_qc_csv(step, text, "r.csv")
+    assert [p.split(":")[0] for p in err.value.problems] == ["line 2", "line 4"]
+
+
+HISTORY = [300, 310, 290, 305, 295, 300, 315, 285]  # mean 300, SD ~10
+
+
+def test_a_westgard_rejection_on_a_new_batch_opens_a_deviation_of_the_protocols_severity(svc, clock, proto):
+    for i, v in enumerate(HISTORY):
+        _batch(svc, clock, proto, f"H{i}", v)
+    out = _batch(svc, clock, proto, "NEW", 345, release=False)  # > +3 SD: 1-3s
+    [dev] = out.deviations
+    assert dev["parameter"] == "vegf:westgard:1-3s" and dev["severity"] == "major"
+    assert "Westgard 1-3s against 8 released batches" in dev["message"]
+    assert svc.batch("NEW").steps["qc"].values["vegf"].deviation_ids == [dev["deviation_id"]]
+
+
+def test_no_westgard_check_before_enough_released_history(svc, clock, proto):
+    for i, v in enumerate(HISTORY[:3]):
+        _batch(svc, clock, proto, f"H{i}", v)
+    assert _batch(svc, clock, proto, "NEW", 345, release=False).deviations == []
+
+
+def test_trend_gives_baseline_from_released_batches_and_lists_violations(svc, clock, proto):
+    for i, v in enumerate(HISTORY):
+        _batch(svc, clock, proto, f"H{i}", v)
+    _batch(svc, clock, proto, "NEW", 345, release=False)
+    data = svc.trend("vegf")
+    assert data["baseline_count"] == 8 and data["mean"] == pytest.approx(300)
+    assert [p[0] for p in data["points"]][-1] == "NEW"
+    assert any(v.rule == "1-3s" and v.rejection for v in data["violations"])
+    with pytest.raises(Refused, match="no batch has a value"):
+        svc.trend("tnf")
+
+
+def test_compare_groups_by_preconditioning_and_source(svc, clock, proto):
+    _batch(svc, clock, proto, "N1", 250)
+    _batch(svc, clock, proto, "N2", 270)
+    _batch(svc, clock, proto, "X1", 450, hypoxia=True, source="BM")
+    data = svc.compare("preconditioning", ["vegf"])
+    assert data["table"]["vegf"] == {"none": [250.0, 270.0], "hypoxia": [450.0]}
+    assert set(svc.compare("source")["table"]["vegf"]) == {"UC", "BM"}
+    with pytest.raises(Refused, match="expected protocol, source or preconditioning"):
+        svc.compare("donor")
