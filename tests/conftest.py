@@ -118,5 +118,7 @@ def run_to(
         if stop_before in [s.id for s in stage]:
             return
         step = next((s for s in stage if s.id == arm), stage[0])
+        if batch.steps[step.id].status in ("done", "skipped", "not taken"):
+            continue  # already there: run_to may be called again later on the same batch
         clock.advance(hours=48 if step.id == "collection" else 0.5)
         svc.record_step(batch_id, step.id, GOOD[step.id], "alice")
