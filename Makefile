@@ -25,8 +25,10 @@ lint: venv
 	$(BIN)/ruff format --check cmprep tests bench
 
 bench: venv
+	$(BIN)/pip install -q pint  # only to compare against; not a dependency
 	$(BIN)/python bench/bench_append.py
 	$(BIN)/python bench/bench_status.py
+	$(BIN)/python bench/bench_units.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info .pytest_cache

@@ -45,6 +45,8 @@ def raw_inserts(db: Path, n: int) -> list[float]:
 def cmprep_records(db: Path, n: int) -> list[float]:
     now = [datetime(2026, 11, 2, 8, tzinfo=timezone.utc)]
     svc = Service(SQLiteStore(db), clock=lambda: now[0])
+    svc.add_user("admin", "Ada Admin", "admin", "bench-password", None)
+    svc.add_user("alice", "Alice Archer", "technician", "bench-password", "admin")
     times = []
     for i in range(n):
         batch_id = f"B{i}"

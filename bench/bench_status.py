@@ -30,7 +30,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         env = {**os.environ, "CMPREP_DB": str(db), "CMPREP_USER": "alice"}
-        cmprep = [sys.executable, "-m", "cmprep.cli"]
+        cmprep = [sys.executable, "-m", "cmprep"]
+        quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL, "text": True}
+        pw = "bench-password\n"
+        admin = ["user", "add", "admin", "--full-name", "A", "--role", "admin", "--password-stdin"]
+        subprocess.run([*cmprep, *admin], input=pw, **quiet)
+        alice = ["user", "add", "alice", "--full-name", "Alice", "--role", "technician"]
+        subprocess.run([*cmprep, *alice, "--password-stdin", "--as", "admin"], input=pw, **quiet)
         subprocess.run(
             [*cmprep, "batch", "start", "cm-standard-serum-free", "--id", "B1"],
             env=env,

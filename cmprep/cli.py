@@ -727,6 +727,3 @@ def db_rebuild(svc: Service) -> None:
 
 
 from cmprep import cli_qc, cli_quality  # noqa: E402,F401  (register their commands)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

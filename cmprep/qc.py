@@ -338,6 +338,55 @@ class QCMixin:
             raise Refused("no QC results in " + ("released batches" if released_only else "any batch") + " to compare")
         return {"by": by, "units": unit_of, "table": table}
 
+    def qc_summary(self, batch: Batch) -> list[dict[str, Any]]:
+        """The batch record's QC section: each analyte with its value, release spec,
+        literature reference range (with citation), replicates, and the lab's history
+        (released batches of the same protocol) for a small trend chart."""
+        from cmprep import westgard
+        from cmprep.protocol.reference import load_all, short_citation
+
+        refs = load_all()
+        rows = []
+        for entry in batch.steps.values():
+            for param in entry.step.parameters:
+                if param.method is None:
+                    continue
+                v = entry.values.get(param.name)
+                ref = refs.get(param.reference) if param.reference else None
+                history = (
+                    [x for _, x in self.analyte_history(batch.protocol.id, param.name, exclude=batch.id)]
+                    if param.is_numeric
+                    else []
+                )
+                mean = sd = None
+                if len(history) >= 2:
+                    try:
+                        mean, sd = westgard.baseline(history)
+                    except ValueError:
+                        mean = sd = None
+                rows.append(
+                    {
+                        "step": entry.step.id,
+                        "name": param.name,
+                        "label": param.label,
+                        "method": param.method.value,
+                        "value": v.display if v else "",
+                        "number": v.value if v and isinstance(v.value, float) else None,
+                        "verdict": v.verdict if v else "",
+                        "spec": param.spec.describe(param.unit) if param.spec else "",
+                        "reference": ref[0].describe() if ref else "",
+                        "reference_source": short_citation(ref[1]) if ref else "",
+                        "note": v.note if v else "",
+                        "replicates": v.replicates if v else None,
+                        "deviations": v.deviation_ids if v else [],
+                        "trend": param.trend,
+                        "history": history,
+                        "history_mean": mean,
+                        "history_sd": sd,
+                    }
+                )
+        return rows
+
     if TYPE_CHECKING:
         store: Any
         clock: Any

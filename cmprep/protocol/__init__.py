@@ -1,17 +1,31 @@
-"""Protocols: the master recipes, as validated data."""
+"""Protocols: the master recipes, as validated data.
 
-from cmprep.protocol.loader import Problem, ProtocolError, load_file, parse_text
-from cmprep.protocol.models import SITE_CHOICE, Parameter, ParamType, Protocol, Severity, Step
+Names are imported on first use so that `cmprep.protocol.units` alone stays instant
+(the models pull in pydantic, the loader PyYAML).
+"""
 
-__all__ = [
-    "SITE_CHOICE",
-    "ParamType",
-    "Parameter",
-    "Problem",
-    "Protocol",
-    "ProtocolError",
-    "Severity",
-    "Step",
-    "load_file",
-    "parse_text",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "Problem": "cmprep.protocol.loader",
+    "ProtocolError": "cmprep.protocol.loader",
+    "load_file": "cmprep.protocol.loader",
+    "parse_text": "cmprep.protocol.loader",
+    "SITE_CHOICE": "cmprep.protocol.models",
+    "ParamType": "cmprep.protocol.models",
+    "Parameter": "cmprep.protocol.models",
+    "Protocol": "cmprep.protocol.models",
+    "Severity": "cmprep.protocol.models",
+    "Step": "cmprep.protocol.models",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cmprep.protocol' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""`python -m cmprep` runs the command line."""
+
+from cmprep.cli import main
+
+main()
