@@ -314,7 +314,9 @@ def record_cmd(svc: Service, batch_id: str, fmt: str, output: str | None) -> Non
     from cmprep.render import render_record
 
     _need_output(fmt, output)
-    _write_or_print(render_record(svc.batch(batch_id), fmt), output, "Batch record")
+    b = svc.batch(batch_id)
+    content = render_record(b, fmt, qc=svc.qc_summary(b), ledger_head=svc.ledger_head())
+    _write_or_print(content, output, "Batch record")
 
 
 # --- batches ---------------------------------------------------------------------------

@@ -133,13 +133,14 @@ def run_demo(out: Path) -> dict[str, Path]:
     svc.release(batch_id, "quinn", DEMO_PASSWORD, "All deviations closed, verifications complete.")
     print(f"  {batch_id} released by quinn (QA)")
     batch = svc.batch(batch_id)
+    qc, head = svc.qc_summary(batch), svc.ledger_head()
     paths = {
         "database": db,
         "batch record (HTML)": write_output(
-            render_record(batch, "html"), out / f"{batch_id}-record.html"
+            render_record(batch, "html", qc=qc, ledger_head=head), out / f"{batch_id}-record.html"
         ),
         "batch record (Markdown)": write_output(
-            render_record(batch, "md"), out / f"{batch_id}-record.md"
+            render_record(batch, "md", qc=qc, ledger_head=head), out / f"{batch_id}-record.md"
         ),
         "SOP checklist (HTML)": write_output(
             render_checklist(batch.protocol, "html"), out / f"{PROTOCOL}-checklist.html"
@@ -147,7 +148,7 @@ def run_demo(out: Path) -> dict[str, Path]:
     }
     try:
         paths["batch record (PDF)"] = write_output(
-            render_record(batch, "pdf"), out / f"{batch_id}-record.pdf"
+            render_record(batch, "pdf", qc=qc, ledger_head=head), out / f"{batch_id}-record.pdf"
         )
     except RuntimeError as err:  # WeasyPrint missing: the demo still stands without PDF
         print(f"  (no PDF: {err})")

@@ -31,7 +31,35 @@ def _describe(param: Parameter) -> str:
     return f"{param.label} [{'; '.join(parts)}]" if parts else param.label
 
 
-def _ask_value(param: Parameter) -> str | None:
+def _ask_used(svc: Service, step: Step) -> tuple[list[str], list[str], float | None]:
+    """Lots and instruments the protocol expects at this step; unknown ones are re-asked."""
+    lots: list[str] = []
+    equipment: list[str] = []
+    radius = None
+    known_lots = svc.lots() if step.materials else {}
+    for kind in step.materials:
+        while True:
+            lot = click.prompt(f"Lot of {kind} (Enter if none)", default="", show_default=False).strip()
+            if not lot or lot in known_lots:
+                break
+            click.secho(f"  no lot {lot!r}; register it with `cmprep materials add`", fg="red")
+        if lot:
+            lots.append(lot)
+    known = svc.instruments() if step.equipment else {}
+    for kind in step.equipment:
+        while True:
+            ident = click.prompt(f"{kind.capitalize()} id (Enter if none)", default="", show_default=False).strip()
+            if not ident or ident in known:
+                break
+            click.secho(f"  no equipment {ident!r}; register it with `cmprep equipment add`", fg="red")
+        if ident:
+            equipment.append(ident)
+            if known[ident].rotor_radius_cm and radius is None:
+                radius = known[ident].rotor_radius_cm
+    return lots, equipment, radius
+
+
+def _ask_value(param: Parameter, rotor_radius_cm: float | None = None) -> str | None:
     while True:
         raw = click.prompt(_describe(param), default="", show_default=False)
         if not raw.strip():
@@ -39,7 +67,7 @@ def _ask_value(param: Parameter) -> str | None:
                 return None
             click.secho(f"  {param.label} is required.", fg="red")
             continue
-        finding = check_value(param, raw)
+        finding = check_value(param, raw, rotor_radius_cm=rotor_radius_cm)
         if finding.verdict == Verdict.refused:
             click.secho(f"  refused: {finding.message}", fg="red")
             continue
@@ -89,9 +117,10 @@ def run(svc: Service, batch_id: str, actor: str, tell: Callable[[Outcome, str], 
                 except CmprepError as err:
                     click.secho(str(err), fg="red")
                 continue
+            lots, equipment, radius = _ask_used(svc, step)
             entries: dict[str, str] = {}
             for param in step.parameters:
-                raw = _ask_value(param)
+                raw = _ask_value(param, radius)
                 if raw is not None:
                     entries[param.name] = raw
             note = click.prompt("Note (Enter for none)", default="", show_default=False) or None
@@ -100,7 +129,9 @@ def run(svc: Service, batch_id: str, actor: str, tell: Callable[[Outcome, str], 
                 continue
             try:
                 tell(
-                    svc.record_step(batch.id, step.id, entries, actor, note=note),
+                    svc.record_step(
+                        batch.id, step.id, entries, actor, note=note, lots=lots, equipment=equipment
+                    ),
                     f"Saved {step.id}.",
                 )
             except CmprepError as err:

@@ -44,6 +44,7 @@ PDF_MISSING = "PDF output needs WeasyPrint: pip install 'cmprep[pdf]'"
 # `&` entities; backtick code spans. All are escapable ASCII punctuation in CommonMark/GFM.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&])")
 _NEWLINES = re.compile(r"\s*[\r\n]+\s*")
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 VERDICT_MARKS = {
     "in spec": ("✓", "in spec", "ok"),
@@ -424,12 +425,180 @@ def pareto_svg(rows: list[dict[str, Any]], title: str) -> Markup:
     return Markup("".join(out))
 
 
+# --- QC section and traceability (plain data for the templates) ---------------------------
+QC_EXPLANATION = (
+    "Reference ranges are the review's typical MSC-CM composition: information only; "
+    "deviations come from the release spec and Westgard rules."
+)
+
+
+def _number(x: Any) -> str:
+    from cmprep.westgard import format_number
+
+    return format_number(float(x))
+
+
+def _flag_text(note: str) -> str:
+    """The short form of a reference flag: ``ℹ above reference range``."""
+    if not note:
+        return ""
+    for side in ("above", "below"):
+        if f" is {side} " in note:
+            return f"ℹ {side} reference range"
+    return "ℹ see note"
+
+
+def _replicates_text(rep: dict[str, Any] | None) -> str:
+    """``n=3, CV 3.2 %`` (no CV for a single replicate)."""
+    if not rep:
+        return ""
+    text = f"n={rep.get('n', len(rep.get('values') or []))}"
+    cv = rep.get("cv_percent")
+    if cv is not None:
+        text += f", CV {float(cv):.1f} %"
+    return text
+
+
+def _replicate_values(rep: dict[str, Any] | None) -> str:
+    if not rep or not rep.get("values"):
+        return ""
+    values = ", ".join(_number(v) for v in rep["values"])
+    return f"{values} {rep.get('unit') or ''}".strip()
+
+
+def _qc_unit(batch: Batch, row: dict[str, Any]) -> str:
+    step = batch.protocol.step(row.get("step", ""))
+    param = step.parameter(row.get("name", "")) if step else None
+    if param is not None and param.unit:
+        return str(param.unit)
+    return str((row.get("replicates") or {}).get("unit") or "")
+
+
+def _history_text(row: dict[str, Any], unit: str) -> str:
+    """``history: n=8, mean 300, SD 10 pg/mL`` (released batches of the same protocol)."""
+    history = row.get("history") or []
+    if not history:
+        return ""
+    parts = [f"history: n={len(history)}"]
+    if row.get("history_mean") is not None:
+        parts.append(f"mean {_number(row['history_mean'])}")
+    if row.get("history_sd") is not None:
+        parts.append(f"SD {_number(row['history_sd'])}")
+    text = ", ".join(parts)
+    return f"{text} {unit}" if unit and len(parts) > 1 else text
+
+
+def _deviation_ref(batch: Batch, dev_id: str, name: str) -> str:
+    """``DEV-0002 (Westgard 1-3s)`` or ``DEV-0001 (release spec)``: why it was opened."""
+    dev = batch.deviations.get(dev_id)
+    parameter = (dev.parameter or "") if dev else ""
+    if parameter.startswith(f"{name}:westgard:"):
+        return f"{dev_id} (Westgard {parameter.rsplit(':', 1)[1]})"
+    if parameter == name:
+        return f"{dev_id} (release spec)"
+    return dev_id
+
+
+def qc_rows(batch: Batch, qc: list[dict[str, Any]] | None, fmt: str) -> list[dict[str, Any]]:
+    """The rows of the record's Quality control section.
+
+    Each qc_summary row with what the templates print: the verdict mark, the reference
+    range with its citation, the short reference flag (the whole note kept beside it), the
+    replicates, and for a trended analyte with history a sparkline (HTML, PDF) or a text.
+    """
+    from cmprep.charts import sparkline_svg
+
+    rows = []
+    for row in qc or []:
+        measured = bool(row.get("value"))
+        verdict = row.get("verdict") or ""
+        mark = VERDICT_MARKS.get(verdict) if measured else None
+        if mark and not row.get("spec") and verdict == "in spec":
+            mark = None  # nothing to meet: recorded, as in the step tables
+        reference = row.get("reference") or ""
+        if reference and row.get("reference_source"):
+            reference += f" ({row['reference_source']})"
+        unit = _qc_unit(batch, row)
+        history = [float(x) for x in row.get("history") or []]
+        trend = bool(row.get("trend")) and bool(history)
+        svg = ""
+        if trend and fmt != "md" and row.get("number") is not None:
+            svg = Markup(
+                sparkline_svg(
+                    [*history, float(row["number"])],
+                    row.get("history_mean"),
+                    row.get("history_sd"),
+                    width=90,
+                    height=30,
+                )
+            )
+        rows.append(
+            {
+                **row,
+                "measured": measured,
+                "mark": mark,
+                "result": "—" if not measured else ("" if mark else "recorded"),
+                "reference_text": reference,
+                "flag": _flag_text(row.get("note") or ""),
+                "replicates_text": _replicates_text(row.get("replicates")),
+                "replicate_values": _replicate_values(row.get("replicates")),
+                "deviation_ids": list(row.get("deviations") or []),
+                "deviation_refs": [
+                    _deviation_ref(batch, d, row.get("name", ""))
+                    for d in row.get("deviations") or []
+                ],
+                "sparkline": svg,
+                "history_text": _history_text(row, unit) if trend else "",
+            }
+        )
+    return rows
+
+
+def lot_text(lot: dict[str, Any]) -> str:
+    """``FBS lot FBS-1 (exp 2026-12-31)``."""
+    material = lot.get("material") or "material"
+    expiry = f" (exp {lot['expiry']})" if lot.get("expiry") else ""
+    return f"{material} lot {lot.get('lot', '')}{expiry}"
+
+
+def equipment_text(item: dict[str, Any]) -> str:
+    """``centrifuge CF-02 (calibration due 2027-01-15, rotor 16.5 cm)``."""
+    details = []
+    if item.get("calibration_due"):
+        details.append(f"calibration due {item['calibration_due']}")
+    if item.get("rotor_radius_cm") is not None:
+        details.append(f"rotor {_number(item['rotor_radius_cm'])} cm")
+    extra = f" ({', '.join(details)})" if details else ""
+    return f"{item.get('kind') or 'instrument'} {item.get('id', '')}{extra}".strip()
+
+
+def _trace_deviations(batch: Batch, step_id: str, kind: str, ident: str) -> list[str]:
+    """The deviation ids opened at a step for an expired lot or an overdue instrument."""
+    return [
+        d.id
+        for d in batch.deviations.values()
+        if d.step == step_id and d.parameter == f"{kind}:{ident}"
+    ]
+
+
 # --- public API ---------------------------------------------------------------------------
 def render_record(
-    batch: Batch, fmt: str = "html", *, generated_at: str | None = None
+    batch: Batch,
+    fmt: str = "html",
+    *,
+    generated_at: str | None = None,
+    qc: list[dict[str, Any]] | None = None,
+    ledger_head: str | None = None,
 ) -> str | bytes:
-    """The batch record a QA reviewer reads and signs (bytes for ``pdf``)."""
+    """The batch record a QA reviewer reads and signs (bytes for ``pdf``).
+
+    ``qc`` (the rows of ``Service.qc_summary``) adds the Quality control section;
+    ``ledger_head`` (the newest ledger hash) is printed in the footer beside the batch's
+    chain head. Without them the record is as before.
+    """
     _check_format(fmt)
+    if ledger_head is not None and not _HASH.fullmatch(ledger_head):
+        raise ValueError(f"ledger_head must be 64 hex digits, got {ledger_head!r}")
     context = {
         **_protocol_context(batch.protocol),
         "batch": batch,
@@ -440,6 +609,15 @@ def render_record(
         "doc_title": f"Batch record {batch.id}",
         "step_signatures": step_signatures,
         "batch_signatures": batch_signatures(batch),
+        "qc_rows": qc_rows(batch, qc, fmt),
+        "qc_explanation": QC_EXPLANATION,
+        "ledger_head": ledger_head or "",
+        "lot_text": lot_text,
+        "equipment_text": equipment_text,
+        "trace_deviations": lambda step_id, kind, ident: _trace_deviations(
+            batch, step_id, kind, ident
+        ),
+        "qc_replicates": _replicates_text,
     }
     return _render("record", fmt, context)
 
@@ -536,6 +714,7 @@ __all__ = [
     "format_time",
     "md_escape",
     "pareto_svg",
+    "qc_rows",
     "render_audit_report",
     "render_checklist",
     "render_record",
