@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import math
 import statistics
 from datetime import date, datetime
@@ -178,12 +179,7 @@ class QCMixin:
             parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + ([f"unknown column(s) {', '.join(extra)}"] if extra else [])
             raise Refused(f"{filename}, line 1: {'; '.join(parts)}; expected: {','.join(CSV_COLUMNS)}")
         reader.fieldnames = header
-        by_key = {}
-        for p in step.parameters:
-            if p.is_numeric:
-                for k in (p.name, p.reference, p.label):
-                    if k:
-                        by_key[k.strip().lower()] = p
+        by_key = {key: p for p in step.parameters if p.is_numeric for key in _keys(p)}
         problems: list[str] = []
         values: dict[str, list[float]] = {}
         seen: set[tuple[str, int]] = set()
@@ -195,7 +191,7 @@ class QCMixin:
                 problems.append(f"line {line}: expected {len(CSV_COLUMNS)} fields")
                 continue
             analyte = row["analyte"].strip()
-            param = by_key.get(analyte.lower())
+            param = by_key.get(_norm(analyte))
             if param is None:
                 names = ", ".join(p.name for p in step.parameters if p.is_numeric)
                 problems.append(f"line {line}: step {step.id} has no analyte {analyte!r}; known: {names}")
@@ -394,12 +390,18 @@ class QCMixin:
         def _person(self, actor: str | None, action: str) -> str: ...
 
 
+def _norm(text: str) -> str:
+    """'IL-6', 'il6', 'IL 6' and 'IL-6 (ELISA)' all name the same analyte."""
+    return re.sub(r"[^a-z0-9]", "", text.split("(")[0].lower())
+
+
+def _keys(p: Parameter) -> set[str]:
+    return {k for k in (_norm(p.name), _norm(p.reference or ""), _norm(p.label)) if k}
+
+
 def _match(params: list[Parameter], analyte: str) -> Parameter | None:
-    key = analyte.strip().lower()
-    for p in params:
-        if key in {p.name, (p.reference or "").lower(), p.label.lower()}:
-            return p
-    return None
+    key = _norm(analyte)
+    return next((p for p in params if key in _keys(p)), None)
 
 
 def _group(batch: Batch, by: str) -> str:

@@ -44,6 +44,7 @@ GOOD = {
     "qc": {
         "sterility_passed": "yes",
         "endotoxin_passed": "yes",
+        "mycoplasma_passed": "yes",
         "vegf": "250 pg/mL",
         "qc_report_id": "QC-1",
     },

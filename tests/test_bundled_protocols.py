@@ -10,9 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import GOOD, STANDARD
 
-from cmprep.protocol import SITE_CHOICE, ParamType, Protocol, load_file
+from cmprep.protocol import SITE_CHOICE, ParamType, Protocol, load_file, units
 from cmprep.protocol.library import protocol_files
+from cmprep.protocol.models import Method
+from cmprep.protocol.reference import load_all as load_references
+from cmprep.validation import Verdict, check_entries
 
 PROTOCOLS_DIR = Path(__file__).resolve().parent.parent / "protocols"
 FILES = sorted(PROTOCOLS_DIR.glob("*.yaml"))
@@ -223,9 +227,178 @@ def test_qc_has_no_literature_range_as_release_spec(proto: Protocol):
     """The review's typical VEGF range is a reference, not an acceptance criterion."""
     vegf = proto.step("qc").parameter("vegf")
     assert vegf is not None and vegf.unit == "pg/mL"
-    assert vegf.spec is None
+    assert vegf.required, f"{proto.id}: vegf must stay required"
+    if vegf.spec is not None:
+        ref = load_references()["vegf"][0]
+        assert vegf.source == SITE_CHOICE
+        assert _bounds(vegf.spec) != (ref.min, ref.max)
     sterility = proto.step("qc").parameter("sterility_passed")
     assert sterility.type == ParamType.yes_no and sterility.spec.equals is True
+
+
+# --- QC analytes: methods, literature references, trending -------------------------------
+
+# The secretome panel every bundled protocol's qc step declares: (name, method, reference).
+SECRETOME_PANEL = [
+    ("vegf", Method.elisa, "vegf"),
+    ("il6", Method.elisa, "il6"),
+    ("il8", Method.elisa, "il8"),
+    ("mcp1", Method.elisa, "mcp1"),
+    ("fgf2", Method.elisa, "fgf2"),
+    ("tgf_beta", Method.elisa, "tgf_beta"),
+    ("ev_yield", Method.nta, "ev_yield"),
+]
+# Release tests every qc step has, as yes/no with a critical site-choice spec "yes".
+RELEASE_TESTS = [
+    ("sterility_passed", Method.sterility),
+    ("endotoxin_passed", Method.endotoxin),
+    ("mycoplasma_passed", Method.mycoplasma),
+]
+# The parameter names tests/conftest.py GOOD["qc"] records for the standard protocol.
+CONFTEST_QC = {"sterility_passed", "endotoxin_passed", "mycoplasma_passed", "vegf", "qc_report_id"}
+
+
+def _referenced(proto: Protocol):
+    for step in proto.steps:
+        for param in step.parameters:
+            if param.reference is not None:
+                yield step, param
+
+
+def test_qc_declares_the_secretome_panel(proto: Protocol):
+    qc = proto.step("qc")
+    for name, method, reference in SECRETOME_PANEL:
+        param = qc.parameter(name)
+        assert param is not None, f"{proto.id}: qc.{name} missing"
+        assert param.is_numeric and param.method == method, f"{proto.id}: qc.{name}"
+        assert param.reference == reference, f"{proto.id}: qc.{name} reference"
+        # only VEGF is a required result; the rest are recorded when measured
+        assert param.required is (name == "vegf"), f"{proto.id}: qc.{name} required"
+    ev = qc.parameter("ev_yield")
+    assert ev.unit == "particles/10^6 cells"
+
+
+def test_qc_release_tests(proto: Protocol):
+    qc = proto.step("qc")
+    for name, method in RELEASE_TESTS:
+        param = qc.parameter(name)
+        assert param is not None, f"{proto.id}: qc.{name} missing"
+        assert param.type == ParamType.yes_no and param.method == method, f"{proto.id}: qc.{name}"
+        assert param.spec is not None and param.spec.equals is True, f"{proto.id}: qc.{name}"
+        assert param.source == SITE_CHOICE and param.severity.value == "critical"
+
+
+def test_every_measured_qc_parameter_names_its_method(proto: Protocol):
+    for param in proto.step("qc").parameters:
+        if param.type != ParamType.text:
+            assert param.method is not None, f"{proto.id}: qc.{param.name} has no method"
+
+
+def test_references_name_known_ranges_in_convertible_units(proto: Protocol):
+    known = load_references()
+    for step, param in _referenced(proto):
+        where = f"{proto.id}: {step.id}.{param.name}"
+        assert param.reference in known, f"{where}: unknown reference {param.reference!r}"
+        ref = known[param.reference][0]
+        assert param.unit is not None and param.is_numeric, where
+        # raises UnitError if the units are of different dimensions
+        units.convert(1.0, param.unit, ref.unit)
+        if ref.method is not None:
+            assert param.method == ref.method, f"{where}: measured by {param.method}"
+
+
+def test_no_release_spec_is_a_literature_range(proto: Protocol):
+    """Reference ranges are information; a referenced analyte's spec is the site's own."""
+    known = load_references()
+    for step, param in _referenced(proto):
+        if param.spec is None:
+            continue
+        ref = known[param.reference][0]
+        where = f"{proto.id}: {step.id}.{param.name}"
+        assert param.source == SITE_CHOICE, f"{where}: a release spec is a site choice"
+        lo, hi = (
+            None if b is None else units.convert(b, param.unit, ref.unit)
+            for b in _bounds(param.spec)
+        )
+        assert (lo, hi) != (ref.min, ref.max), f"{where}: spec is the literature range"
+        assert (lo, hi) != (ref.approx, ref.approx), f"{where}: spec is the literature figure"
+
+
+def test_qc_specs_are_site_choices_and_few(proto: Protocol):
+    qc = proto.step("qc")
+    specs = [p for p in qc.parameters if p.spec is not None]
+    assert all(p.source == SITE_CHOICE for p in specs), proto.id
+    numeric = [p.name for p in specs if p.is_numeric]
+    assert numeric in ([], ["vegf"]), f"{proto.id}: numeric QC release specs {numeric}"
+
+
+def test_trend_parameters_are_numeric(proto: Protocol):
+    for step in proto.steps:
+        for param in step.parameters:
+            if param.trend:
+                assert param.is_numeric, f"{proto.id}: {step.id}.{param.name} is trended"
+                assert param.method is not None, f"{proto.id}: {step.id}.{param.name} method"
+
+
+def test_vegf_is_trended(proto: Protocol):
+    vegf = proto.step("qc").parameter("vegf")
+    assert vegf is not None and vegf.trend is True
+    for name in ("il6", "fgf2", "ev_yield"):
+        assert proto.step("qc").parameter(name).trend is True, f"{proto.id}: qc.{name}"
+
+
+def test_qc_import_keys_are_unambiguous(proto: Protocol):
+    """A QC results file names an analyte by parameter name, reference id or label."""
+    seen: dict[str, str] = {}
+    for param in proto.step("qc").parameters:
+        if not param.is_numeric:
+            continue
+        for key in {param.name, param.reference, param.label}:
+            if key:
+                other = seen.setdefault(key.strip().lower(), param.name)
+                assert other == param.name, f"{proto.id}: {key!r} names {other} and {param.name}"
+
+
+def test_standard_qc_still_takes_the_conftest_values():
+    """The other tests record GOOD["qc"]; it must be complete and in spec."""
+    qc = _load(PROTOCOLS_DIR / f"{STANDARD}.yaml").step("qc")
+    assert set(GOOD["qc"]) == CONFTEST_QC
+    findings = check_entries(qc, GOOD["qc"])
+    assert [f.message for f in findings if f.verdict != Verdict.in_spec] == []
+
+
+# --- traceability: material lots and instruments -------------------------------------------
+
+# Kinds each step must declare where it exists: (materials, equipment).
+TRACEABILITY = {
+    "expansion": ({"basal medium", "FBS"}, {"incubator", "biosafety cabinet"}),
+    "priming": ({"cytokine"}, set()),
+    "pbs_wash": ({"PBS"}, set()),
+    "hypoxia": (set(), {"hypoxia chamber"}),
+    "conditioning": ({"conditioning medium"}, {"incubator"}),
+    "spin": (set(), {"centrifuge"}),
+    "filtration": ({"filter"}, set()),
+    "concentrate": ({"ultrafiltration device"}, set()),
+    "lyophilise": (set(), {"freeze dryer"}),
+}
+
+
+def test_steps_declare_their_lots_and_instruments(proto: Protocol):
+    for step_id, (materials, equipment) in TRACEABILITY.items():
+        step = proto.step(step_id)
+        if step is None:
+            continue
+        assert materials <= set(step.materials), f"{proto.id}: {step_id} materials"
+        assert equipment <= set(step.equipment), f"{proto.id}: {step_id} equipment"
+    for step in proto.steps:
+        for kinds in (step.materials, step.equipment):
+            assert len(kinds) == len(set(kinds)), f"{proto.id}: {step.id} lists a kind twice"
+            assert all(k.strip() == k and k for k in kinds), f"{proto.id}: {step.id}"
+
+
+def test_protocol_severities_are_set(proto: Protocol):
+    assert proto.trend_severity.value == "minor"
+    assert proto.traceability_severity.value == "major"
 
 
 def test_the_set_covers_the_review_options():

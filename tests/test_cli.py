@@ -216,7 +216,8 @@ def test_guided_mode_reasks_a_refused_value_and_saves_the_step(cli):
 def test_guided_mode_warns_before_keeping_an_out_of_spec_value(cli):
     _started(cli)
     cli("batch", "record", "B1", "collection", *_pairs("collection"))
-    answers = "\n".join(["650", "n", "450", "10", "4", "", "y", ""]) + "\n"
+    # no centrifuge id (Enter), then 650 (warned, not kept), 450, 10 min, 4 °C, no note, save
+    answers = "\n".join(["", "650", "n", "450", "10", "4", "", "y", ""]) + "\n"
     result = cli("batch", "run", "B1", input=answers)
     assert "deviation opens when you save" in result.output
     assert "Saved spin" in result.output and "DEV-" not in result.output
