@@ -26,7 +26,9 @@ def first_use(code: str) -> float:
 
 def main() -> None:
     bare = first_use("pass")
-    ours_first = first_use("from cmprep.protocol.units import parse_quantity; parse_quantity('48 h', 'min')")
+    ours_first = first_use(
+        "from cmprep.protocol.units import parse_quantity; parse_quantity('48 h', 'min')"
+    )
     print(f"python -c pass:                         {bare * 1000:6.0f} ms")
     print(f"cmprep units, import + first parse:      {ours_first * 1000:6.0f} ms")
     from cmprep.protocol.units import parse_quantity
@@ -40,12 +42,15 @@ def main() -> None:
     ours_each = (time.perf_counter() - t0) / n
     print(f"cmprep units, per value:                 {ours_each * 1e6:6.1f} us")
     try:
-        import pint  # noqa: F401
+        import pint
     except ImportError:
         print("pint not installed: `pip install pint` to compare")
         return
     pint_first = first_use("import pint; u = pint.UnitRegistry(); u.Quantity('48 h').to('min')")
-    print(f"pint, import + registry + first parse:   {pint_first * 1000:6.0f} ms  ({pint_first / ours_first:.1f}x ours)")
+    print(
+        f"pint, import + registry + first parse:   {pint_first * 1000:6.0f} ms  "
+        f"({pint_first / ours_first:.1f}x ours)"
+    )
     import pint
 
     ureg = pint.UnitRegistry()
@@ -56,7 +61,10 @@ def main() -> None:
             ureg.Quantity(s).to(u)
             n += 1
     pint_each = (time.perf_counter() - t0) / n
-    print(f"pint, per value:                         {pint_each * 1e6:6.1f} us  ({pint_each / ours_each:.0f}x ours)")
+    print(
+        f"pint, per value:                         {pint_each * 1e6:6.1f} us  "
+        f"({pint_each / ours_each:.0f}x ours)"
+    )
     print(f"pint reads '400 g' as: {ureg.Quantity('400 g').dimensionality} (grams, not x g)")
     try:
         ureg.Quantity("37 degC")

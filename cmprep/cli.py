@@ -452,7 +452,9 @@ def batch_list(svc: Service, state: str | None, protocol_id: str | None, fmt: st
     metavar="TIME",
     help="When it was done, if earlier (ISO 8601 with zone).",
 )
-@click.option("--lot", "lots", multiple=True, metavar="LOT", help="A material lot used (repeatable).")
+@click.option(
+    "--lot", "lots", multiple=True, metavar="LOT", help="A material lot used (repeatable)."
+)
 @click.option("--equipment", multiple=True, metavar="ID", help="An instrument used (repeatable).")
 @click.option(
     "--sign", is_flag=True, help="Also sign the step as performed (asks for your password)."
@@ -482,12 +484,20 @@ def batch_record(
       cmprep batch record CM-20261129-001 spin rcf="400 x g" duration=10 temperature=4 --as alice
       cmprep batch record CM-20261129-001 collection volume=48 --at 2026-11-29T08:30Z --as alice
       cmprep batch record CM-20261129-001 spin rcf="1500 rpm" duration=10 temperature=4 --equipment CF-02
-    """
+    """  # noqa: E501
     entries = _entries(values)
     password = read_password(password_stdin) if sign else None
     out = svc.record_step(
-        batch_id, step, entries, actor, note=note, at=at, password=password, key=key,
-        lots=list(lots), equipment=list(equipment),
+        batch_id,
+        step,
+        entries,
+        actor,
+        note=note,
+        at=at,
+        password=password,
+        key=key,
+        lots=list(lots),
+        equipment=list(equipment),
     )
     if out.duplicate:
         click.echo(f"Already saved under key {key}; nothing new was written.")

@@ -26,7 +26,9 @@ def materials() -> None:
 @click.option("--supplier", default=None)
 @with_actor
 @with_db
-def materials_add(svc: Service, lot: str, material: str, expiry: str, supplier: str | None, actor: str) -> None:
+def materials_add(
+    svc: Service, lot: str, material: str, expiry: str, supplier: str | None, actor: str
+) -> None:
     """Register a material lot with its expiry date.
 
     \b
@@ -38,7 +40,13 @@ def materials_add(svc: Service, lot: str, material: str, expiry: str, supplier: 
 
 
 @materials.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @with_db
 def materials_list(svc: Service, fmt: str) -> None:
     """List registered lots.
@@ -47,12 +55,22 @@ def materials_list(svc: Service, fmt: str) -> None:
     Example:
       cmprep materials list --format csv
     """
-    _table([lot.row() for lot in svc.lots().values()], ["lot", "material", "expiry", "supplier", "registered_by", "registered_at"], fmt)
+    _table(
+        [lot.row() for lot in svc.lots().values()],
+        ["lot", "material", "expiry", "supplier", "registered_by", "registered_at"],
+        fmt,
+    )
 
 
 @materials.command("where-used")
 @click.argument("lot")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @with_db
 def materials_where_used(svc: Service, lot: str, fmt: str) -> None:
     """Every batch and step that used a lot: where a recall starts.
@@ -64,7 +82,11 @@ def materials_where_used(svc: Service, lot: str, fmt: str) -> None:
     rows = svc.where_used(lot)
     if not rows and fmt == "table":
         known = lot in svc.lots()
-        click.echo(f"No batch used lot {lot}." if known else f"No batch used lot {lot}, and no such lot is registered.")
+        click.echo(
+            f"No batch used lot {lot}."
+            if known
+            else f"No batch used lot {lot}, and no such lot is registered."
+        )
         return
     _table(rows, ["lot", "material", "batch_id", "step", "used_at", "by"], fmt)
 
@@ -77,21 +99,39 @@ def equipment() -> None:
 
 @equipment.command("add")
 @click.argument("ident", metavar="ID")
-@click.option("--kind", required=True, help="centrifuge, incubator, hypoxia chamber, biosafety cabinet ...")
+@click.option(
+    "--kind", required=True, help="centrifuge, incubator, hypoxia chamber, biosafety cabinet ..."
+)
 @click.option("--calibration-due", required=True, metavar="YYYY-MM-DD")
-@click.option("--rotor-radius", type=float, default=None, metavar="CM", help="Centrifuges: radius in cm, for rpm -> x g.")
+@click.option(
+    "--rotor-radius",
+    type=float,
+    default=None,
+    metavar="CM",
+    help="Centrifuges: radius in cm, for rpm -> x g.",
+)
 @with_actor
 @with_db
-def equipment_add(svc: Service, ident: str, kind: str, calibration_due: str, rotor_radius: float | None, actor: str) -> None:
+def equipment_add(
+    svc: Service,
+    ident: str,
+    kind: str,
+    calibration_due: str,
+    rotor_radius: float | None,
+    actor: str,
+) -> None:
     """Register an instrument.
 
     \b
     Example:
       cmprep equipment add CF-02 --kind centrifuge --rotor-radius 16.5 --calibration-due 2027-01-15 --as alice
-    """
+    """  # noqa: E501
     inst = svc.register_equipment(ident, kind, calibration_due, actor, rotor_radius)
     radius = f", rotor radius {inst.rotor_radius_cm:g} cm" if inst.rotor_radius_cm else ""
-    click.echo(f"{inst.kind.capitalize()} {inst.id} registered (calibration due {inst.calibration_due}{radius}).")
+    click.echo(
+        f"{inst.kind.capitalize()} {inst.id} registered "
+        f"(calibration due {inst.calibration_due}{radius})."
+    )
 
 
 @equipment.command("calibrate")
@@ -100,7 +140,9 @@ def equipment_add(svc: Service, ident: str, kind: str, calibration_due: str, rot
 @click.option("--certificate", default=None, help="Calibration certificate number.")
 @with_actor
 @with_db
-def equipment_calibrate(svc: Service, ident: str, next_due: str, certificate: str | None, actor: str) -> None:
+def equipment_calibrate(
+    svc: Service, ident: str, next_due: str, certificate: str | None, actor: str
+) -> None:
     """Record a calibration and the next due date.
 
     \b
@@ -112,7 +154,13 @@ def equipment_calibrate(svc: Service, ident: str, next_due: str, certificate: st
 
 
 @equipment.command("list")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
 @with_db
 def equipment_list(svc: Service, fmt: str) -> None:
     """List instruments and their calibration due dates.
@@ -121,7 +169,11 @@ def equipment_list(svc: Service, fmt: str) -> None:
     Example:
       cmprep equipment list
     """
-    _table([i.row() for i in svc.instruments().values()], ["id", "kind", "calibration_due", "rotor_radius_cm", "registered_by"], fmt)
+    _table(
+        [i.row() for i in svc.instruments().values()],
+        ["id", "kind", "calibration_due", "rotor_radius_cm", "registered_by"],
+        fmt,
+    )
 
 
 # --- QC --------------------------------------------------------------------------------
@@ -136,10 +188,21 @@ def qc() -> None:
 @click.argument("values", nargs=-1, metavar="[NAME=VALUE...]")
 @click.option("--step", "step_id", default="qc", show_default=True, help="The QC step to record.")
 @click.option("--note", default=None)
-@click.option("--at", default=None, metavar="TIME", help="When the QC was done (ISO 8601 with zone).")
+@click.option(
+    "--at", default=None, metavar="TIME", help="When the QC was done (ISO 8601 with zone)."
+)
 @with_actor
 @with_db
-def qc_import(svc: Service, batch_id: str, file: str, values: tuple[str, ...], step_id: str, note: str | None, at: str | None, actor: str) -> None:
+def qc_import(
+    svc: Service,
+    batch_id: str,
+    file: str,
+    values: tuple[str, ...],
+    step_id: str,
+    note: str | None,
+    at: str | None,
+    actor: str,
+) -> None:
     """Record the QC step from a CSV of results (analyte,value,unit,method,replicate);
     replicates are averaged and their CV kept. Other values of the step as NAME=VALUE.
     A malformed file is refused whole, naming each bad line.
@@ -147,7 +210,7 @@ def qc_import(svc: Service, batch_id: str, file: str, values: tuple[str, ...], s
     \b
     Example:
       cmprep qc import CM-20261129-001 elisa.csv sterility_passed=yes endotoxin_passed=yes qc_report_id=QC-77 --as alice
-    """
+    """  # noqa: E501
     batch = svc.batch(batch_id)
     step = batch.protocol.step(step_id)
     if step is None:
@@ -164,10 +227,16 @@ def qc_import(svc: Service, batch_id: str, file: str, values: tuple[str, ...], s
         clash = sorted(set(entries) & set(extra))
         if clash:
             raise click.UsageError(f"{', '.join(clash)} given both in the file and as NAME=VALUE")
-        out = svc.record_step(batch_id, step_id, {**entries, **extra}, actor, note=note, at=at, replicates=replicates)
+        out = svc.record_step(
+            batch_id, step_id, {**entries, **extra}, actor, note=note, at=at, replicates=replicates
+        )
     except CmprepError as err:
         raise click.ClickException(str(err)) from None
-    _tell(out, f"Imported {sum(r['n'] for r in replicates.values())} result(s) into {step_id} of batch {batch_id}.")
+    _tell(
+        out,
+        f"Imported {sum(r['n'] for r in replicates.values())} result(s) "
+        f"into {step_id} of batch {batch_id}.",
+    )
     for name, rep in replicates.items():
         cv = f", CV {rep['cv_percent']:g} %" if rep["cv_percent"] is not None else ""
         click.echo(f"  {name}: mean of {rep['n']}{cv}")
@@ -198,9 +267,18 @@ def _write_chart(svg: str, output: str) -> None:
 @click.option("--protocol", "protocol_id", default=None)
 @click.option("--since", default=None, metavar="DATE")
 @click.option("-o", "--output", default=None, metavar="FILE.svg|FILE.png")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @with_db
-def qc_trend(svc: Service, analyte: str, protocol_id: str | None, since: str | None, output: str | None, fmt: str) -> None:
+def qc_trend(
+    svc: Service,
+    analyte: str,
+    protocol_id: str | None,
+    since: str | None,
+    output: str | None,
+    fmt: str,
+) -> None:
     """Levey-Jennings control chart of an analyte by batch, with mean and +/-1, 2, 3 SD from
     the lab's released batches; Westgard violations (1-3s, 2-2s, R-4s, 4-1s, 10-x) listed.
 
@@ -214,18 +292,29 @@ def qc_trend(svc: Service, analyte: str, protocol_id: str | None, since: str | N
     if fmt == "json":
         _echo_json({**data, "violations": [v.__dict__ for v in data["violations"]]})
     else:
-        click.echo(f"{data['label']} ({data['unit']}): {len(data['points'])} batch(es); baseline from {data['baseline_count']} released: mean {data['mean']:.4g}, SD {data['sd']:.3g}")
+        click.echo(
+            f"{data['label']} ({data['unit']}): {len(data['points'])} batch(es); "
+            f"baseline from {data['baseline_count']} released: "
+            f"mean {data['mean']:.4g}, SD {data['sd']:.3g}"
+        )
         rejections = [v for v in data["violations"] if v.rejection]
-        click.echo("Westgard: " + ("no rejection rule broken" if not rejections else f"{len(rejections)} rejection(s)"))
+        click.echo(
+            "Westgard: "
+            + ("no rejection rule broken" if not rejections else f"{len(rejections)} rejection(s)")
+        )
         for v in data["violations"]:
             click.echo(f"  {'x' if v.rejection else '!'} {v.message}")
     if output:
         from cmprep.charts import levey_jennings_svg
 
         svg = levey_jennings_svg(
-            [(b, v) for b, v, _ in data["points"]], data["mean"], data["sd"], unit=data["unit"],
+            [(b, v) for b, v, _ in data["points"]],
+            data["mean"],
+            data["sd"],
+            unit=data["unit"],
             title=f"{data['label']}" + (f" — {protocol_id}" if protocol_id else ""),
-            violations=data["violations"], baseline_count=data["baseline_count"],
+            violations=data["violations"],
+            baseline_count=data["baseline_count"],
         )
         _write_chart(svg, output)
 
@@ -234,10 +323,29 @@ def qc_trend(svc: Service, analyte: str, protocol_id: str | None, since: str | N
 @click.option("--by", type=click.Choice(["protocol", "source", "preconditioning"]), required=True)
 @click.option("--analyte", "analytes", multiple=True, help="Only these analytes (repeatable).")
 @click.option("--all", "include_all", is_flag=True, help="Include batches not (yet) released.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("-o", "--output", default=None, metavar="FILE.svg|FILE.png", help="Plot of the first analyte (or --analyte).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    metavar="FILE.svg|FILE.png",
+    help="Plot of the first analyte (or --analyte).",
+)
 @with_db
-def qc_compare(svc: Service, by: str, analytes: tuple[str, ...], include_all: bool, fmt: str, output: str | None) -> None:
+def qc_compare(
+    svc: Service,
+    by: str,
+    analytes: tuple[str, ...],
+    include_all: bool,
+    fmt: str,
+    output: str | None,
+) -> None:
     """The secretome of groups of batches side by side (mean, SD, n), e.g. hypoxic vs
     normoxic VEGF.
 
@@ -252,8 +360,16 @@ def qc_compare(svc: Service, by: str, analytes: tuple[str, ...], include_all: bo
     for analyte, groups in data["table"].items():
         for group, vals in sorted(groups.items()):
             sd = statistics.stdev(vals) if len(vals) > 1 else None
-            rows.append({"analyte": analyte, by: group, "n": len(vals), "mean": f"{statistics.fmean(vals):.4g}",
-                         "sd": f"{sd:.3g}" if sd is not None else "", "unit": data["units"][analyte]})
+            rows.append(
+                {
+                    "analyte": analyte,
+                    by: group,
+                    "n": len(vals),
+                    "mean": f"{statistics.fmean(vals):.4g}",
+                    "sd": f"{sd:.3g}" if sd is not None else "",
+                    "unit": data["units"][analyte],
+                }
+            )
     _table(rows, ["analyte", by, "n", "mean", "sd", "unit"], fmt)
     if output:
         from cmprep.charts import compare_svg

@@ -66,20 +66,33 @@ def _in_spec(param: Any) -> str:
     if rng is None:
         return "1"
     lo, hi = rng.min, rng.max
-    value = (lo + hi) / 2 if lo is not None and hi is not None else (lo + 1 if lo is not None else hi - 1)
+    value = (
+        (lo + hi) / 2
+        if lo is not None and hi is not None
+        else (lo + 1 if lo is not None else hi - 1)
+    )
     return str(round(value)) if param.type == ParamType.integer else f"{value:g}"
 
 
 def _material_lots(step: Any) -> list[str]:
-    wanted = {"basal medium": "AMEM-26-031", "FBS": "FBS-26-0711", "PBS": "PBS-26-118",
-              "conditioning medium": "SFM-26-044", "filter": "FLT-022-7731",
-              "ultrafiltration device": "UF3K-2291"}
+    wanted = {
+        "basal medium": "AMEM-26-031",
+        "FBS": "FBS-26-0711",
+        "PBS": "PBS-26-118",
+        "conditioning medium": "SFM-26-044",
+        "filter": "FLT-022-7731",
+        "ultrafiltration device": "UF3K-2291",
+    }
     return [wanted[m] for m in step.materials if m in wanted]
 
 
 def _instruments(step: Any) -> list[str]:
-    wanted = {"centrifuge": "CF-02", "incubator": "INC-01", "hypoxia chamber": "HYP-01",
-              "biosafety cabinet": "BSC-01"}
+    wanted = {
+        "centrifuge": "CF-02",
+        "incubator": "INC-01",
+        "hypoxia chamber": "HYP-01",
+        "biosafety cabinet": "BSC-01",
+    }
     return [wanted[k] for k in step.equipment if k in wanted]
 
 
@@ -117,23 +130,40 @@ class Lab:
             if step.id == "qc" and record_qc is not None:
                 out = record_qc(step)
             else:
-                out = svc.record_step(batch_id, step.id, values, "alice",
-                                      lots=_material_lots(step), equipment=_instruments(step))
+                out = svc.record_step(
+                    batch_id,
+                    step.id,
+                    values,
+                    "alice",
+                    lots=_material_lots(step),
+                    equipment=_instruments(step),
+                )
             opened += out.deviations
         return opened
 
-    def verify_and_release(self, batch_id: str, deviations: list[dict[str, Any]], why: str = "") -> None:
+    def verify_and_release(
+        self, batch_id: str, deviations: list[dict[str, Any]], why: str = ""
+    ) -> None:
         svc = self.svc
         for step in ("filtration", "qc"):
             self.tick(0.2)
             svc.verify_step(batch_id, step, "bob", DEMO_PASSWORD)
         for dev in deviations:
             self.tick(3)
-            svc.investigate(dev["deviation_id"], "alice", why or "Cause identified at the bench; see the batch notes.",
-                            impact="No impact on product quality expected.")
+            svc.investigate(
+                dev["deviation_id"],
+                "alice",
+                why or "Cause identified at the bench; see the batch notes.",
+                impact="No impact on product quality expected.",
+            )
             self.tick(20)
-            svc.close_deviation(dev["deviation_id"], "quinn", DEMO_PASSWORD, "accepted",
-                                "Justification accepted; no impact on the product.")
+            svc.close_deviation(
+                dev["deviation_id"],
+                "quinn",
+                DEMO_PASSWORD,
+                "accepted",
+                "Justification accepted; no impact on the product.",
+            )
         self.tick(1)
         svc.release(batch_id, "quinn", DEMO_PASSWORD, "Record reviewed; all deviations closed.")
 
@@ -171,7 +201,9 @@ def run_demo(out: Path) -> dict[str, Path]:
     svc = lab.svc
     for name, full_name, role in PEOPLE:
         svc.add_user(name, full_name, role, DEMO_PASSWORD, "admin")
-    print(f"Users: {', '.join(f'{n} ({r})' for n, _, r in PEOPLE)}; demo password {DEMO_PASSWORD!r}")
+    print(
+        f"Users: {', '.join(f'{n} ({r})' for n, _, r in PEOPLE)}; demo password {DEMO_PASSWORD!r}"
+    )
     for lot, material, expiry in LOTS:
         svc.register_lot(lot, material, expiry, "alice")
     for ident, kind, due, radius in EQUIPMENT:
@@ -184,8 +216,13 @@ def run_demo(out: Path) -> dict[str, Path]:
         protocol = HYPOXIA if hypoxic else STANDARD
         batch_id = f"{'HYP' if hypoxic else 'STD'}-{n + 1:03d}"
         step, change = HISTORY_DEVIATIONS.get(n, (None, {}))
-        devs = lab.run_batch(protocol, batch_id, _qc_values(lab.rng, hypoxic), {step: change} if step else None,
-                             arm=("use_fresh", "concentrate", "lyophilise")[n % 3])
+        devs = lab.run_batch(
+            protocol,
+            batch_id,
+            _qc_values(lab.rng, hypoxic),
+            {step: change} if step else None,
+            arm=("use_fresh", "concentrate", "lyophilise")[n % 3],
+        )
         lab.verify_and_release(batch_id, devs)
         lab.tick(24)
     print("History: 22 batches of two protocols released (11 standard, 11 hypoxic)")
@@ -202,19 +239,33 @@ def run_demo(out: Path) -> dict[str, Path]:
     )
 
     def import_qc(step: Any) -> Any:
-        entries, replicates = svc.parse_qc_csv(step, csv_path.read_text(encoding="utf-8"), csv_path.name)
-        others = {p.name: _in_spec(p) for p in step.parameters if p.required and p.name not in entries}
-        return svc.record_step("DEMO-001", "qc", {**entries, **others}, "alice", replicates=replicates)
+        entries, replicates = svc.parse_qc_csv(
+            step, csv_path.read_text(encoding="utf-8"), csv_path.name
+        )
+        others = {
+            p.name: _in_spec(p) for p in step.parameters if p.required and p.name not in entries
+        }
+        return svc.record_step(
+            "DEMO-001", "qc", {**entries, **others}, "alice", replicates=replicates
+        )
 
     # the deviation: the centrifuge was left on the cell-pelleting programme (1950 rpm)
-    devs = lab.run_batch(STANDARD, "DEMO-001", {}, {"spin": {"rcf": "1950 rpm"}}, record_qc=import_qc)
+    devs = lab.run_batch(
+        STANDARD, "DEMO-001", {}, {"spin": {"rcf": "1950 rpm"}}, record_qc=import_qc
+    )
     for d in devs:
         print(f"DEMO-001: {d['message']}: deviation {d['deviation_id']} opened ({d['severity']})")
     lab.tick(0.3)
-    svc.correct("DEMO-001", "collection", {"volume": "470 mL"},
-                "alice", "volume re-read from the graduated bottle")
+    svc.correct(
+        "DEMO-001",
+        "collection",
+        {"volume": "470 mL"},
+        "alice",
+        "volume re-read from the graduated bottle",
+    )
     lab.verify_and_release(
-        "DEMO-001", devs,
+        "DEMO-001",
+        devs,
         "Centrifuge left on the cell-pelleting programme (1950 rpm = 701 x g with rotor CF-02). "
         "Debris removal is only more thorough; the 0.22 um filtration that follows is unaffected.",
     )
@@ -233,21 +284,48 @@ def run_demo(out: Path) -> dict[str, Path]:
     def save(label: str, content: str | bytes, name: str) -> None:
         paths[label] = write_output(content, out / name)
 
-    save("batch record (HTML)", render_record(batch, "html", qc=qc_rows, ledger_head=head), "DEMO-001-record.html")
-    save("batch record (Markdown)", render_record(batch, "md", qc=qc_rows, ledger_head=head), "DEMO-001-record.md")
-    save("SOP checklist (HTML)", render_checklist(batch.protocol, "html"), f"{STANDARD}-checklist.html")
-    save("audit report (HTML)", render_audit_report(svc.audit_report(), "html"), "audit-report.html")
+    save(
+        "batch record (HTML)",
+        render_record(batch, "html", qc=qc_rows, ledger_head=head),
+        "DEMO-001-record.html",
+    )
+    save(
+        "batch record (Markdown)",
+        render_record(batch, "md", qc=qc_rows, ledger_head=head),
+        "DEMO-001-record.md",
+    )
+    save(
+        "SOP checklist (HTML)",
+        render_checklist(batch.protocol, "html"),
+        f"{STANDARD}-checklist.html",
+    )
+    save(
+        "audit report (HTML)", render_audit_report(svc.audit_report(), "html"), "audit-report.html"
+    )
     trend = svc.trend("vegf", HYPOXIA)
     lj = levey_jennings_svg(
-        [(b, v) for b, v, _ in trend["points"]], trend["mean"], trend["sd"], unit=trend["unit"],
-        title=f"VEGF, {HYPOXIA}", violations=trend["violations"], baseline_count=trend["baseline_count"],
+        [(b, v) for b, v, _ in trend["points"]],
+        trend["mean"],
+        trend["sd"],
+        unit=trend["unit"],
+        title=f"VEGF, {HYPOXIA}",
+        violations=trend["violations"],
+        baseline_count=trend["baseline_count"],
     )
     save("VEGF control chart (SVG)", lj, "vegf-trend.svg")
     cmp = svc.compare("preconditioning", ["vegf"])
-    cmp_svg = compare_svg(cmp["table"]["vegf"], unit=cmp["units"]["vegf"], title="VEGF: hypoxic vs normoxic (released batches)")
+    cmp_svg = compare_svg(
+        cmp["table"]["vegf"],
+        unit=cmp["units"]["vegf"],
+        title="VEGF: hypoxic vs normoxic (released batches)",
+    )
     save("VEGF by preconditioning (SVG)", cmp_svg, "vegf-by-preconditioning.svg")
     try:
-        save("batch record (PDF)", render_record(batch, "pdf", qc=qc_rows, ledger_head=head), "DEMO-001-record.pdf")
+        save(
+            "batch record (PDF)",
+            render_record(batch, "pdf", qc=qc_rows, ledger_head=head),
+            "DEMO-001-record.pdf",
+        )
         save("VEGF control chart (PNG)", svg_to_png(lj), "vegf-trend.png")
         save("VEGF by preconditioning (PNG)", svg_to_png(cmp_svg), "vegf-by-preconditioning.png")
     except RuntimeError as err:  # WeasyPrint or cairosvg missing: the demo still stands

@@ -39,7 +39,9 @@ def _ask_used(svc: Service, step: Step) -> tuple[list[str], list[str], float | N
     known_lots = svc.lots() if step.materials else {}
     for kind in step.materials:
         while True:
-            lot = click.prompt(f"Lot of {kind} (Enter if none)", default="", show_default=False).strip()
+            lot = click.prompt(
+                f"Lot of {kind} (Enter if none)", default="", show_default=False
+            ).strip()
             if not lot or lot in known_lots:
                 break
             click.secho(f"  no lot {lot!r}; register it with `cmprep materials add`", fg="red")
@@ -48,10 +50,14 @@ def _ask_used(svc: Service, step: Step) -> tuple[list[str], list[str], float | N
     known = svc.instruments() if step.equipment else {}
     for kind in step.equipment:
         while True:
-            ident = click.prompt(f"{kind.capitalize()} id (Enter if none)", default="", show_default=False).strip()
+            ident = click.prompt(
+                f"{kind.capitalize()} id (Enter if none)", default="", show_default=False
+            ).strip()
             if not ident or ident in known:
                 break
-            click.secho(f"  no equipment {ident!r}; register it with `cmprep equipment add`", fg="red")
+            click.secho(
+                f"  no equipment {ident!r}; register it with `cmprep equipment add`", fg="red"
+            )
         if ident:
             equipment.append(ident)
             if known[ident].rotor_radius_cm and radius is None:

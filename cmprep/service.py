@@ -173,7 +173,9 @@ class Service(AccessMixin, QualityMixin, QCMixin):
         self._in_order(batch, step, "record")
         now = self.clock()
         performed = self._performed_at(batch, at, now)
-        traced, trace_payload, radius = self._traceability(batch, step, lots or [], equipment or [], performed)
+        traced, trace_payload, radius = self._traceability(
+            batch, step, lots or [], equipment or [], performed
+        )
         findings = check_entries(step, entries, rotor_radius_cm=radius)
         if not any(f.refused for f in findings):
             findings += self._westgard_findings(batch, step, findings)

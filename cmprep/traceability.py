@@ -53,7 +53,9 @@ def fold_lots(events: list[Event]) -> dict[str, Lot]:
     for e in events:
         if e.type == LOT_REGISTERED:
             p = e.payload
-            lots[p["lot"]] = Lot(p["lot"], p["material"], p["expiry"], p.get("supplier"), e.actor, e.recorded_at)
+            lots[p["lot"]] = Lot(
+                p["lot"], p["material"], p["expiry"], p.get("supplier"), e.actor, e.recorded_at
+            )
     return lots
 
 
@@ -63,11 +65,24 @@ def fold_equipment(events: list[Event]) -> dict[str, Instrument]:
         p = e.payload
         if e.type == EQUIPMENT_REGISTERED:
             found[p["id"]] = Instrument(
-                p["id"], p["kind"], p["calibration_due"], p.get("rotor_radius_cm"), e.actor, e.recorded_at, []
+                p["id"],
+                p["kind"],
+                p["calibration_due"],
+                p.get("rotor_radius_cm"),
+                e.actor,
+                e.recorded_at,
+                [],
             )
         elif e.type == CALIBRATION_RECORDED:
             inst = found[p["id"]]
-            inst.calibrations.append({"by": e.actor, "at": e.recorded_at, "due": p["calibration_due"], "certificate": p.get("certificate")})
+            inst.calibrations.append(
+                {
+                    "by": e.actor,
+                    "at": e.recorded_at,
+                    "due": p["calibration_due"],
+                    "certificate": p.get("certificate"),
+                }
+            )
             inst.calibration_due = p["calibration_due"]
     return found
 

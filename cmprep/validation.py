@@ -226,7 +226,9 @@ def check_entries(
             )
     for param in step.parameters:
         if param.name in entries:
-            findings.append(check_value(param, entries[param.name], rotor_radius_cm=rotor_radius_cm))
+            findings.append(
+                check_value(param, entries[param.name], rotor_radius_cm=rotor_radius_cm)
+            )
         elif param.required and not partial:
             unit = f" in {param.unit}" if param.unit else ""
             spec = f" (spec {param.spec.describe(param.unit)})" if param.spec else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 import pytest
@@ -280,7 +281,7 @@ def test_every_event_links_to_the_one_before(svc, clock):
     run_to(svc, clock, "B1", stop_before="spin")
     events = svc.store.events("B1")
     assert ev.verify_chain("B1", events) is None
-    assert all(e.prev_hash == p.hash for p, e in zip(events, events[1:]))
+    assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(events))
 
 
 def test_the_event_table_refuses_update_and_delete(svc, db_path):
@@ -349,7 +350,7 @@ def _good_value(p):
     else:
         v = hi - 1 if p.limits is None or p.limits.min is None or hi - 1 >= p.limits.min else hi
     if p.type == ParamType.integer:
-        v = int(round(v))
+        v = round(v)
         if rng.min is not None and v < rng.min:
             v += 1
     return str(v)

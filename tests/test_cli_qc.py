@@ -28,22 +28,65 @@ def run(*args: str):
 
 
 def test_lots_and_equipment_from_the_command_line(svc_cli, clock):
-    assert "registered" in run("materials", "add", "FBS-1", "--material", "FBS", "--expiry", "2026-12-31").output
-    assert run("materials", "add", "FBS-1", "--material", "FBS", "--expiry", "2026-12-31").exit_code == 1
-    out = run("equipment", "add", "CF-02", "--kind", "centrifuge", "--rotor-radius", "16.5", "--calibration-due", "2026-10-01")
-    assert "Centrifuge CF-02 registered (calibration due 2026-10-01, rotor radius 16.5 cm)" in out.output
+    assert (
+        "registered"
+        in run("materials", "add", "FBS-1", "--material", "FBS", "--expiry", "2026-12-31").output
+    )
+    assert (
+        run("materials", "add", "FBS-1", "--material", "FBS", "--expiry", "2026-12-31").exit_code
+        == 1
+    )
+    out = run(
+        "equipment",
+        "add",
+        "CF-02",
+        "--kind",
+        "centrifuge",
+        "--rotor-radius",
+        "16.5",
+        "--calibration-due",
+        "2026-10-01",
+    )
+    assert (
+        "Centrifuge CF-02 registered (calibration due 2026-10-01, rotor radius 16.5 cm)"
+        in out.output
+    )
     assert json.loads(run("materials", "list", "--format", "json").output)[0]["lot"] == "FBS-1"
     svc_cli.start_batch(STANDARD, "alice", "B1")
     run_to(svc_cli, clock, "B1", stop_before="expansion")
-    rec = run("batch", "record", "B1", "expansion", *[f"{k}={v}" for k, v in GOOD["expansion"].items()], "--lot", "FBS-1")
+    rec = run(
+        "batch",
+        "record",
+        "B1",
+        "expansion",
+        *[f"{k}={v}" for k, v in GOOD["expansion"].items()],
+        "--lot",
+        "FBS-1",
+    )
     assert rec.exit_code == 0
     run_to(svc_cli, clock, "B1", stop_before="spin")
-    spin = run("batch", "record", "B1", "spin", "rcf=1500 rpm", "duration=10", "temperature=4", "--equipment", "CF-02")
+    spin = run(
+        "batch",
+        "record",
+        "B1",
+        "spin",
+        "rcf=1500 rpm",
+        "duration=10",
+        "temperature=4",
+        "--equipment",
+        "CF-02",
+    )
     assert spin.exit_code == 0
-    assert "was due for calibration on 2026-10-01" in spin.output and "deviation DEV-0001 opened (major)" in spin.output
+    assert (
+        "was due for calibration on 2026-10-01" in spin.output
+        and "deviation DEV-0001 opened (major)" in spin.output
+    )
     used = run("materials", "where-used", "FBS-1", "--format", "csv").output
     assert "B1,expansion" in used
-    assert "No batch used lot NOPE, and no such lot is registered." in run("materials", "where-used", "NOPE").output
+    assert (
+        "No batch used lot NOPE, and no such lot is registered."
+        in run("materials", "where-used", "NOPE").output
+    )
     assert run("equipment", "calibrate", "CF-02", "--next-due", "2027-05-01").exit_code == 0
     assert "2027-05-01" in run("equipment", "list").output
 
@@ -71,11 +114,19 @@ def test_qc_import_from_a_file(svc_cli, clock, proto, tmp_path):
     svc_cli.record_step("B1", "isolation", {"source_tissue": "UC"}, "alice")
     svc_cli.skip_step("B1", "hypoxia", "alice", "normoxic")
     bad = tmp_path / "bad.csv"
-    bad.write_text("analyte,value,unit,method,replicate\nVEGF,300,pg/mL,ELISA,1\nTNF,1,pg/mL,ELISA,1\n")
+    bad.write_text(
+        "analyte,value,unit,method,replicate\nVEGF,300,pg/mL,ELISA,1\nTNF,1,pg/mL,ELISA,1\n"
+    )
     refused = run("qc", "import", "B1", str(bad), "sterility_passed=yes")
-    assert refused.exit_code == 1 and "line 3" in refused.output and "nothing was recorded" in refused.output
+    assert (
+        refused.exit_code == 1
+        and "line 3" in refused.output
+        and "nothing was recorded" in refused.output
+    )
     good = tmp_path / "good.csv"
-    good.write_text("analyte,value,unit,method,replicate\nVEGF,300,pg/mL,ELISA,1\nVEGF,320,pg/mL,ELISA,2\nIL-6,900,pg/mL,ELISA,1\n")
+    good.write_text(
+        "analyte,value,unit,method,replicate\nVEGF,300,pg/mL,ELISA,1\nVEGF,320,pg/mL,ELISA,2\nIL-6,900,pg/mL,ELISA,1\n"
+    )
     ok = run("qc", "import", "B1", str(good), "sterility_passed=yes")
     assert ok.exit_code == 0
     assert "vegf: mean of 2, CV 4.6 %" in ok.output

@@ -46,20 +46,46 @@ def finished(env, clock):
 
 
 def test_first_user_then_admin_adds_the_rest(env):
-    first = run("user", "add", "ada", "--full-name", "Ada Admin", "--role", "admin", password=PASSWORD)
+    first = run(
+        "user", "add", "ada", "--full-name", "Ada Admin", "--role", "admin", password=PASSWORD
+    )
     assert first.exit_code == 0 and "User ada (Ada Admin, admin) added." in first.output
-    nobody = run("user", "add", "bob", "--full-name", "Bob", "--role", "technician", password=PASSWORD)
+    nobody = run(
+        "user", "add", "bob", "--full-name", "Bob", "--role", "technician", password=PASSWORD
+    )
     assert nobody.exit_code == 1 and "who is doing this" in nobody.output
-    ok = run("user", "add", "bob", "--full-name", "Bob B", "--role", "technician", user="ada", password=PASSWORD)
+    ok = run(
+        "user",
+        "add",
+        "bob",
+        "--full-name",
+        "Bob B",
+        "--role",
+        "technician",
+        user="ada",
+        password=PASSWORD,
+    )
     assert ok.exit_code == 0
     rows = json.loads(run("user", "list", "--format", "json").output)
-    assert [(r["name"], r["role"], r["active"]) for r in rows] == [("ada", "admin", True), ("bob", "technician", True)]
+    assert [(r["name"], r["role"], r["active"]) for r in rows] == [
+        ("ada", "admin", True),
+        ("bob", "technician", True),
+    ]
     assert run("user", "deactivate", "bob", "--reason", "left", user="ada").exit_code == 0
     assert "deactivated" in run("batch", "start", STANDARD, user="bob").output
 
 
 def test_the_new_users_password_is_asked_twice_at_a_prompt(env):
-    result = run("user", "add", "ada", "--full-name", "Ada", "--role", "admin", input=f"{PASSWORD}\n{PASSWORD}\n")
+    result = run(
+        "user",
+        "add",
+        "ada",
+        "--full-name",
+        "Ada",
+        "--role",
+        "admin",
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
     assert result.exit_code == 0
     assert PASSWORD not in result.output
 
@@ -72,13 +98,41 @@ def test_release_from_the_command_line_lists_what_blocks_it_before_asking_a_pass
 
 
 def test_the_whole_qa_path_from_the_command_line(finished):
-    assert run("batch", "verify", "B1", "filtration", user="alice", password=PASSWORD).exit_code == 1
+    assert (
+        run("batch", "verify", "B1", "filtration", user="alice", password=PASSWORD).exit_code == 1
+    )
     verified = run("batch", "verify", "B1", "filtration", user="bob", password=PASSWORD)
     assert verified.exit_code == 0 and "Still to verify: qc" in verified.output
-    assert "wrong password" in run("batch", "verify", "B1", "qc", user="bob", password="nope").output
+    assert (
+        "wrong password" in run("batch", "verify", "B1", "qc", user="bob", password="nope").output
+    )
     assert run("batch", "verify", "B1", "qc", user="bob", password=PASSWORD).exit_code == 0
-    assert run("deviation", "investigate", "DEV-0001", "--reason", "wrong programme", "--impact", "none", user="alice").exit_code == 0
-    closed = run("deviation", "close", "DEV-0001", "--decision", "accepted", "--reason", "no impact", "--capa", "CAPA-1", user="quinn", password=PASSWORD)
+    assert (
+        run(
+            "deviation",
+            "investigate",
+            "DEV-0001",
+            "--reason",
+            "wrong programme",
+            "--impact",
+            "none",
+            user="alice",
+        ).exit_code
+        == 0
+    )
+    closed = run(
+        "deviation",
+        "close",
+        "DEV-0001",
+        "--decision",
+        "accepted",
+        "--reason",
+        "no impact",
+        "--capa",
+        "CAPA-1",
+        user="quinn",
+        password=PASSWORD,
+    )
     assert closed.exit_code == 0 and "closed: accepted by quinn" in closed.output
     shown = run("deviation", "show", "DEV-0001").output
     assert "wrong programme" in shown and "approved by Quinn Quality" in shown
@@ -86,21 +140,60 @@ def test_the_whole_qa_path_from_the_command_line(finished):
     assert "Release: ready for QA release" in review and "650 x g" in review
     released = run("batch", "release", "B1", user="quinn", password=PASSWORD)
     assert released.exit_code == 0 and "released by quinn" in released.output
-    assert "released; it takes no more entries" in run("batch", "hold", "B1", "--reason", "x", user="alice").output
+    assert (
+        "released; it takes no more entries"
+        in run("batch", "hold", "B1", "--reason", "x", user="alice").output
+    )
 
 
 def test_a_deviation_opened_by_hand_from_the_command_line(finished):
-    result = run("deviation", "open", "B1", "--step", "conditioning", "--severity", "major", "--reason", "incubator alarm", user="alice")
-    assert result.exit_code == 0 and "Deviation DEV-0002 opened (major) at conditioning" in result.output
-    bad = run("deviation", "open", "B1", "--step", "nope", "--severity", "major", "--reason", "x", user="alice")
+    result = run(
+        "deviation",
+        "open",
+        "B1",
+        "--step",
+        "conditioning",
+        "--severity",
+        "major",
+        "--reason",
+        "incubator alarm",
+        user="alice",
+    )
+    assert (
+        result.exit_code == 0
+        and "Deviation DEV-0002 opened (major) at conditioning" in result.output
+    )
+    bad = run(
+        "deviation",
+        "open",
+        "B1",
+        "--step",
+        "nope",
+        "--severity",
+        "major",
+        "--reason",
+        "x",
+        user="alice",
+    )
     assert bad.exit_code == 1 and "no step 'nope'" in bad.output
 
 
 def test_deviation_list_filters_by_person_and_date(finished):
-    assert len(json.loads(run("deviation", "list", "--person", "alice", "--format", "json").output)) == 1
+    assert (
+        len(json.loads(run("deviation", "list", "--person", "alice", "--format", "json").output))
+        == 1
+    )
     assert json.loads(run("deviation", "list", "--person", "bob", "--format", "json").output) == []
-    assert json.loads(run("deviation", "list", "--since", "2030-01-01", "--format", "json").output) == []
-    assert len(json.loads(run("deviation", "list", "--until", "2030-01-01", "--format", "json").output)) == 1
+    assert (
+        json.loads(run("deviation", "list", "--since", "2030-01-01", "--format", "json").output)
+        == []
+    )
+    assert (
+        len(
+            json.loads(run("deviation", "list", "--until", "2030-01-01", "--format", "json").output)
+        )
+        == 1
+    )
     bad = run("deviation", "list", "--since", "last week")
     assert bad.exit_code == 2 and "--since" in bad.output
 
@@ -128,7 +221,17 @@ def test_audit_verify_and_report(finished, tmp_path):
 def test_record_with_sign_asks_the_password(finished):
     svc = finished
     svc.start_batch(STANDARD, "alice", "B2")
-    result = run("batch", "record", "B2", "isolation", "source_tissue=UC", "donor_id=D9", "--sign", user="alice", password=PASSWORD)
+    result = run(
+        "batch",
+        "record",
+        "B2",
+        "isolation",
+        "source_tissue=UC",
+        "donor_id=D9",
+        "--sign",
+        user="alice",
+        password=PASSWORD,
+    )
     assert result.exit_code == 0 and "signed as performed" in result.output
 
 

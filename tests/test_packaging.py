@@ -19,7 +19,9 @@ def test_a_plain_install_ships_templates_and_bundled_protocols(tmp_path):
     pip = venv / "bin" / "pip"
     subprocess.run(
         [str(pip), "install", "-q", "--disable-pip-version-check", str(REPO)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     cmprep = venv / "bin" / "cmprep"
     elsewhere = tmp_path / "elsewhere"
@@ -27,14 +29,23 @@ def test_a_plain_install_ships_templates_and_bundled_protocols(tmp_path):
     env = {**os.environ, "CMPREP_DB": str(elsewhere / "x.db")}
 
     def run(*args: str) -> str:
-        done = subprocess.run([str(cmprep), *args], cwd=elsewhere, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(cmprep), *args], cwd=elsewhere, env=env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     assert "cm-standard-serum-free" in run("protocol", "list")
     assert "Low-speed spin" in run("checklist", "cm-hypoxia-uc", "--format", "md")
     where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "from cmprep.resources import templates_dir, protocols_dir; print(templates_dir(), protocols_dir())"],
-        cwd=elsewhere, capture_output=True, text=True, check=True,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "from cmprep.resources import templates_dir, protocols_dir; print(templates_dir(), protocols_dir())",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "site-packages" in where and str(REPO) not in where

@@ -54,14 +54,18 @@ def _batch(svc, clock, proto, batch_id, vegf, *, source="UC", hypoxia=False, rel
         svc.record_step(batch_id, "hypoxia", {"o2_percent": "2"}, "alice")
     else:
         svc.skip_step(batch_id, "hypoxia", "alice", "normoxic")
-    out = svc.record_step(batch_id, "qc", {"vegf": f"{vegf} pg/mL", "sterility_passed": "yes"}, "alice")
+    out = svc.record_step(
+        batch_id, "qc", {"vegf": f"{vegf} pg/mL", "sterility_passed": "yes"}, "alice"
+    )
     if release and not out.deviations:
         clock.advance(hours=1)
         svc.release(batch_id, "quinn", PASSWORD)
     return out
 
 
-def test_a_value_outside_the_literature_range_is_flagged_with_its_citation_not_a_deviation(svc, clock, proto):
+def test_a_value_outside_the_literature_range_is_flagged_with_its_citation_not_a_deviation(
+    svc, clock, proto
+):
     out = _batch(svc, clock, proto, "B1", 1200, release=False)
     assert out.deviations == []
     vegf = next(f for f in out.findings if f.parameter == "vegf")
@@ -99,7 +103,9 @@ def test_csv_import_averages_replicates_and_keeps_their_cv(svc, clock, proto):
     assert reps["vegf"]["n"] == 3 and reps["vegf"]["values"] == [300.0, 320.0, 310.0]
     assert reps["vegf"]["cv_percent"] == pytest.approx(3.2)
     assert reps["il6"]["cv_percent"] is None
-    out = svc.record_step("B1", "qc", {**entries, "sterility_passed": "yes"}, "alice", replicates=reps)
+    out = svc.record_step(
+        "B1", "qc", {**entries, "sterility_passed": "yes"}, "alice", replicates=reps
+    )
     value = out.batch.steps["qc"].values["vegf"]
     assert value.display == "310 pg/mL" and value.replicates["n"] == 3
 
@@ -111,12 +117,27 @@ def test_csv_import_averages_replicates_and_keeps_their_cv(svc, clock, proto):
         ("analyte,value,unit\nVEGF,1,pg/mL\n", "missing column(s) method, replicate"),
         ("analyte,value,unit,method,replicate,extra\n", "unknown column(s) extra"),
         ("analyte,value,unit,method,replicate\n", "no results"),
-        ("analyte,value,unit,method,replicate\nTNF,1,pg/mL,ELISA,1\n", "line 2: step qc has no analyte 'TNF'"),
-        ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL,NTA,1\n", "line 2: VEGF is measured by ELISA, not 'NTA'"),
+        (
+            "analyte,value,unit,method,replicate\nTNF,1,pg/mL,ELISA,1\n",
+            "line 2: step qc has no analyte 'TNF'",
+        ),
+        (
+            "analyte,value,unit,method,replicate\nVEGF,1,pg/mL,NTA,1\n",
+            "line 2: VEGF is measured by ELISA, not 'NTA'",
+        ),
         ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL,ELISA,0\n", "line 2: replicate '0'"),
-        ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL,ELISA,1\nVEGF,2,pg/mL,ELISA,1\n", "line 3: VEGF replicate 1 appears twice"),
-        ("analyte,value,unit,method,replicate\nVEGF,\"1,5\",pg/mL,ELISA,1\n", "line 2: VEGF: '1,5 pg/mL' has a decimal comma"),
-        ("analyte,value,unit,method,replicate\nVEGF,1,pg,ELISA,1\n", "line 2: VEGF: unknown unit 'pg'"),
+        (
+            "analyte,value,unit,method,replicate\nVEGF,1,pg/mL,ELISA,1\nVEGF,2,pg/mL,ELISA,1\n",
+            "line 3: VEGF replicate 1 appears twice",
+        ),
+        (
+            'analyte,value,unit,method,replicate\nVEGF,"1,5",pg/mL,ELISA,1\n',
+            "line 2: VEGF: '1,5 pg/mL' has a decimal comma",
+        ),
+        (
+            "analyte,value,unit,method,replicate\nVEGF,1,pg,ELISA,1\n",
+            "line 2: VEGF: unknown unit 'pg'",
+        ),
         ("analyte,value,unit,method,replicate\nVEGF,1,pg/mL\n", "line 2: expected 5 fields"),
     ],
 )
@@ -138,7 +159,9 @@ def test_every_bad_line_is_named_at_once(svc, clock, proto):
 HISTORY = [300, 310, 290, 305, 295, 300, 315, 285]  # mean 300, SD ~10
 
 
-def test_a_westgard_rejection_on_a_new_batch_opens_a_deviation_of_the_protocols_severity(svc, clock, proto):
+def test_a_westgard_rejection_on_a_new_batch_opens_a_deviation_of_the_protocols_severity(
+    svc, clock, proto
+):
     for i, v in enumerate(HISTORY):
         _batch(svc, clock, proto, f"H{i}", v)
     out = _batch(svc, clock, proto, "NEW", 345, release=False)  # > +3 SD: 1-3s

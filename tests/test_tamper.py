@@ -36,7 +36,7 @@ def _sql(db_path, *statements: str) -> None:
 
 
 def _first_break(svc, batch_id=None):
-    checked, breaks = svc.audit_verify(batch_id)
+    _checked, breaks = svc.audit_verify(batch_id)
     assert breaks, "tampering went unnoticed"
     return breaks[0]
 
@@ -87,7 +87,7 @@ def test_a_rehashed_event_still_breaks_the_link_and_the_ledger(svc, batch_db):
         "prev_hash",
         "hash",
     ]
-    data = dict(zip(cols, row))
+    data = dict(zip(cols, row, strict=True))
     data["payload"] = json.loads(data["payload"])
     data["actor"] = "bob"
     forged = Event(**data)
@@ -209,7 +209,7 @@ def _rehash_everything(db_path) -> None:
         for row in conn.execute(
             "SELECT * FROM events WHERE batch_id=? ORDER BY seq", (stream,)
         ).fetchall():
-            data = dict(zip(cols, row))
+            data = dict(zip(cols, row, strict=True))
             data["payload"] = json.loads(data["payload"])
             data["prev_hash"] = prev
             h = hash_body(Event(**data).body())

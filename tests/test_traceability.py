@@ -21,7 +21,9 @@ def stocked(svc):
 def test_a_lot_in_date_and_a_calibrated_instrument_open_nothing(stocked, clock):
     stocked.start_batch(STANDARD, "alice", "B1")
     run_to(stocked, clock, "B1", stop_before="expansion")
-    out = stocked.record_step("B1", "expansion", GOOD["expansion"], "alice", lots=["FBS-1"], equipment=["INC-1"])
+    out = stocked.record_step(
+        "B1", "expansion", GOOD["expansion"], "alice", lots=["FBS-1"], equipment=["INC-1"]
+    )
     assert out.deviations == []
     entry = out.batch.steps["expansion"]
     assert entry.lots == [{"lot": "FBS-1", "material": "FBS", "expiry": "2026-12-31"}]
@@ -50,14 +52,19 @@ def test_a_calibration_moves_the_due_date(stocked, clock):
     assert inst.calibration_due == "2027-04-01" and inst.calibrations[0]["certificate"] == "CAL-1"
     stocked.start_batch(STANDARD, "alice", "B1")
     run_to(stocked, clock, "B1", stop_before="spin")
-    assert stocked.record_step("B1", "spin", GOOD["spin"], "alice", equipment=["CF-OLD"]).deviations == []
+    assert (
+        stocked.record_step("B1", "spin", GOOD["spin"], "alice", equipment=["CF-OLD"]).deviations
+        == []
+    )
 
 
 def test_unknown_lots_and_instruments_are_refused_and_nothing_written(stocked, clock):
     stocked.start_batch(STANDARD, "alice", "B1")
     run_to(stocked, clock, "B1", stop_before="expansion")
     with pytest.raises(Refused) as err:
-        stocked.record_step("B1", "expansion", GOOD["expansion"], "alice", lots=["NOPE"], equipment=["X-9"])
+        stocked.record_step(
+            "B1", "expansion", GOOD["expansion"], "alice", lots=["NOPE"], equipment=["X-9"]
+        )
     assert "no lot 'NOPE'" in str(err.value) and "no equipment 'X-9'" in str(err.value)
     assert stocked.batch("B1").steps["expansion"].status == "due"
 
@@ -66,7 +73,9 @@ def test_rpm_converts_to_x_g_with_the_named_centrifuges_rotor_radius(stocked, cl
     stocked.start_batch(STANDARD, "alice", "B1")
     run_to(stocked, clock, "B1", stop_before="spin")
     # RCF = 1.118e-5 x 16.5 cm x 1500^2 = 415.06 x g: in spec
-    out = stocked.record_step("B1", "spin", {**GOOD["spin"], "rcf": "1500 rpm"}, "alice", equipment=["CF-02"])
+    out = stocked.record_step(
+        "B1", "spin", {**GOOD["spin"], "rcf": "1500 rpm"}, "alice", equipment=["CF-02"]
+    )
     assert out.deviations == []
     assert out.batch.steps["spin"].values["rcf"].value == pytest.approx(415.0575)
 
@@ -77,7 +86,9 @@ def test_rpm_without_a_rotor_radius_is_refused_with_the_reason(stocked, clock):
     with pytest.raises(Refused, match="needs the rotor radius"):
         stocked.record_step("B1", "spin", {**GOOD["spin"], "rcf": "1500 rpm"}, "alice")
     with pytest.raises(Refused, match="needs the rotor radius"):
-        stocked.record_step("B1", "spin", {**GOOD["spin"], "rcf": "1500 rpm"}, "alice", equipment=["INC-1"])
+        stocked.record_step(
+            "B1", "spin", {**GOOD["spin"], "rcf": "1500 rpm"}, "alice", equipment=["INC-1"]
+        )
 
 
 def test_where_used_lists_every_batch_that_used_a_lot(stocked, clock):
@@ -97,8 +108,16 @@ def test_where_used_lists_every_batch_that_used_a_lot(stocked, clock):
         (lambda s: s.register_lot("L2", "FBS", "31/12/2026", "alice"), "not a date"),
         (lambda s: s.register_lot("L 2", "FBS", "2027-01-01", "alice"), "not usable"),
         (lambda s: s.register_lot("L2", " ", "2027-01-01", "alice"), "give the material"),
-        (lambda s: s.register_equipment("CF-02", "centrifuge", "2027-01-01", "alice"), "already registered"),
-        (lambda s: s.register_equipment("CF-9", "centrifuge", "2027-01-01", "alice", rotor_radius_cm=-3), "impossible"),
+        (
+            lambda s: s.register_equipment("CF-02", "centrifuge", "2027-01-01", "alice"),
+            "already registered",
+        ),
+        (
+            lambda s: s.register_equipment(
+                "CF-9", "centrifuge", "2027-01-01", "alice", rotor_radius_cm=-3
+            ),
+            "impossible",
+        ),
         (lambda s: s.register_equipment("CF-9", "centrifuge", "soon", "alice"), "not a date"),
         (lambda s: s.register_lot("L3", "FBS", "2027-01-01", "root"), "admin"),
     ],

@@ -164,7 +164,9 @@ def parse_text(text: str, filename: str) -> Protocol:
     return protocol
 
 
-def _reference_problems(protocol: Protocol, filename: str, lines: dict, data: dict) -> list[Problem]:
+def _reference_problems(
+    protocol: Protocol, filename: str, lines: dict, data: dict
+) -> list[Problem]:
     """A parameter's `reference:` must name a shipped literature range of a compatible unit."""
     from cmprep.protocol import units
     from cmprep.protocol.reference import load_all
@@ -179,13 +181,24 @@ def _reference_problems(protocol: Protocol, filename: str, lines: dict, data: di
             where = (filename, _line_for(loc, lines), _field_name(loc, data))
             if param.reference not in known:
                 problems.append(
-                    Problem(*where, f"no reference range {param.reference!r}; known: {', '.join(sorted(known))}")
+                    Problem(
+                        *where,
+                        f"no reference range {param.reference!r}; "
+                        f"known: {', '.join(sorted(known))}",
+                    )
                 )
                 continue
             rng = known[param.reference][0]
-            if param.unit is None or units.lookup(param.unit).dimension != units.lookup(rng.unit).dimension:
+            if (
+                param.unit is None
+                or units.lookup(param.unit).dimension != units.lookup(rng.unit).dimension
+            ):
                 problems.append(
-                    Problem(*where, f"the reference range is in {rng.unit}; the parameter's unit must convert to it")
+                    Problem(
+                        *where,
+                        f"the reference range is in {rng.unit}; "
+                        "the parameter's unit must convert to it",
+                    )
                 )
     return problems
 

@@ -77,8 +77,13 @@ _define("cells/cm2", "cell_density", 1, "cells/cm²", "cells/sqcm")
 _define("cells/mL", "cell_concentration", 1, "cells/ml")
 _define("particles/mL", "particle_concentration", 1, "particles/ml", "p/mL")
 _define(
-    "particles/10^6 cells", "particles_per_cells", 1,
-    "particles/1e6 cells", "particles/10⁶ cells", "particles per 10^6 cells", "p/10^6 cells",
+    "particles/10^6 cells",
+    "particles_per_cells",
+    1,
+    "particles/1e6 cells",
+    "particles/10⁶ cells",
+    "particles per 10^6 cells",
+    "p/10^6 cells",
 )
 _define("EU/mL", "endotoxin", 1, "eu/ml")
 _define("kDa", "molecular_weight", 1, "kd")

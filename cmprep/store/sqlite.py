@@ -352,7 +352,15 @@ class SQLiteStore:
     def deviation_rows(self, **filters: Any) -> list[dict[str, Any]]:
         sql, args = "SELECT data FROM deviations", []
         where = []
-        for key in ("deviation_id", "batch_id", "protocol_id", "step", "severity", "status", "opened_by"):
+        for key in (
+            "deviation_id",
+            "batch_id",
+            "protocol_id",
+            "step",
+            "severity",
+            "status",
+            "opened_by",
+        ):
             if filters.get(key):
                 where.append(f"{key} = ?")
                 args.append(filters[key])
