@@ -160,6 +160,17 @@ def read_password(from_stdin: bool) -> str:
     return click.prompt("Password (to sign)", hide_input=True)
 
 
+TABLE_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for reading; csv or json for export.",
+)
+TEXT_FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 PASSWORD_STDIN = click.option(
     "--password-stdin", is_flag=True, help="Read the signing password from standard input."
 )
@@ -206,9 +217,7 @@ def protocol_list(svc: Service) -> None:
 
 @protocol.command("show")
 @click.argument("protocol_ref", metavar="PROTOCOL")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@TEXT_FORMAT
 @with_db
 def protocol_show(svc: Service, protocol_ref: str, fmt: str) -> None:
     """Show a protocol's steps, parameters and specs (JSON: the full validated model).
@@ -354,9 +363,7 @@ def batch_start(
 
 @batch.command("status")
 @click.argument("batch_id", metavar="BATCH")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@TEXT_FORMAT
 @with_db
 def batch_status(svc: Service, batch_id: str, fmt: str) -> None:
     """Where a batch stands: steps done with their values, and what the step due needs.
@@ -412,13 +419,7 @@ def batch_status(svc: Service, batch_id: str, fmt: str) -> None:
 @batch.command("list")
 @click.option("--state", default=None, help="Only batches in this state.")
 @click.option("--protocol", "protocol_id", default=None, help="Only batches of this protocol.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @with_db
 def batch_list(svc: Service, state: str | None, protocol_id: str | None, fmt: str) -> None:
     """List batches.
@@ -615,13 +616,7 @@ def deviation() -> None:
 @click.option(
     "--until", default=None, metavar="DATE", help="Opened before (YYYY-MM-DD or ISO time)."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @with_db
 def deviation_list(
     svc: Service,

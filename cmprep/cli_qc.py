@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cmprep.cli import _entries, _table, _tell, main, with_actor, with_db
+from cmprep.cli import TABLE_FORMAT, TEXT_FORMAT, _entries, _table, _tell, main, with_actor, with_db
 
 if TYPE_CHECKING:
     from cmprep.service import Service
@@ -40,13 +40,7 @@ def materials_add(
 
 
 @materials.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @with_db
 def materials_list(svc: Service, fmt: str) -> None:
     """List registered lots.
@@ -64,13 +58,7 @@ def materials_list(svc: Service, fmt: str) -> None:
 
 @materials.command("where-used")
 @click.argument("lot")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @with_db
 def materials_where_used(svc: Service, lot: str, fmt: str) -> None:
     """Every batch and step that used a lot: where a recall starts.
@@ -154,13 +142,7 @@ def equipment_calibrate(
 
 
 @equipment.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @with_db
 def equipment_list(svc: Service, fmt: str) -> None:
     """List instruments and their calibration due dates.
@@ -267,9 +249,7 @@ def _write_chart(svg: str, output: str) -> None:
 @click.option("--protocol", "protocol_id", default=None)
 @click.option("--since", default=None, metavar="DATE")
 @click.option("-o", "--output", default=None, metavar="FILE.svg|FILE.png")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@TEXT_FORMAT
 @with_db
 def qc_trend(
     svc: Service,
@@ -323,13 +303,7 @@ def qc_trend(
 @click.option("--by", type=click.Choice(["protocol", "source", "preconditioning"]), required=True)
 @click.option("--analyte", "analytes", multiple=True, help="Only these analytes (repeatable).")
 @click.option("--all", "include_all", is_flag=True, help="Include batches not (yet) released.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @click.option(
     "-o",
     "--output",

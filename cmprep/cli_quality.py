@@ -14,6 +14,8 @@ from cmprep.cli import (
     FORMAT,
     OUTPUT,
     PASSWORD_STDIN,
+    TABLE_FORMAT,
+    TEXT_FORMAT,
     _echo_json,
     _need_output,
     _table,
@@ -70,13 +72,7 @@ def user_add(
 
 
 @user.command("list")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @with_db
 def user_list(svc: Service, fmt: str) -> None:
     """List users, active and inactive.
@@ -131,9 +127,7 @@ def batch_verify(svc: Service, batch_id: str, step: str, password_stdin: bool, a
 
 @batch.command("review")
 @click.argument("batch_id", metavar="BATCH")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@TEXT_FORMAT
 @click.option(
     "--sign",
     "comment",
@@ -369,9 +363,7 @@ def deviation_close(
 
 @deviation.command("show")
 @click.argument("deviation_id", metavar="DEV")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@TEXT_FORMAT
 @with_db
 def deviation_show(svc: Service, deviation_id: str, fmt: str) -> None:
     """A deviation and its whole history.
@@ -407,13 +399,7 @@ def audit() -> None:
 
 @audit.command("trail")
 @click.argument("batch_id", metavar="BATCH")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@TABLE_FORMAT
 @with_db
 def audit_trail(svc: Service, batch_id: str, fmt: str) -> None:
     """Every event of a batch: who, when, what, old and new values, why.

@@ -311,18 +311,7 @@ class QualityMixin:
                 "review",
                 f"{actor} performed steps of {batch.id}; the review must be independent",
             )
-        user = self._authenticate(actor, password, "reviewed")
-        now = self.clock()
-        sig = self._signature(
-            "reviewed", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash
-        )
-        return self._write(
-            batch.id,
-            batch.seq,
-            [NewEvent(ev.BATCH_REVIEWED, actor, {"signature": sig}, reason=comment)],
-            now,
-            batch,
-        )
+        return self._sign_batch(batch, actor, password, "reviewed", ev.BATCH_REVIEWED, comment)
 
     def release(
         self, batch_id: str, actor: str, password: str | None, reason: str | None = None
@@ -337,35 +326,30 @@ class QualityMixin:
             if any("performed steps" in b for b in blockers):
                 self._log_refusal(actor, "release", "performed steps of the batch")
             raise Refused(f"batch {batch.id} cannot be released:", blockers)
-        user = self._authenticate(actor, password, "released")
-        now = self.clock()
-        sig = self._signature(
-            "released", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash
-        )
-        return self._write(
-            batch.id,
-            batch.seq,
-            [NewEvent(ev.BATCH_RELEASED, actor, {"signature": sig}, reason=reason)],
-            now,
-            batch,
-        )
+        return self._sign_batch(batch, actor, password, "released", ev.BATCH_RELEASED, reason)
 
     def reject(self, batch_id: str, actor: str, password: str | None, reason: str) -> Outcome:
         actor, reason = self._person(actor, "reject"), self._reason(reason)
         batch = self.batch(batch_id)
         self._writable(batch)
-        user = self._authenticate(actor, password, "rejected")
+        return self._sign_batch(batch, actor, password, "rejected", ev.BATCH_REJECTED, reason)
+
+    def _sign_batch(
+        self,
+        batch: Batch,
+        actor: str,
+        password: str | None,
+        meaning: str,
+        kind: str,
+        why: str | None,
+    ) -> Outcome:
+        """A signed act on the whole batch: the signature binds the chain head it saw."""
+        user = self._authenticate(actor, password, meaning)
         now = self.clock()
-        sig = self._signature(
-            "rejected", user, now, {"kind": "batch", "id": batch.id}, batch.head_hash
-        )
-        return self._write(
-            batch.id,
-            batch.seq,
-            [NewEvent(ev.BATCH_REJECTED, actor, {"signature": sig}, reason=reason)],
-            now,
-            batch,
-        )
+        subject = {"kind": "batch", "id": batch.id}
+        sig = self._signature(meaning, user, now, subject, batch.head_hash)
+        new = [NewEvent(kind, actor, {"signature": sig}, reason=why)]
+        return self._write(batch.id, batch.seq, new, now, batch)
 
     if TYPE_CHECKING:
         store: Any
