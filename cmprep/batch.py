@@ -280,8 +280,10 @@ def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> No
         entry.late = bool(p.get("late"))
         entry.note = p.get("note")
         entry.seq = event.seq
-        for name, data in p.get("values", {}).items():
-            entry.values[name] = _value_from(entry.step.parameter(name), name, data)
+        recorded = p.get("values", {})
+        for param in entry.step.parameters:  # in the protocol's order, as the SOP reads
+            if param.name in recorded:
+                entry.values[param.name] = _value_from(param, param.name, recorded[param.name])
         if p.get("window"):
             entry.window = _value_from(None, p["window"]["name"], p["window"])
         entry.performed_signature = p.get("signature")

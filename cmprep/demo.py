@@ -197,7 +197,7 @@ def run_demo(out: Path) -> dict[str, Path]:
     db = out / "demo.db"
     for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         leftover.unlink(missing_ok=True)
-    lab = Lab(db, datetime.now(timezone.utc).replace(microsecond=0, second=0) - timedelta(days=200))
+    lab = Lab(db, datetime.now(timezone.utc).replace(microsecond=0, second=0) - timedelta(days=260))
     svc = lab.svc
     for name, full_name, role in PEOPLE:
         svc.add_user(name, full_name, role, DEMO_PASSWORD, "admin")
@@ -277,6 +277,8 @@ def run_demo(out: Path) -> dict[str, Path]:
     for d in devs:
         print(f"DEMO-002: {d['message']}: deviation {d['deviation_id']} opened ({d['severity']})")
 
+    if lab.now > datetime.now(timezone.utc):  # the simulation must not run into the future
+        raise RuntimeError("the demo's simulated clock passed the real time; start it earlier")
     batch = svc.batch("DEMO-001")
     qc_rows, head = svc.qc_summary(batch), svc.ledger_head()
     paths: dict[str, Path] = {"database": db}

@@ -364,3 +364,10 @@ def test_filter_entered_as_220_nm_is_exactly_the_protocols_0_22_um(svc, clock):
     )
     assert out.deviations == []
     assert out.batch.steps["filtration"].values["pore_size"].display == "0.22 um"
+
+
+def test_values_read_in_the_protocols_order_not_the_order_typed(svc, clock):
+    svc.start_batch(STANDARD, "alice", "B1")
+    run_to(svc, clock, "B1", stop_before="spin")
+    out = svc.record_step("B1", "spin", {"temperature": "4", "duration": "10", "rcf": "400"}, "alice")
+    assert list(out.batch.steps["spin"].values) == ["rcf", "duration", "temperature"]
