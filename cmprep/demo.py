@@ -50,7 +50,7 @@ EQUIPMENT = [  # id, kind, calibration due, rotor radius (cm)
 HOURS = {"expansion": 96, "collection": 48, "qc": 48}
 
 
-def _in_spec(param: Any) -> str:
+def in_spec_value(param: Any) -> str:
     """A plausible in-spec reading for any parameter (the midpoint of its spec)."""
     from cmprep.protocol.models import ParamType
 
@@ -124,7 +124,7 @@ class Lab:
         for stage in svc.batch(batch_id).pipeline.stages:
             step = next((s for s in stage if s.id == arm), stage[0])
             self.tick(HOURS.get(step.id, 0.5))
-            values = {p.name: _in_spec(p) for p in step.parameters if p.required}
+            values = {p.name: in_spec_value(p) for p in step.parameters if p.required}
             values.update(qc if step.id == "qc" else {})
             values.update(overrides.get(step.id, {}))
             if step.id == "qc" and record_qc is not None:
@@ -243,7 +243,9 @@ def run_demo(out: Path) -> dict[str, Path]:
             step, csv_path.read_text(encoding="utf-8"), csv_path.name
         )
         others = {
-            p.name: _in_spec(p) for p in step.parameters if p.required and p.name not in entries
+            p.name: in_spec_value(p)
+            for p in step.parameters
+            if p.required and p.name not in entries
         }
         return svc.record_step(
             "DEMO-001", "qc", {**entries, **others}, "alice", replicates=replicates

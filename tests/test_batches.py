@@ -369,5 +369,7 @@ def test_filter_entered_as_220_nm_is_exactly_the_protocols_0_22_um(svc, clock):
 def test_values_read_in_the_protocols_order_not_the_order_typed(svc, clock):
     svc.start_batch(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    out = svc.record_step("B1", "spin", {"temperature": "4", "duration": "10", "rcf": "400"}, "alice")
+    out = svc.record_step(
+        "B1", "spin", {"temperature": "4", "duration": "10", "rcf": "400"}, "alice"
+    )
     assert list(out.batch.steps["spin"].values) == ["rcf", "duration", "temperature"]
