@@ -298,3 +298,22 @@ def test_a_number_with_any_spelling_is_read_or_refused_never_nan_or_infinity(
         assert str(err)
         return
     assert math.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "unit", "expected"),
+    [
+        ("37 \u00b0\u0421", "°C", None),  # Cyrillic capital ES looks like C: refused, not guessed
+        ("400 \u0445g", "x g", None),  # Cyrillic small HA looks like x
+        ("0.22 \u00b5m", "um", 0.22),  # micro sign
+        ("0.22 \u03bcm", "um", 0.22),  # Greek mu
+        ("\uff13\uff17 \u00b0C", "°C", 37.0),  # full-width digits read as the digits they are
+        ("400 \u00d7g", "x g", 400.0),  # multiplication sign
+    ],
+)
+def test_unicode_look_alikes_get_a_clear_answer_never_a_wrong_conversion(text, unit, expected):
+    if expected is None:
+        with pytest.raises(UnitError, match="unknown unit"):
+            parse_quantity(text, unit)
+    else:
+        assert parse_quantity(text, unit) == expected
