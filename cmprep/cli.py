@@ -16,6 +16,7 @@ import click
 
 if TYPE_CHECKING:
     from cmprep.batch import Batch
+    from cmprep.protocol.models import Parameter
     from cmprep.service import Outcome, Service
 
 MARK = {"in spec": "✓", "alert": "⚠", "out of spec": "✗"}
@@ -119,6 +120,8 @@ def _tell(outcome: Outcome, action: str) -> None:
         if f.verdict.value in MARK:
             spec = f" (spec {f.spec})" if f.spec and f.verdict.value == "in spec" else ""
             click.echo(f"  {MARK[f.verdict.value]} {f.message}{spec}")
+        if f.note:
+            click.echo(f"    ℹ {f.note}")
     for d in outcome.deviations:
         click.secho(
             f"{d['message']}: deviation {d['deviation_id']} opened ({d['severity']}). "
@@ -133,6 +136,14 @@ def _tell(outcome: Outcome, action: str) -> None:
             fg="yellow",
         )
     _tell_next(b)
+
+
+def _need(p: Parameter) -> str:
+    """'rcf (x g, spec 300-500 x g)', 'donor_id', 'note (optional)'."""
+    parts = [x for x in (p.unit, f"spec {p.spec.describe(p.unit)}" if p.spec else "") if x]
+    if not p.required:
+        parts.append("optional")
+    return f"{p.name} ({', '.join(parts)})" if parts else p.name
 
 
 def _tell_next(b: Batch) -> None:
@@ -190,6 +201,8 @@ def main() -> None:
 
     \b
     Example:
+      cmprep user add admin --full-name "Ada Admin" --role admin
+      cmprep user add alice --full-name "Alice Archer" --role technician --as admin
       cmprep protocol list
       cmprep batch start cm-standard-serum-free --as alice
       cmprep batch run CM-20261129-001 --as alice
@@ -403,15 +416,13 @@ def batch_status(svc: Service, batch_id: str, fmt: str) -> None:
             click.echo(f"      {MARK.get(entry.window.verdict, ' ')} {entry.window.message}")
     if not b.on_hold and not b.is_final:
         for step in b.due():
-            needs = ", ".join(
-                f"{p.name}"
-                + (f" ({p.unit}" if p.unit else " (")
-                + (f", spec {p.spec.describe(p.unit)}" if p.spec else "")
-                + ")"
-                + ("" if p.required else " optional")
-                for p in step.parameters
-            )
+            needs = ", ".join(_need(p) for p in step.parameters)
             click.echo(f"Due: {step.id} ({step.title}); needs: {needs or 'no values'}")
+            used = [f"--lot ({m})" for m in step.materials] + [
+                f"--equipment ({k})" for k in step.equipment
+            ]
+            if used:
+                click.echo(f"     and names what it used: {', '.join(used)}")
     else:
         _tell_next(b)
 
