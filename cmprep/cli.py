@@ -52,6 +52,9 @@ def with_db(func: Callable) -> Callable:
             return func(*args, svc=_service(db), **kwargs)
         except (CmprepError, StoreError, ProtocolError, CorruptLog) as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:  # an output file that cannot be written, a full disk
+            where = f" {err.filename}" if err.filename else ""
+            raise click.ClickException(f"cannot write{where}: {err.strerror or err}") from None
 
     return wrapper
 

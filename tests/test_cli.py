@@ -227,3 +227,17 @@ def test_db_rebuild_restores_the_query_tables(cli):
     _started(cli)
     result = cli("db", "rebuild")
     assert result.exit_code == 0 and "1 batch" in result.output
+
+
+def test_an_output_file_that_cannot_be_written_is_a_plain_error(cli, tmp_path):
+    _started(cli)
+    result = cli("record", "B1", "-o", str(tmp_path / "no" / "such" / "dir" / "r.html"))
+    assert result.exit_code == 1
+    assert "cannot write" in result.output and "No such file or directory" in result.output
+
+
+def test_a_database_that_is_not_one_is_named(cli, tmp_path):
+    bad = tmp_path / "notes.db"
+    bad.write_text("shopping list")
+    result = cli("batch", "list", "--db", str(bad))
+    assert result.exit_code == 1 and "file is not a database" in result.output
