@@ -198,3 +198,45 @@ def test_compare_groups_by_preconditioning_and_source(svc, clock, proto):
     assert set(svc.compare("source")["table"]["vegf"]) == {"UC", "BM"}
     with pytest.raises(Refused, match="expected protocol, source or preconditioning"):
         svc.compare("donor")
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_CELLS = st.sampled_from(
+    [
+        "VEGF",
+        "il6",
+        "TNF",
+        "300",
+        "0.3",
+        "ng/mL",
+        "pg/mL",
+        "ELISA",
+        "NTA",
+        "1",
+        "2",
+        "",
+        "x",
+        "1,5",
+        "nan",
+    ]
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(_CELLS | st.text(max_size=8), min_size=0, max_size=6), max_size=6),
+    header=st.booleans(),
+)
+def test_any_csv_is_imported_or_refused_never_crashes(svc, clock, proto, rows, header):
+    step = svc.protocol(proto).step("qc")
+    lines = (["analyte,value,unit,method,replicate"] if header else []) + [
+        ",".join(c.replace("\n", " ").replace("\r", " ") for c in r) for r in rows
+    ]
+    try:
+        entries, reps = svc.parse_qc_csv(step, "\n".join(lines), "fuzz.csv")
+    except Refused as err:
+        assert "fuzz.csv" in str(err) or "line" in str(err)
+    else:
+        assert set(entries) == set(reps) and all(r["n"] >= 1 for r in reps.values())
