@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from cmprep.westgard import RULES, Violation, format_number
+from cmprep.westgard import RULES, Violation, finite, format_number
 
 __all__ = ["compare_svg", "levey_jennings_svg", "sparkline_svg", "svg_to_png"]
 
@@ -29,16 +29,6 @@ def _n(x: float) -> str:
     """A coordinate, short: 12.5, 40 (never 40.0, -0 or 1e-05)."""
     text = f"{x:.1f}".rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
-
-
-def _finite(name: str, x: float) -> float:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {x!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {x!r}")
-    return value
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -191,12 +181,12 @@ def levey_jennings_svg(
     ``points`` (as from westgard.evaluate on the same values); ValueError if one is out
     of range, or sd is not > 0, or a number is not finite.
     """
-    mean = _finite("mean", mean)
-    sd = _finite("sd", sd)
+    mean = finite("mean", mean)
+    sd = finite("sd", sd)
     if sd <= 0:
         raise ValueError(f"sd must be greater than 0, got {format_number(sd)}")
     labels = [str(label) for label, _ in points]
-    values = [_finite(f"value of {label}", v) for label, v in points]
+    values = [finite(f"value of {label}", v) for label, v in points]
     n = len(values)
     involved: set[int] = set()
     ends: dict[str, set[int]] = {}  # rule -> the indices completing it
@@ -341,7 +331,7 @@ def compare_svg(groups: dict[str, Sequence[float]], *, unit: str, title: str) ->
     """
     names = [str(name) for name in groups]
     data = [
-        [_finite(f"value in {name}", v) for v in values]
+        [finite(f"value in {name}", v) for v in values]
         for name, values in zip(names, groups.values(), strict=True)
     ]
     out = _open(_CMP_W, _CMP_H, "compare-chart", title)
@@ -446,9 +436,9 @@ def sparkline_svg(
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"width and height must be positive, got {width} x {height}")
-    xs = [_finite(f"value {i + 1}", v) for i, v in enumerate(values)]
-    m = None if mean is None else _finite("mean", mean)
-    s = None if sd is None else _finite("sd", sd)
+    xs = [finite(f"value {i + 1}", v) for i, v in enumerate(values)]
+    m = None if mean is None else finite("mean", mean)
+    s = None if sd is None else finite("sd", sd)
     if s is not None and s <= 0:
         raise ValueError(f"sd must be greater than 0, got {format_number(s)}")
     summary = f"last {format_number(xs[-1])}, n={len(xs)}" if xs else "no data"

@@ -68,7 +68,8 @@ def format_number(x: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def _finite(name: str, x: float) -> float:
+def finite(name: str, x: float) -> float:
+    """x as a float, or ValueError naming `name`: charts and rules accept the same numbers."""
     try:
         value = float(x)
     except (TypeError, ValueError):
@@ -79,7 +80,7 @@ def _finite(name: str, x: float) -> float:
 
 
 def _series(values: Sequence[float]) -> list[float]:
-    return [_finite(f"value {i + 1}", v) for i, v in enumerate(values)]
+    return [finite(f"value {i + 1}", v) for i, v in enumerate(values)]
 
 
 def baseline(values: Sequence[float]) -> tuple[float, float]:
@@ -102,8 +103,8 @@ def baseline(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _check_limits(mean: float, sd: float) -> tuple[float, float]:
-    mean = _finite("mean", mean)
-    sd = _finite("sd", sd)
+    mean = finite("mean", mean)
+    sd = finite("sd", sd)
     if sd <= 0:
         raise ValueError(f"sd must be greater than 0, got {format_number(sd)}")
     return mean, sd
@@ -239,6 +240,6 @@ def new_point_violations(
     batches and then the new one (``len(history) + 1`` labels).
     """
     mean, sd = _check_limits(mean, sd)
-    xs = [*_series(history), _finite("new value", new)]
+    xs = [*_series(history), finite("new value", new)]
     ctx = _Context(xs, mean, sd, _names(labels, len(xs)), unit)
     return [v for v in _at(ctx, len(xs) - 1) if v.rejection]
