@@ -31,6 +31,15 @@ def _describe(param: Parameter) -> str:
     return f"{param.label} [{'; '.join(parts)}]" if parts else param.label
 
 
+def _ask_known(prompt: str, known: dict, what: str, register: str) -> str:
+    """An id from a registry, or empty; an unknown one is asked again with how to add it."""
+    while True:
+        ident = click.prompt(f"{prompt} (Enter if none)", default="", show_default=False).strip()
+        if not ident or ident in known:
+            return ident
+        click.secho(f"  no {what} {ident!r}; register it with `{register}`", fg="red")
+
+
 def _ask_used(svc: Service, step: Step) -> tuple[list[str], list[str], float | None]:
     """Lots and instruments the protocol expects at this step; unknown ones are re-asked."""
     lots: list[str] = []
@@ -38,26 +47,12 @@ def _ask_used(svc: Service, step: Step) -> tuple[list[str], list[str], float | N
     radius = None
     known_lots = svc.lots() if step.materials else {}
     for kind in step.materials:
-        while True:
-            lot = click.prompt(
-                f"Lot of {kind} (Enter if none)", default="", show_default=False
-            ).strip()
-            if not lot or lot in known_lots:
-                break
-            click.secho(f"  no lot {lot!r}; register it with `cmprep materials add`", fg="red")
+        lot = _ask_known(f"Lot of {kind}", known_lots, "lot", "cmprep materials add")
         if lot:
             lots.append(lot)
     known = svc.instruments() if step.equipment else {}
     for kind in step.equipment:
-        while True:
-            ident = click.prompt(
-                f"{kind.capitalize()} id (Enter if none)", default="", show_default=False
-            ).strip()
-            if not ident or ident in known:
-                break
-            click.secho(
-                f"  no equipment {ident!r}; register it with `cmprep equipment add`", fg="red"
-            )
+        ident = _ask_known(f"{kind.capitalize()} id", known, "equipment", "cmprep equipment add")
         if ident:
             equipment.append(ident)
             if known[ident].rotor_radius_cm and radius is None:

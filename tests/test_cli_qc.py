@@ -146,3 +146,17 @@ def test_qc_trend_and_compare_write_charts(svc_cli, clock, proto, tmp_path):
     rows = json.loads(cmp.output.split("Chart written")[0])
     assert rows[0]["analyte"] == "vegf" and rows[0]["n"] == 8
     assert (tmp_path / "c.svg").exists()
+
+
+def test_guided_mode_asks_for_the_centrifuge_and_converts_rpm_with_its_rotor(svc_cli, clock):
+    svc_cli.register_equipment("CF-02", "centrifuge", "2027-01-15", "alice", rotor_radius_cm=16.5)
+    svc_cli.start_batch(STANDARD, "alice", "B1")
+    run_to(svc_cli, clock, "B1", stop_before="spin")
+    # an unknown centrifuge (asked again), CF-02, 1500 rpm (= 415 x g), 10 min, 4 °C, no note, save
+    answers = "\n".join(["CF-99", "CF-02", "1500 rpm", "10", "4", "", "y", ""]) + "\n"
+    result = CliRunner().invoke(main, ["batch", "run", "B1"], input=answers, catch_exceptions=False)
+    assert "no equipment 'CF-99'; register it with `cmprep equipment add`" in result.output
+    assert "Saved spin" in result.output
+    spin = svc_cli.batch("B1").steps["spin"]
+    assert spin.values["rcf"].value == pytest.approx(415.0575)
+    assert spin.equipment[0]["id"] == "CF-02"

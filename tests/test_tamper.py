@@ -35,6 +35,27 @@ def _sql(db_path, *statements: str) -> None:
     conn.close()
 
 
+COLUMNS = [
+    "batch_id",
+    "seq",
+    "type",
+    "actor",
+    "recorded_at",
+    "performed_at",
+    "reason",
+    "payload",
+    "prev_hash",
+    "hash",
+]
+
+
+def _row_data(row: tuple) -> dict:
+    """An events-table row as Event fields, as a forger reading the file would get them."""
+    data = dict(zip(COLUMNS, row, strict=True))
+    data["payload"] = json.loads(data["payload"])
+    return data
+
+
 def _first_break(svc, batch_id=None):
     _checked, breaks = svc.audit_verify(batch_id)
     assert breaks, "tampering went unnoticed"
@@ -75,20 +96,7 @@ def test_a_rehashed_event_still_breaks_the_link_and_the_ledger(svc, batch_db):
     conn = sqlite3.connect(batch_db)
     row = conn.execute("SELECT * FROM events WHERE batch_id='B1' AND seq=4").fetchone()
     conn.close()
-    cols = [
-        "batch_id",
-        "seq",
-        "type",
-        "actor",
-        "recorded_at",
-        "performed_at",
-        "reason",
-        "payload",
-        "prev_hash",
-        "hash",
-    ]
-    data = dict(zip(cols, row, strict=True))
-    data["payload"] = json.loads(data["payload"])
+    data = _row_data(row)
     data["actor"] = "bob"
     forged = Event(**data)
     new_hash = hash_body(forged.body())
@@ -191,26 +199,13 @@ def _rehash_everything(db_path) -> None:
     conn = sqlite3.connect(db_path)
     for t in ("events_no_update", "events_no_delete", "ledger_no_update", "ledger_no_delete"):
         conn.execute(f"DROP TRIGGER IF EXISTS {t}")
-    cols = [
-        "batch_id",
-        "seq",
-        "type",
-        "actor",
-        "recorded_at",
-        "performed_at",
-        "reason",
-        "payload",
-        "prev_hash",
-        "hash",
-    ]
     new_hashes = {}
     for stream in [r[0] for r in conn.execute("SELECT DISTINCT batch_id FROM events")]:
         prev = GENESIS
         for row in conn.execute(
             "SELECT * FROM events WHERE batch_id=? ORDER BY seq", (stream,)
         ).fetchall():
-            data = dict(zip(cols, row, strict=True))
-            data["payload"] = json.loads(data["payload"])
+            data = _row_data(row)
             data["prev_hash"] = prev
             h = hash_body(Event(**data).body())
             conn.execute(
