@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from conftest import GOOD, STANDARD
 
-from cmprep.service import Service
+from cmprep.service import Services
 from cmprep.store.sqlite import SQLiteStore
 
 ROUNDS = 30
@@ -44,19 +44,19 @@ def raw_inserts(db: Path, n: int) -> list[float]:
 
 def cmprep_records(db: Path, n: int) -> list[float]:
     now = [datetime(2026, 11, 2, 8, tzinfo=timezone.utc)]
-    svc = Service(SQLiteStore(db), clock=lambda: now[0])
-    svc.add_user("admin", "Ada Admin", "admin", "bench-password", None)
-    svc.add_user("alice", "Alice Archer", "technician", "bench-password", "admin")
+    svc = Services(SQLiteStore(db), clock=lambda: now[0])
+    svc.people.add("admin", "Ada Admin", "admin", "bench-password", None)
+    svc.people.add("alice", "Alice Archer", "technician", "bench-password", "admin")
     times = []
     for i in range(n):
         batch_id = f"B{i}"
-        svc.start_batch(STANDARD, "alice", batch_id)
+        svc.batches.start(STANDARD, "alice", batch_id)
         for step in ("isolation", "expansion", "pbs_wash", "conditioning", "collection"):
             now[0] += timedelta(hours=48 if step == "collection" else 0.5)
-            svc.record_step(batch_id, step, GOOD[step], "alice")
+            svc.batches.record(batch_id, step, GOOD[step], "alice")
         now[0] += timedelta(minutes=30)
         t0 = time.perf_counter()
-        svc.record_step(batch_id, "spin", GOOD["spin"], "alice")  # the 7th event of a batch
+        svc.batches.record(batch_id, "spin", GOOD["spin"], "alice")  # the 7th event of a batch
         times.append(time.perf_counter() - t0)
     return times
 

@@ -98,11 +98,11 @@ def _instruments(step: Any) -> list[str]:
 
 class Lab:
     def __init__(self, db: Path, start: datetime):
-        from cmprep.service import Service
+        from cmprep.service import Services
         from cmprep.store.sqlite import SQLiteStore
 
         self.now = start
-        self.svc = Service(SQLiteStore(db), clock=lambda: self.now)
+        self.svc = Services(SQLiteStore(db), clock=lambda: self.now)
         self.rng = random.Random(20261129)
 
     def tick(self, hours: float) -> None:
@@ -119,9 +119,9 @@ class Lab:
     ) -> list[dict[str, Any]]:
         """Every step in order with in-spec values (or the overrides); returns deviations."""
         svc, overrides = self.svc, overrides or {}
-        svc.start_batch(protocol, "alice", batch_id)
+        svc.batches.start(protocol, "alice", batch_id)
         opened: list[dict[str, Any]] = []
-        for stage in svc.batch(batch_id).pipeline.stages:
+        for stage in svc.batches.batch(batch_id).pipeline.stages:
             step = next((s for s in stage if s.id == arm), stage[0])
             self.tick(HOURS.get(step.id, 0.5))
             values = {p.name: in_spec_value(p) for p in step.parameters if p.required}
@@ -130,7 +130,7 @@ class Lab:
             if step.id == "qc" and record_qc is not None:
                 out = record_qc(step)
             else:
-                out = svc.record_step(
+                out = svc.batches.record(
                     batch_id,
                     step.id,
                     values,
@@ -147,17 +147,17 @@ class Lab:
         svc = self.svc
         for step in ("filtration", "qc"):
             self.tick(0.2)
-            svc.verify_step(batch_id, step, "bob", DEMO_PASSWORD)
+            svc.quality.verify_step(batch_id, step, "bob", DEMO_PASSWORD)
         for dev in deviations:
             self.tick(3)
-            svc.investigate(
+            svc.quality.investigate(
                 dev["deviation_id"],
                 "alice",
                 why or "Cause identified at the bench; see the batch notes.",
                 impact="No impact on product quality expected.",
             )
             self.tick(20)
-            svc.close_deviation(
+            svc.quality.close_deviation(
                 dev["deviation_id"],
                 "quinn",
                 DEMO_PASSWORD,
@@ -165,7 +165,9 @@ class Lab:
                 "Justification accepted; no impact on the product.",
             )
         self.tick(1)
-        svc.release(batch_id, "quinn", DEMO_PASSWORD, "Record reviewed; all deviations closed.")
+        svc.quality.release(
+            batch_id, "quinn", DEMO_PASSWORD, "Record reviewed; all deviations closed."
+        )
 
 
 def _qc_values(rng: random.Random, hypoxic: bool) -> dict[str, str]:
@@ -190,8 +192,9 @@ HISTORY_DEVIATIONS = {
 
 
 def run_demo(out: Path) -> dict[str, Path]:
-    from cmprep.charts import compare_svg, levey_jennings_svg, svg_to_png
+    from cmprep.errors import MissingExtra
     from cmprep.render import render_audit_report, render_checklist, render_record, write_output
+    from cmprep.render.charts import compare_svg, levey_jennings_svg, svg_to_png
 
     out.mkdir(parents=True, exist_ok=True)
     db = out / "demo.db"
@@ -200,14 +203,14 @@ def run_demo(out: Path) -> dict[str, Path]:
     lab = Lab(db, datetime.now(timezone.utc).replace(microsecond=0, second=0) - timedelta(days=260))
     svc = lab.svc
     for name, full_name, role in PEOPLE:
-        svc.add_user(name, full_name, role, DEMO_PASSWORD, "admin")
+        svc.people.add(name, full_name, role, DEMO_PASSWORD, "admin")
     print(
         f"Users: {', '.join(f'{n} ({r})' for n, _, r in PEOPLE)}; demo password {DEMO_PASSWORD!r}"
     )
     for lot, material, expiry in LOTS:
-        svc.register_lot(lot, material, expiry, "alice")
+        svc.materials.register_lot(lot, material, expiry, "alice")
     for ident, kind, due, radius in EQUIPMENT:
-        svc.register_equipment(ident, kind, due, "alice", rotor_radius_cm=radius)
+        svc.materials.register_equipment(ident, kind, due, "alice", rotor_radius_cm=radius)
     print(f"Lots: {len(LOTS)}; instruments: {len(EQUIPMENT)} (centrifuge CF-02, rotor 16.5 cm)")
 
     # half a year of released batches, alternating protocols
@@ -239,16 +242,14 @@ def run_demo(out: Path) -> dict[str, Path]:
     )
 
     def import_qc(step: Any) -> Any:
-        entries, replicates = svc.parse_qc_csv(
-            step, csv_path.read_text(encoding="utf-8"), csv_path.name
-        )
+        in_file, _ = svc.qc.parse_csv(step, csv_path.read_text(encoding="utf-8"), csv_path.name)
         others = {
             p.name: in_spec_value(p)
             for p in step.parameters
-            if p.required and p.name not in entries
+            if p.required and p.name not in in_file
         }
-        return svc.record_step(
-            "DEMO-001", "qc", {**entries, **others}, "alice", replicates=replicates
+        return svc.qc.import_csv(
+            "DEMO-001", csv_path.read_bytes(), csv_path.name, "alice", others=others
         )
 
     # the deviation: the centrifuge was left on the cell-pelleting programme (1950 rpm)
@@ -258,7 +259,7 @@ def run_demo(out: Path) -> dict[str, Path]:
     for d in devs:
         print(f"DEMO-001: {d['message']}: deviation {d['deviation_id']} opened ({d['severity']})")
     lab.tick(0.3)
-    svc.correct(
+    svc.batches.correct(
         "DEMO-001",
         "collection",
         {"volume": "470 mL"},
@@ -281,8 +282,8 @@ def run_demo(out: Path) -> dict[str, Path]:
 
     if lab.now > datetime.now(timezone.utc):  # the simulation must not run into the future
         raise RuntimeError("the demo's simulated clock passed the real time; start it earlier")
-    batch = svc.batch("DEMO-001")
-    qc_rows, head = svc.qc_summary(batch), svc.ledger_head()
+    batch = svc.batches.batch("DEMO-001")
+    qc_rows, head = svc.qc.summary(batch), svc.audit.ledger_head()
     paths: dict[str, Path] = {"database": db}
 
     def save(label: str, content: str | bytes, name: str) -> None:
@@ -304,9 +305,9 @@ def run_demo(out: Path) -> dict[str, Path]:
         f"{STANDARD}-checklist.html",
     )
     save(
-        "audit report (HTML)", render_audit_report(svc.audit_report(), "html"), "audit-report.html"
+        "audit report (HTML)", render_audit_report(svc.audit.report(), "html"), "audit-report.html"
     )
-    trend = svc.trend("vegf", HYPOXIA)
+    trend = svc.qc.trend("vegf", HYPOXIA)
     lj = levey_jennings_svg(
         [(b, v) for b, v, _ in trend["points"]],
         trend["mean"],
@@ -317,7 +318,7 @@ def run_demo(out: Path) -> dict[str, Path]:
         baseline_count=trend["baseline_count"],
     )
     save("VEGF control chart (SVG)", lj, "vegf-trend.svg")
-    cmp = svc.compare("preconditioning", ["vegf"])
+    cmp = svc.qc.compare("preconditioning", ["vegf"])
     cmp_svg = compare_svg(
         cmp["table"]["vegf"],
         unit=cmp["units"]["vegf"],
@@ -332,7 +333,7 @@ def run_demo(out: Path) -> dict[str, Path]:
         )
         save("VEGF control chart (PNG)", svg_to_png(lj), "vegf-trend.png")
         save("VEGF by preconditioning (PNG)", svg_to_png(cmp_svg), "vegf-by-preconditioning.png")
-    except RuntimeError as err:  # WeasyPrint or cairosvg missing: the demo still stands
+    except MissingExtra as err:  # WeasyPrint or cairosvg missing: the demo still stands
         print(f"  (PDF/PNG skipped: {err})")
     return paths
 

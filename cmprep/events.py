@@ -90,9 +90,6 @@ class Event:
     def computed_hash(self) -> str:
         return hash_body(self.body())
 
-    def to_json(self) -> dict[str, Any]:
-        return {**self.body(), "hash": self.hash}
-
 
 def event_body(
     batch_id: str,
@@ -120,6 +117,13 @@ def event_body(
 
 def hash_body(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def ledger_hash(pos: int, batch_id: str, seq: int, event_hash: str, prev: str) -> str:
+    """The hash of one entry of the global ledger: one chain over every event of every
+    stream, so removing a stream's newest events also cuts this chain."""
+    text = f"{pos}|{batch_id}|{seq}|{event_hash}|{prev}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def seal(batch_id: str, seq: int, prev_hash: str, recorded_at: str, new: NewEvent) -> Event:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cmprep.service import Service
+from cmprep.service import Services
 from cmprep.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,16 +75,16 @@ PEOPLE = [  # (name, full name, role); the admin comes first
 ]
 
 
-def seed_people(svc: Service) -> Service:
+def seed_people(svc: Services) -> Services:
     for name, full, role in PEOPLE:
-        svc.add_user(name, full, role, PASSWORD, "root")
+        svc.people.add(name, full, role, PASSWORD, "root")
     return svc
 
 
 @pytest.fixture(autouse=True)
 def fast_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheaper password hashes in tests only; the stored hash names its own cost."""
-    from cmprep import people
+    from cmprep.domain import people
 
     monkeypatch.setattr(people, "SCRYPT_N", 2**8)
 
@@ -100,21 +100,21 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def svc(db_path: Path, clock: Clock) -> Service:
+def svc(db_path: Path, clock: Clock) -> Services:
     store = SQLiteStore(db_path)
-    yield seed_people(Service(store, clock=clock))
+    yield seed_people(Services(store, clock=clock))
     store.close()
 
 
 def run_to(
-    svc: Service,
+    svc: Services,
     clock: Clock,
     batch_id: str,
     stop_before: str | None = None,
     arm: str = "concentrate",
 ) -> None:
     """Record the standard protocol's steps with good values, up to (not incl.) a step."""
-    batch = svc.batch(batch_id)
+    batch = svc.batches.batch(batch_id)
     for stage in batch.pipeline.stages:
         if stop_before in [s.id for s in stage]:
             return
@@ -122,4 +122,4 @@ def run_to(
         if batch.steps[step.id].status in ("done", "skipped", "not taken"):
             continue  # already there: run_to may be called again later on the same batch
         clock.advance(hours=48 if step.id == "collection" else 0.5)
-        svc.record_step(batch_id, step.id, GOOD[step.id], "alice")
+        svc.batches.record(batch_id, step.id, GOOD[step.id], "alice")

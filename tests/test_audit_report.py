@@ -1,5 +1,5 @@
 """The deviation audit report: Pareto charts (inline SVG) and tables, from hand-made rows
-run through ``cmprep.audit.report_data``, as HTML, Markdown and PDF."""
+run through ``cmprep.domain.audit.report_data``, as HTML, Markdown and PDF."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cmprep import render
-from cmprep.audit import report_data
+from cmprep.domain.audit import report_data
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 SINCE = "2026-01-01T00:00:00Z"

@@ -9,50 +9,51 @@ import pytest
 from conftest import GOOD, STANDARD, run_to
 
 from cmprep import events as ev
-from cmprep.service import NotFound, Refused
+from cmprep.errors import Hint, NotFound, Refused
+from cmprep.store.query import DeviationFilter
 
 
 def test_a_batch_copies_the_protocol_it_started_from(svc, tmp_path):
     proto = tmp_path / "p.yaml"
-    src = svc.protocol(STANDARD)
+    src = svc.protocols.get(STANDARD)
     proto.write_text(__import__("yaml").safe_dump(src.model_dump(mode="json"), sort_keys=False))
-    svc.start_batch(str(proto), "alice", "B1")
-    before = svc.batch("B1")
+    svc.batches.start(str(proto), "alice", "B1")
+    before = svc.batches.batch("B1")
     text = proto.read_text().replace("max: 500.0", "max: 900.0")
     assert text != proto.read_text()
     proto.write_text(text)
-    after = svc.batch("B1")
+    after = svc.batches.batch("B1")
     assert after.protocol_hash == before.protocol_hash
     assert after.protocol.step("spin").parameter("rcf").spec.max == 500
 
 
 def test_filtration_before_spin_is_refused_naming_the_step_due(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
     with pytest.raises(Refused) as err:
-        svc.record_step("B1", "filtration", GOOD["filtration"], "alice")
+        svc.batches.record("B1", "filtration", GOOD["filtration"], "alice")
     assert "spin" in str(err.value) and "not due yet" in str(err.value)
-    assert svc.batch("B1").steps["filtration"].status == "pending"
+    assert svc.batches.batch("B1").steps["filtration"].status == "pending"
 
 
 def test_spin_at_650g_opens_a_major_deviation(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    out = svc.record_step("B1", "spin", {**GOOD["spin"], "rcf": "650 xg"}, "alice")
+    out = svc.batches.record("B1", "spin", {**GOOD["spin"], "rcf": "650 xg"}, "alice")
     assert [d["severity"] for d in out.deviations] == ["major"]
     dev = out.deviations[0]
     assert dev["deviation_id"].startswith("DEV-") and dev["value"] == "650 x g"
     assert "above the protocol's 300-500 x g" in dev["message"]
-    rows = svc.deviations(batch_id="B1")
+    rows = svc.quality.deviations(DeviationFilter(batch_id="B1"))
     assert [r["deviation_id"] for r in rows] == [dev["deviation_id"]]
     assert rows[0]["opened_by"] == "alice" and rows[0]["step"] == "spin"
-    assert svc.batch("B1").steps["spin"].values["rcf"].verdict == "out of spec"
+    assert svc.batches.batch("B1").steps["spin"].values["rcf"].verdict == "out of spec"
 
 
 def test_three_values_out_of_spec_open_three_deviations(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    out = svc.record_step(
+    out = svc.batches.record(
         "B1", "spin", {"rcf": "200", "duration": "30 min", "temperature": "20"}, "alice"
     )
     assert sorted(d["parameter"] for d in out.deviations) == ["duration", "rcf", "temperature"]
@@ -61,10 +62,10 @@ def test_three_values_out_of_spec_open_three_deviations(svc, clock):
 
 def test_deviation_ids_count_up_across_batches(svc, clock):
     for b in ("B1", "B2"):
-        svc.start_batch(STANDARD, "alice", b)
+        svc.batches.start(STANDARD, "alice", b)
         run_to(svc, clock, b, stop_before="spin")
-        svc.record_step(b, "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
-    assert [r["deviation_id"] for r in svc.deviations()] == ["DEV-0001", "DEV-0002"]
+        svc.batches.record(b, "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
+    assert [r["deviation_id"] for r in svc.quality.deviations()] == ["DEV-0001", "DEV-0002"]
 
 
 @pytest.mark.parametrize(
@@ -82,72 +83,73 @@ def test_deviation_ids_count_up_across_batches(svc, clock):
 def test_impossible_or_unreadable_values_are_refused_and_nothing_is_written(
     svc, clock, values, expected
 ):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="expansion")
-    before = svc.batch("B1").seq
+    before = svc.batches.batch("B1").seq
     with pytest.raises(Refused) as err:
-        svc.record_step("B1", "expansion", {**GOOD["expansion"], **values}, "alice")
+        svc.batches.record("B1", "expansion", {**GOOD["expansion"], **values}, "alice")
     assert expected in str(err.value)
-    assert svc.batch("B1").seq == before
-    assert svc.deviations() == []
+    assert svc.batches.batch("B1").seq == before
+    assert svc.quality.deviations() == []
 
 
 def test_a_missing_required_value_is_refused_with_what_to_add(svc):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     with pytest.raises(Refused) as err:
-        svc.record_step("B1", "isolation", {"donor_id": "D-1"}, "alice")
+        svc.batches.record("B1", "isolation", {"donor_id": "D-1"}, "alice")
     assert "source_tissue=VALUE" in str(err.value)
 
 
 def test_all_problems_of_a_record_are_listed_at_once(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="expansion")
     with pytest.raises(Refused) as err:
-        svc.record_step("B1", "expansion", {"confluence": "150", "viability": "x"}, "alice")
+        svc.batches.record("B1", "expansion", {"confluence": "150", "viability": "x"}, "alice")
     assert len(err.value.problems) >= 4  # two bad values, passage, basal_medium, fbs missing
 
 
 def test_unknown_step_and_batch_are_refused_by_name(svc):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     with pytest.raises(Refused, match="no step 'centrifuge'"):
-        svc.record_step("B1", "centrifuge", {}, "alice")
+        svc.batches.record("B1", "centrifuge", {}, "alice")
     with pytest.raises(NotFound, match="no batch 'B9'"):
-        svc.record_step("B9", "isolation", {}, "alice")
+        svc.batches.record("B9", "isolation", {}, "alice")
 
 
 def test_a_write_without_a_person_is_refused(svc):
-    with pytest.raises(Refused, match="--as NAME"):
-        svc.start_batch(STANDARD, "  ", "B1")
-    assert svc.batches() == []
+    with pytest.raises(Refused, match="who is doing this") as caught:
+        svc.batches.start(STANDARD, "  ", "B1")
+    assert caught.value.hint == Hint("needs_person")
+    assert svc.batches.batches() == []
 
 
 def test_a_batch_id_is_used_once(svc):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     with pytest.raises(Exception, match="already exists"):
-        svc.start_batch(STANDARD, "alice", "B1")
+        svc.batches.start(STANDARD, "alice", "B1")
 
 
 def test_batch_ids_are_generated_per_day(svc):
-    first = svc.start_batch(STANDARD, "alice").batch.id
-    second = svc.start_batch(STANDARD, "alice").batch.id
+    first = svc.batches.start(STANDARD, "alice").batch.id
+    second = svc.batches.start(STANDARD, "alice").batch.id
     assert (first, second) == ("CM-20261102-001", "CM-20261102-002")
 
 
 def test_collecting_at_20_h_or_80_h_opens_a_deviation_48_h_does_not(svc, clock):
     for batch_id, hours, deviations in (("B20", 20, 1), ("B48", 48, 0), ("B80", 80, 1)):
-        svc.start_batch(STANDARD, "alice", batch_id)
+        svc.batches.start(STANDARD, "alice", batch_id)
         run_to(svc, clock, batch_id, stop_before="collection")
         clock.advance(hours=hours)
-        out = svc.record_step(batch_id, "collection", GOOD["collection"], "alice")
+        out = svc.batches.record(batch_id, "collection", GOOD["collection"], "alice")
         assert len(out.deviations) == deviations, batch_id
-        window = svc.batch(batch_id).steps["collection"].window
+        window = svc.batches.batch(batch_id).steps["collection"].window
         assert window.display == f"{hours} h"
 
 
 def test_a_step_done_earlier_is_entered_with_at_and_flagged_late(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     clock.advance(hours=3)
-    out = svc.record_step("B1", "isolation", GOOD["isolation"], "alice", at="2026-11-02T08:30Z")
+    out = svc.batches.record("B1", "isolation", GOOD["isolation"], "alice", at="2026-11-02T08:30Z")
     entry = out.batch.steps["isolation"]
     assert entry.performed_at == "2026-11-02T08:30:00Z"
     assert entry.recorded_at == "2026-11-02T11:00:00Z"
@@ -155,9 +157,9 @@ def test_a_step_done_earlier_is_entered_with_at_and_flagged_late(svc, clock):
 
 
 def test_an_entry_within_the_allowance_is_not_late(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     clock.advance(minutes=30)
-    out = svc.record_step("B1", "isolation", GOOD["isolation"], "alice", at="2026-11-02T08:10Z")
+    out = svc.batches.record("B1", "isolation", GOOD["isolation"], "alice", at="2026-11-02T08:10Z")
     assert not out.late
 
 
@@ -170,25 +172,25 @@ def test_an_entry_within_the_allowance_is_not_late(svc, clock):
     ],
 )
 def test_bad_at_times_are_refused(svc, at, expected):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     with pytest.raises(Refused, match=expected):
-        svc.record_step("B1", "isolation", GOOD["isolation"], "alice", at=at)
+        svc.batches.record("B1", "isolation", GOOD["isolation"], "alice", at=at)
 
 
 def test_a_step_cannot_be_dated_before_the_step_before_it(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     clock.advance(hours=2)
-    svc.record_step("B1", "isolation", GOOD["isolation"], "alice")
+    svc.batches.record("B1", "isolation", GOOD["isolation"], "alice")
     with pytest.raises(Refused, match="before the previous step"):
-        svc.record_step("B1", "expansion", GOOD["expansion"], "alice", at="2026-11-02T09:00Z")
+        svc.batches.record("B1", "expansion", GOOD["expansion"], "alice", at="2026-11-02T09:00Z")
 
 
 def test_a_correction_keeps_the_old_value_and_needs_a_reason(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="pbs_wash")
     with pytest.raises(Refused, match="reason"):
-        svc.correct("B1", "expansion", {"confluence": "78"}, "bob", "   ")
-    out = svc.correct("B1", "expansion", {"confluence": "78"}, "bob", "misread the gauge")
+        svc.batches.correct("B1", "expansion", {"confluence": "78"}, "bob", "   ")
+    out = svc.batches.correct("B1", "expansion", {"confluence": "78"}, "bob", "misread the gauge")
     value = out.batch.steps["expansion"].values["confluence"]
     assert value.display == "78 %"
     assert [(c.old, c.new, c.actor, c.reason) for c in value.corrections] == [
@@ -199,85 +201,89 @@ def test_a_correction_keeps_the_old_value_and_needs_a_reason(svc, clock):
 
 
 def test_a_correction_to_an_out_of_spec_value_opens_a_deviation(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="pbs_wash")
-    out = svc.correct("B1", "expansion", {"confluence": "85"}, "bob", "misread")
+    out = svc.batches.correct("B1", "expansion", {"confluence": "85"}, "bob", "misread")
     assert len(out.deviations) == 1
 
 
 def test_an_impossible_correction_is_refused(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="pbs_wash")
     with pytest.raises(Refused, match="impossible"):
-        svc.correct("B1", "expansion", {"confluence": "101"}, "bob", "misread")
+        svc.batches.correct("B1", "expansion", {"confluence": "101"}, "bob", "misread")
     with pytest.raises(Refused, match="has not been recorded"):
-        svc.correct("B1", "pbs_wash", {"washes": "3"}, "bob", "x")
+        svc.batches.correct("B1", "pbs_wash", {"washes": "3"}, "bob", "x")
 
 
 def test_optional_steps_are_skipped_with_a_reason_others_are_not(svc, clock):
-    svc.start_batch("cm-tnf-primed-ad", "alice", "T1")
-    batch = svc.batch("T1")
+    svc.batches.start("cm-tnf-primed-ad", "alice", "T1")
+    batch = svc.batches.batch("T1")
     optional = next(s for s in batch.protocol.steps if s.optional)
     mandatory = batch.protocol.steps[0]
     with pytest.raises(Refused, match="not optional"):
-        svc.skip_step("T1", mandatory.id, "alice", "no reason")
+        svc.batches.skip("T1", mandatory.id, "alice", "no reason")
     # walk to the optional step
-    while optional not in svc.batch("T1").due():
-        step = svc.batch("T1").due()[0]
+    while optional not in svc.batches.batch("T1").due():
+        step = svc.batches.batch("T1").due()[0]
         clock.advance(minutes=30)
-        svc.record_step("T1", step.id, _good_for(step), "alice")
+        svc.batches.record("T1", step.id, _good_for(step), "alice")
     with pytest.raises(Refused, match="reason"):
-        svc.skip_step("T1", optional.id, "alice", "")
-    out = svc.skip_step("T1", optional.id, "alice", "normoxic arm")
+        svc.batches.skip("T1", optional.id, "alice", "")
+    out = svc.batches.skip("T1", optional.id, "alice", "normoxic arm")
     assert out.batch.steps[optional.id].status == "skipped"
     assert out.batch.steps[optional.id].skip_reason == "normoxic arm"
 
 
 def test_a_branch_takes_exactly_one_arm(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="use_fresh")
-    assert [s.id for s in svc.batch("B1").due()] == ["use_fresh", "concentrate", "lyophilise"]
+    assert [s.id for s in svc.batches.batch("B1").due()] == [
+        "use_fresh",
+        "concentrate",
+        "lyophilise",
+    ]
     with pytest.raises(Refused, match="choose one arm"):
-        svc.skip_step("B1", "use_fresh", "alice", "not used")
-    svc.record_step("B1", "lyophilise", GOOD["lyophilise"], "alice")
-    batch = svc.batch("B1")
+        svc.batches.skip("B1", "use_fresh", "alice", "not used")
+    svc.batches.record("B1", "lyophilise", GOOD["lyophilise"], "alice")
+    batch = svc.batches.batch("B1")
     assert [batch.steps[s].status for s in ("use_fresh", "concentrate", "lyophilise")] == [
         "not taken",
         "not taken",
         "done",
     ]
     with pytest.raises(Refused, match="already not taken"):
-        svc.record_step("B1", "concentrate", GOOD["concentrate"], "alice")
+        svc.batches.record("B1", "concentrate", GOOD["concentrate"], "alice")
 
 
 def test_a_whole_batch_ends_awaiting_review(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1")
-    batch = svc.batch("B1")
+    batch = svc.batches.batch("B1")
     assert batch.state == "awaiting_review" and batch.due() == []
     with pytest.raises(Refused, match="already done"):
-        svc.record_step("B1", "qc", GOOD["qc"], "alice")
+        svc.batches.record("B1", "qc", GOOD["qc"], "alice")
 
 
 def test_hold_blocks_recording_until_resumed(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
-    svc.hold("B1", "alice", "incubator alarm")
+    svc.batches.start(STANDARD, "alice", "B1")
+    svc.batches.hold("B1", "alice", "incubator alarm")
     with pytest.raises(Refused, match="on hold"):
-        svc.record_step("B1", "isolation", GOOD["isolation"], "alice")
+        svc.batches.record("B1", "isolation", GOOD["isolation"], "alice")
     with pytest.raises(Refused, match="already on hold"):
-        svc.hold("B1", "alice", "again")
+        svc.batches.hold("B1", "alice", "again")
     with pytest.raises(Refused, match="reason"):
-        svc.resume("B1", "alice", "")
-    out = svc.resume("B1", "bob", "alarm cleared")
+        svc.batches.resume("B1", "alice", "")
+    out = svc.batches.resume("B1", "bob", "alarm cleared")
     assert out.batch.state == "isolation"
     assert out.batch.holds[0].reason == "incubator alarm" and out.batch.holds[0].resumed_by == "bob"
-    svc.record_step("B1", "isolation", GOOD["isolation"], "alice")
+    svc.batches.record("B1", "isolation", GOOD["isolation"], "alice")
     with pytest.raises(Refused, match="not on hold"):
-        svc.resume("B1", "alice", "x")
+        svc.batches.resume("B1", "alice", "x")
 
 
 def test_every_event_links_to_the_one_before(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
     events = svc.store.events("B1")
     assert ev.verify_chain("B1", events) is None
@@ -285,7 +291,7 @@ def test_every_event_links_to_the_one_before(svc, clock):
 
 
 def test_the_event_table_refuses_update_and_delete(svc, db_path):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     conn = sqlite3.connect(db_path)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("UPDATE events SET actor = 'mallory'")
@@ -294,7 +300,7 @@ def test_the_event_table_refuses_update_and_delete(svc, db_path):
 
 
 def test_a_changed_event_breaks_the_chain_at_that_event(svc, clock, db_path):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
     conn = sqlite3.connect(db_path)
     conn.execute("DROP TRIGGER events_no_update")
@@ -305,17 +311,17 @@ def test_a_changed_event_breaks_the_chain_at_that_event(svc, clock, db_path):
 
 
 def test_query_tables_rebuild_from_the_log(svc, clock, db_path):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    svc.record_step("B1", "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
-    before = (svc.batches(), svc.deviations())
+    svc.batches.record("B1", "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
+    before = (svc.batches.batches(), svc.quality.deviations())
     conn = sqlite3.connect(db_path)
     conn.execute("DELETE FROM batches")
     conn.execute("DELETE FROM deviations")
     conn.commit()
-    assert svc.batches() == []
-    assert svc.rebuild_projections() == 1
-    assert (svc.batches(), svc.deviations()) == before
+    assert svc.batches.batches() == []
+    assert svc.audit.rebuild_projections() == 1
+    assert (svc.batches.batches(), svc.quality.deviations()) == before
 
 
 def _good_for(step):
@@ -357,9 +363,9 @@ def _good_value(p):
 
 
 def test_filter_entered_as_220_nm_is_exactly_the_protocols_0_22_um(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="filtration")
-    out = svc.record_step(
+    out = svc.batches.record(
         "B1", "filtration", {**GOOD["filtration"], "pore_size": "220 nm"}, "alice"
     )
     assert out.deviations == []
@@ -367,9 +373,9 @@ def test_filter_entered_as_220_nm_is_exactly_the_protocols_0_22_um(svc, clock):
 
 
 def test_values_read_in_the_protocols_order_not_the_order_typed(svc, clock):
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    out = svc.record_step(
+    out = svc.batches.record(
         "B1", "spin", {"temperature": "4", "duration": "10", "rcf": "400"}, "alice"
     )
     assert list(out.batch.steps["spin"].values) == ["rcf", "duration", "temperature"]

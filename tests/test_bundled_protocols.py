@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import GOOD, STANDARD
 
+from cmprep.domain.validation import Verdict, check_entries
 from cmprep.protocol import SITE_CHOICE, ParamType, Protocol, load_file, units
 from cmprep.protocol.library import protocol_files
 from cmprep.protocol.models import Method
 from cmprep.protocol.reference import load_all as load_references
-from cmprep.validation import Verdict, check_entries
 
 PROTOCOLS_DIR = Path(__file__).resolve().parent.parent / "protocols"
 FILES = sorted(PROTOCOLS_DIR.glob("*.yaml"))

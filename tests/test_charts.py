@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from cmprep.charts import compare_svg, levey_jennings_svg, sparkline_svg, svg_to_png
-from cmprep.westgard import evaluate
+from cmprep.domain.westgard import evaluate
+from cmprep.errors import Hint, MissingExtra
+from cmprep.render.charts import compare_svg, levey_jennings_svg, sparkline_svg, svg_to_png
 
 NS = "{http://www.w3.org/2000/svg}"
 ACCENT = "#b00020"
@@ -299,5 +300,6 @@ def test_png_output():
 
 def test_png_without_cairosvg(monkeypatch):
     monkeypatch.setitem(sys.modules, "cairosvg", None)  # makes `import cairosvg` fail
-    with pytest.raises(RuntimeError, match=r"PNG output needs cairosvg: pip install cairosvg"):
+    with pytest.raises(MissingExtra, match="PNG output needs cairosvg") as caught:
         svg_to_png(sparkline_svg([1, 2, 3]))
+    assert caught.value.hint == Hint("install_extra", extra="png", package="cairosvg")

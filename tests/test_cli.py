@@ -13,9 +13,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import GOOD, STANDARD, seed_people
 
-from cmprep import cli as cli_module
-from cmprep.cli import main
-from cmprep.service import Service
+from cmprep.cli import Shell, main
+from cmprep.service import Services
 from cmprep.store import open_store
 
 
@@ -24,14 +23,16 @@ def cli(db_path, monkeypatch, clock):
     """Runs cmprep in-process; the service gets the test clock, which each command moves on."""
     monkeypatch.delenv("CMPREP_USER", raising=False)
     monkeypatch.setenv("CMPREP_DB", str(db_path))
-    seed_people(Service(open_store(str(db_path)), clock=clock))
-    monkeypatch.setattr(cli_module, "_service", lambda db: Service(open_store(db), clock=clock))
+    seed_people(Services(open_store(str(db_path)), clock=clock))
+    shell = Shell(lambda db: Services(open_store(db), clock=clock))
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None, user: str | None = "alice"):
         env = {"CMPREP_USER": user} if user else {}
         clock.advance(hours=24 if "collection" in args else 0.25)
-        return runner.invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+        return runner.invoke(
+            main, list(args), input=input, env=env, obj=shell, catch_exceptions=False
+        )
 
     return invoke
 
@@ -182,7 +183,7 @@ def test_batch_list_filters_by_state(cli):
 
 
 def test_csv_export_neutralises_spreadsheet_formulas():
-    from cmprep.cli import _csv_safe
+    from cmprep.render.output import csv_safe as _csv_safe
 
     assert _csv_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert _csv_safe("@SUM(A1)") == "'@SUM(A1)"

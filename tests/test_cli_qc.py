@@ -9,22 +9,23 @@ from click.testing import CliRunner
 from conftest import GOOD, PASSWORD, STANDARD, run_to, seed_people
 from test_qc import HISTORY, PROTOCOL
 
-from cmprep import cli as cli_module
-from cmprep.cli import main
-from cmprep.service import Service
+from cmprep.cli import Shell, main
+from cmprep.service import Services
 from cmprep.store import open_store
+
+SHELL: list[Shell] = [Shell()]  # the test clock's services, set by the fixture
 
 
 @pytest.fixture
 def svc_cli(db_path, monkeypatch, clock):
     monkeypatch.setenv("CMPREP_DB", str(db_path))
     monkeypatch.setenv("CMPREP_USER", "alice")
-    monkeypatch.setattr(cli_module, "_service", lambda db: Service(open_store(db), clock=clock))
-    return seed_people(Service(open_store(str(db_path)), clock=clock))
+    SHELL[0] = Shell(lambda db: Services(open_store(db), clock=clock))
+    return seed_people(Services(open_store(str(db_path)), clock=clock))
 
 
 def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return CliRunner().invoke(main, list(args), obj=SHELL[0], catch_exceptions=False)
 
 
 def test_lots_and_equipment_from_the_command_line(svc_cli, clock):
@@ -52,7 +53,7 @@ def test_lots_and_equipment_from_the_command_line(svc_cli, clock):
         in out.output
     )
     assert json.loads(run("materials", "list", "--format", "json").output)[0]["lot"] == "FBS-1"
-    svc_cli.start_batch(STANDARD, "alice", "B1")
+    svc_cli.batches.start(STANDARD, "alice", "B1")
     run_to(svc_cli, clock, "B1", stop_before="expansion")
     rec = run(
         "batch",
@@ -101,18 +102,18 @@ def proto(tmp_path):
 def _history(svc, clock, proto):
     for i, v in enumerate(HISTORY):
         b = f"H{i}"
-        svc.start_batch(proto, "alice", b)
+        svc.batches.start(proto, "alice", b)
         clock.advance(hours=1)
-        svc.record_step(b, "isolation", {"source_tissue": "UC"}, "alice")
-        svc.skip_step(b, "hypoxia", "alice", "normoxic")
-        svc.record_step(b, "qc", {"vegf": f"{v}", "sterility_passed": "yes"}, "alice")
-        svc.release(b, "quinn", PASSWORD)
+        svc.batches.record(b, "isolation", {"source_tissue": "UC"}, "alice")
+        svc.batches.skip(b, "hypoxia", "alice", "normoxic")
+        svc.batches.record(b, "qc", {"vegf": f"{v}", "sterility_passed": "yes"}, "alice")
+        svc.quality.release(b, "quinn", PASSWORD)
 
 
 def test_qc_import_from_a_file(svc_cli, clock, proto, tmp_path):
-    svc_cli.start_batch(proto, "alice", "B1")
-    svc_cli.record_step("B1", "isolation", {"source_tissue": "UC"}, "alice")
-    svc_cli.skip_step("B1", "hypoxia", "alice", "normoxic")
+    svc_cli.batches.start(proto, "alice", "B1")
+    svc_cli.batches.record("B1", "isolation", {"source_tissue": "UC"}, "alice")
+    svc_cli.batches.skip("B1", "hypoxia", "alice", "normoxic")
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "analyte,value,unit,method,replicate\nVEGF,300,pg/mL,ELISA,1\nTNF,1,pg/mL,ELISA,1\n"
@@ -149,14 +150,18 @@ def test_qc_trend_and_compare_write_charts(svc_cli, clock, proto, tmp_path):
 
 
 def test_guided_mode_asks_for_the_centrifuge_and_converts_rpm_with_its_rotor(svc_cli, clock):
-    svc_cli.register_equipment("CF-02", "centrifuge", "2027-01-15", "alice", rotor_radius_cm=16.5)
-    svc_cli.start_batch(STANDARD, "alice", "B1")
+    svc_cli.materials.register_equipment(
+        "CF-02", "centrifuge", "2027-01-15", "alice", rotor_radius_cm=16.5
+    )
+    svc_cli.batches.start(STANDARD, "alice", "B1")
     run_to(svc_cli, clock, "B1", stop_before="spin")
     # an unknown centrifuge (asked again), CF-02, 1500 rpm (= 415 x g), 10 min, 4 °C, no note, save
     answers = "\n".join(["CF-99", "CF-02", "1500 rpm", "10", "4", "", "y", ""]) + "\n"
-    result = CliRunner().invoke(main, ["batch", "run", "B1"], input=answers, catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["batch", "run", "B1"], input=answers, obj=SHELL[0], catch_exceptions=False
+    )
     assert "no equipment 'CF-99'; register it with `cmprep equipment add`" in result.output
     assert "Saved spin" in result.output
-    spin = svc_cli.batch("B1").steps["spin"]
+    spin = svc_cli.batches.batch("B1").steps["spin"]
     assert spin.values["rcf"].value == pytest.approx(415.0575)
     assert spin.equipment[0]["id"] == "CF-02"

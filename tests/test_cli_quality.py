@@ -10,17 +10,18 @@ import pytest
 from click.testing import CliRunner
 from conftest import GOOD, PASSWORD, STANDARD, run_to, seed_people
 
-from cmprep import cli as cli_module
-from cmprep.cli import main
-from cmprep.service import Service
+from cmprep.cli import Shell, main
+from cmprep.service import Services
 from cmprep.store import open_store
+
+SHELL: list[Shell] = [Shell()]  # the test clock's services, set by the fixture
 
 
 @pytest.fixture
 def env(db_path, monkeypatch, clock):
     monkeypatch.delenv("CMPREP_USER", raising=False)
     monkeypatch.setenv("CMPREP_DB", str(db_path))
-    monkeypatch.setattr(cli_module, "_service", lambda db: Service(open_store(db), clock=clock))
+    SHELL[0] = Shell(lambda db: Services(open_store(db), clock=clock))
     return db_path
 
 
@@ -29,19 +30,21 @@ def run(*args: str, user: str | None = None, password: str | None = None, input:
     if password is not None:
         args = (*args, "--password-stdin")
         input = password + "\n"
-    return CliRunner().invoke(main, list(args), input=input, env=env, catch_exceptions=False)
+    return CliRunner().invoke(
+        main, list(args), input=input, env=env, obj=SHELL[0], catch_exceptions=False
+    )
 
 
 @pytest.fixture
 def finished(env, clock):
     """A whole batch B1 by alice with DEV-0001 (spin at 650 x g)."""
-    svc = seed_people(Service(open_store(str(env)), clock=clock))
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc = seed_people(Services(open_store(str(env)), clock=clock))
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    svc.record_step("B1", "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
+    svc.batches.record("B1", "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
     for step in ("filtration", "concentrate", "qc"):
         clock.advance(hours=1)
-        svc.record_step("B1", step, GOOD[step], "alice")
+        svc.batches.record("B1", step, GOOD[step], "alice")
     return svc
 
 
@@ -220,7 +223,7 @@ def test_audit_verify_and_report(finished, tmp_path):
 
 def test_record_with_sign_asks_the_password(finished):
     svc = finished
-    svc.start_batch(STANDARD, "alice", "B2")
+    svc.batches.start(STANDARD, "alice", "B2")
     result = run(
         "batch",
         "record",
@@ -236,7 +239,7 @@ def test_record_with_sign_asks_the_password(finished):
 
 
 def test_a_retried_record_with_the_same_key_is_saved_once(finished):
-    finished.start_batch(STANDARD, "alice", "B2")
+    finished.batches.start(STANDARD, "alice", "B2")
     args = ("batch", "record", "B2", "isolation", "source_tissue=UC", "donor_id=D9", "--key", "k-1")
     assert run(*args, user="alice").exit_code == 0
     again = run(*args, user="alice")

@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import GOOD, STANDARD, seed_people
 
 from cmprep import events as ev
-from cmprep.service import Service
-from cmprep.store.base import ConcurrencyError
+from cmprep.errors import ConcurrencyError
+from cmprep.service import Services
 from cmprep.store.sqlite import SQLiteStore
 
 CTX = mp.get_context("fork")
@@ -27,7 +27,7 @@ def _slow_writer(db: str, loaded, go, result) -> None:
 
     store.writing = writing  # type: ignore[method-assign]
     try:
-        Service(store).record_step(
+        Services(store).batches.record(
             "B1", "isolation", {"source_tissue": "BM", "donor_id": "D-2"}, "bob"
         )
         result.put("written")
@@ -37,14 +37,14 @@ def _slow_writer(db: str, loaded, go, result) -> None:
 
 def _fast_writer(db: str, loaded, go, result) -> None:
     loaded.wait(10)
-    Service(SQLiteStore(db)).record_step("B1", "isolation", GOOD["isolation"], "alice")
+    Services(SQLiteStore(db)).batches.record("B1", "isolation", GOOD["isolation"], "alice")
     result.put("written")
     go.set()
 
 
 def test_the_second_of_two_writers_gets_batch_changed_and_history_does_not_fork(tmp_path: Path):
     db = str(tmp_path / "race.db")
-    seed_people(Service(SQLiteStore(db))).start_batch(STANDARD, "alice", "B1")
+    seed_people(Services(SQLiteStore(db))).batches.start(STANDARD, "alice", "B1")
     loaded, go, result = CTX.Event(), CTX.Event(), CTX.Queue()
     procs = [
         CTX.Process(target=_slow_writer, args=(db, loaded, go, result)),
@@ -64,15 +64,15 @@ def test_the_second_of_two_writers_gets_batch_changed_and_history_does_not_fork(
 
 
 def _hammer(db: str, who: str, rounds: int, result) -> None:
-    svc = Service(SQLiteStore(db, timeout=30))
+    svc = Services(SQLiteStore(db, timeout=30))
     wins = conflicts = 0
     for i in range(rounds):
         try:
-            batch = svc.batch("B1")
+            batch = svc.batches.batch("B1")
             if batch.on_hold:
-                svc.resume("B1", who, f"round {i}")
+                svc.batches.resume("B1", who, f"round {i}")
             else:
-                svc.hold("B1", who, f"round {i}")
+                svc.batches.hold("B1", who, f"round {i}")
             wins += 1
         except ConcurrencyError:
             conflicts += 1
@@ -85,7 +85,7 @@ def _hammer(db: str, who: str, rounds: int, result) -> None:
 
 def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_path: Path):
     db = str(tmp_path / "hammer.db")
-    seed_people(Service(SQLiteStore(db))).start_batch(STANDARD, "alice", "B1")
+    seed_people(Services(SQLiteStore(db))).batches.start(STANDARD, "alice", "B1")
     result = CTX.Queue()
     procs = [CTX.Process(target=_hammer, args=(db, who, 40, result)) for who in ("alice", "bob")]
     for p in procs:

@@ -16,33 +16,36 @@ ARMS = ["use_fresh", "concentrate", "lyophilise"]
 @pytest.mark.parametrize("arm", ARMS)
 @pytest.mark.parametrize("protocol_id", PROTOCOLS)
 def test_a_whole_batch_runs_to_release_without_a_deviation(svc, clock, protocol_id, arm):
-    out = svc.start_batch(protocol_id, "alice", "E2E")
+    out = svc.batches.start(protocol_id, "alice", "E2E")
     batch = out.batch
     for stage in batch.pipeline.stages:
         step = next((s for s in stage if s.id == arm), stage[0])
         clock.advance(hours=48 if step.id == "collection" else 1)
         values = {p.name: in_spec_value(p) for p in step.parameters if p.required}
-        out = svc.record_step("E2E", step.id, values, "alice")
+        out = svc.batches.record("E2E", step.id, values, "alice")
         assert out.deviations == [], (step.id, out.deviations)
     batch = out.batch
     assert batch.state == "awaiting_review"
     assert batch.steps[arm].status == "done"
     assert all(batch.steps[a].status == "not taken" for a in ARMS if a != arm)
     for entry in batch.missing_verifications():
-        svc.verify_step("E2E", entry.step.id, "bob", PASSWORD)
-    released = svc.release("E2E", "quinn", PASSWORD)
+        svc.quality.verify_step("E2E", entry.step.id, "bob", PASSWORD)
+    released = svc.quality.release("E2E", "quinn", PASSWORD)
     assert released.batch.state == "released"
     html = render_record(
-        released.batch, "html", qc=svc.qc_summary(released.batch), ledger_head=svc.ledger_head()
+        released.batch,
+        "html",
+        qc=svc.qc.summary(released.batch),
+        ledger_head=svc.audit.ledger_head(),
     )
     assert all(s.title.split("(")[0].strip()[:20] in html for s in batch.protocol.steps)
     assert "Quality control" in html
-    assert svc.audit_verify("E2E")[1] == []
+    assert svc.audit.verify("E2E")[1] == []
 
 
 @pytest.mark.parametrize("protocol_id", PROTOCOLS)
 def test_every_bundled_checklist_renders_in_both_text_formats(svc, protocol_id):
-    proto = svc.protocol(protocol_id)
+    proto = svc.protocols.get(protocol_id)
     for fmt in ("html", "md"):
         text = render_checklist(proto, fmt)
         assert proto.id in text and proto.steps[-1].title.split("(")[0].strip() in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import PASSWORD
 
-from cmprep.service import Refused
+from cmprep.errors import Refused
 
 PROTOCOL = """
 id: qc-mini
@@ -47,19 +47,19 @@ def proto(tmp_path):
 
 
 def _batch(svc, clock, proto, batch_id, vegf, *, source="UC", hypoxia=False, release=True):
-    svc.start_batch(proto, "alice", batch_id)
+    svc.batches.start(proto, "alice", batch_id)
     clock.advance(hours=1)
-    svc.record_step(batch_id, "isolation", {"source_tissue": source}, "alice")
+    svc.batches.record(batch_id, "isolation", {"source_tissue": source}, "alice")
     if hypoxia:
-        svc.record_step(batch_id, "hypoxia", {"o2_percent": "2"}, "alice")
+        svc.batches.record(batch_id, "hypoxia", {"o2_percent": "2"}, "alice")
     else:
-        svc.skip_step(batch_id, "hypoxia", "alice", "normoxic")
-    out = svc.record_step(
+        svc.batches.skip(batch_id, "hypoxia", "alice", "normoxic")
+    out = svc.batches.record(
         batch_id, "qc", {"vegf": f"{vegf} pg/mL", "sterility_passed": "yes"}, "alice"
     )
     if release and not out.deviations:
         clock.advance(hours=1)
-        svc.release(batch_id, "quinn", PASSWORD)
+        svc.quality.release(batch_id, "quinn", PASSWORD)
     return out
 
 
@@ -72,7 +72,7 @@ def test_a_value_outside_the_literature_range_is_flagged_with_its_citation_not_a
     assert vegf.note == (
         "VEGF 1200 pg/mL is above the literature reference range 100-500 pg/mL (Nasiri et al. 2026); information only"
     )
-    assert svc.batch("B1").steps["qc"].values["vegf"].note == vegf.note
+    assert svc.batches.batch("B1").steps["qc"].values["vegf"].note == vegf.note
 
 
 def test_the_release_spec_still_opens_a_deviation(svc, clock, proto):
@@ -90,20 +90,20 @@ ev_yield,2.5e8,particles/10^6 cells,NTA,1
 
 
 def _to_qc(svc, clock, proto, batch_id="B1"):
-    svc.start_batch(proto, "alice", batch_id)
-    svc.record_step(batch_id, "isolation", {"source_tissue": "UC"}, "alice")
-    svc.skip_step(batch_id, "hypoxia", "alice", "normoxic")
-    return svc.batch(batch_id).protocol.step("qc")
+    svc.batches.start(proto, "alice", batch_id)
+    svc.batches.record(batch_id, "isolation", {"source_tissue": "UC"}, "alice")
+    svc.batches.skip(batch_id, "hypoxia", "alice", "normoxic")
+    return svc.batches.batch(batch_id).protocol.step("qc")
 
 
 def test_csv_import_averages_replicates_and_keeps_their_cv(svc, clock, proto):
     step = _to_qc(svc, clock, proto)
-    entries, reps = svc.parse_qc_csv(step, CSV_OK, "elisa.csv")
+    entries, reps = svc.qc.parse_csv(step, CSV_OK, "elisa.csv")
     assert entries["vegf"] == "310 pg/mL"
     assert reps["vegf"]["n"] == 3 and reps["vegf"]["values"] == [300.0, 320.0, 310.0]
     assert reps["vegf"]["cv_percent"] == pytest.approx(3.2)
     assert reps["il6"]["cv_percent"] is None
-    out = svc.record_step(
+    out = svc.batches.record(
         "B1", "qc", {**entries, "sterility_passed": "yes"}, "alice", replicates=reps
     )
     value = out.batch.steps["qc"].values["vegf"]
@@ -144,7 +144,7 @@ def test_csv_import_averages_replicates_and_keeps_their_cv(svc, clock, proto):
 def test_a_malformed_csv_is_refused_whole_naming_the_line(svc, clock, proto, text, expected):
     step = _to_qc(svc, clock, proto)
     with pytest.raises(Refused) as err:
-        svc.parse_qc_csv(step, text, "r.csv")
+        svc.qc.parse_csv(step, text, "r.csv")
     assert expected in str(err.value)
 
 
@@ -152,7 +152,7 @@ def test_every_bad_line_is_named_at_once(svc, clock, proto):
     step = _to_qc(svc, clock, proto)
     text = "analyte,value,unit,method,replicate\nTNF,1,pg/mL,ELISA,1\nVEGF,1,pg/mL,ELISA,1\nVEGF,x,pg/mL,ELISA,2\n"
     with pytest.raises(Refused) as err:
-        svc.parse_qc_csv(step, text, "r.csv")
+        svc.qc.parse_csv(step, text, "r.csv")
     assert [p.split(":")[0] for p in err.value.problems] == ["line 2", "line 4"]
 
 
@@ -168,7 +168,9 @@ def test_a_westgard_rejection_on_a_new_batch_opens_a_deviation_of_the_protocols_
     [dev] = out.deviations
     assert dev["parameter"] == "vegf:westgard:1-3s" and dev["severity"] == "major"
     assert "Westgard 1-3s against 8 released batches" in dev["message"]
-    assert svc.batch("NEW").steps["qc"].values["vegf"].deviation_ids == [dev["deviation_id"]]
+    assert svc.batches.batch("NEW").steps["qc"].values["vegf"].deviation_ids == [
+        dev["deviation_id"]
+    ]
 
 
 def test_no_westgard_check_before_enough_released_history(svc, clock, proto):
@@ -181,23 +183,23 @@ def test_trend_gives_baseline_from_released_batches_and_lists_violations(svc, cl
     for i, v in enumerate(HISTORY):
         _batch(svc, clock, proto, f"H{i}", v)
     _batch(svc, clock, proto, "NEW", 345, release=False)
-    data = svc.trend("vegf")
+    data = svc.qc.trend("vegf")
     assert data["baseline_count"] == 8 and data["mean"] == pytest.approx(300)
     assert [p[0] for p in data["points"]][-1] == "NEW"
     assert any(v.rule == "1-3s" and v.rejection for v in data["violations"])
     with pytest.raises(Refused, match="no batch has a value"):
-        svc.trend("tnf")
+        svc.qc.trend("tnf")
 
 
 def test_compare_groups_by_preconditioning_and_source(svc, clock, proto):
     _batch(svc, clock, proto, "N1", 250)
     _batch(svc, clock, proto, "N2", 270)
     _batch(svc, clock, proto, "X1", 450, hypoxia=True, source="BM")
-    data = svc.compare("preconditioning", ["vegf"])
+    data = svc.qc.compare("preconditioning", ["vegf"])
     assert data["table"]["vegf"] == {"none": [250.0, 270.0], "hypoxia": [450.0]}
-    assert set(svc.compare("source")["table"]["vegf"]) == {"UC", "BM"}
+    assert set(svc.qc.compare("source")["table"]["vegf"]) == {"UC", "BM"}
     with pytest.raises(Refused, match="expected protocol, source or preconditioning"):
-        svc.compare("donor")
+        svc.qc.compare("donor")
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -230,12 +232,12 @@ _CELLS = st.sampled_from(
     header=st.booleans(),
 )
 def test_any_csv_is_imported_or_refused_never_crashes(svc, clock, proto, rows, header):
-    step = svc.protocol(proto).step("qc")
+    step = svc.protocols.get(proto).step("qc")
     lines = (["analyte,value,unit,method,replicate"] if header else []) + [
         ",".join(c.replace("\n", " ").replace("\r", " ") for c in r) for r in rows
     ]
     try:
-        entries, reps = svc.parse_qc_csv(step, "\n".join(lines), "fuzz.csv")
+        entries, reps = svc.qc.parse_csv(step, "\n".join(lines), "fuzz.csv")
     except Refused as err:
         assert "fuzz.csv" in str(err) or "line" in str(err)
     else:

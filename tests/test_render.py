@@ -6,6 +6,7 @@ rendered from the same read model the CLI renders.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,9 +15,12 @@ import pytest
 from conftest import PASSWORD, seed_people
 
 from cmprep import render
+from cmprep.cli.hints import say
+from cmprep.errors import Hint, MissingExtra
 from cmprep.protocol import load_file
+from cmprep.render.documents import MISSING_VERIFICATION, SUPERSEDED
 from cmprep.resources import protocols_dir
-from cmprep.service import Service
+from cmprep.service import Services
 from cmprep.store.sqlite import SQLiteStore
 
 PROTOCOL_YAML = """\
@@ -103,38 +107,42 @@ def protocol_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> tuple[Service, Clock]:
+def service(tmp_path: Path) -> tuple[Services, Clock]:
     clock = Clock(T0)
-    return seed_people(Service(SQLiteStore(tmp_path / "t.db"), clock=clock)), clock
+    return seed_people(Services(SQLiteStore(tmp_path / "t.db"), clock=clock)), clock
 
 
 @pytest.fixture
-def batch(service: tuple[Service, Clock], protocol_file: Path):
+def batch(service: tuple[Services, Clock], protocol_file: Path):
     """A batch a reviewer would see: a skip, a deviation, a correction, a hold, a late entry."""
     svc, clock = service
-    svc.start_batch(str(protocol_file), "alice", "B1")
+    svc.batches.start(str(protocol_file), "alice", "B1")
     clock.advance(minutes=5)
-    svc.skip_step("B1", "wash", "alice", reason=f"<b>no PBS</b> {MD_TRAP}")
+    svc.batches.skip("B1", "wash", "alice", reason=f"<b>no PBS</b> {MD_TRAP}")
     clock.advance(minutes=5)  # 08:10
-    svc.record_step(
+    svc.batches.record(
         "B1", "conditioning", {"serum_percent": "5 %", "medium_lot": BOLD}, "alice", note=SCRIPT
     )
     clock.advance(minutes=10)
-    svc.correct("B1", "conditioning", {"serum_percent": "0 %"}, "bob", reason=f"typo {MD_TRAP}")
+    svc.batches.correct(
+        "B1", "conditioning", {"serum_percent": "0 %"}, "bob", reason=f"typo {MD_TRAP}"
+    )
     clock.advance(minutes=10)
-    svc.hold("B1", "quinn", reason="incubator <i>alarm</i>")
+    svc.batches.hold("B1", "quinn", reason="incubator <i>alarm</i>")
     clock.advance(minutes=30)
-    svc.resume("B1", "quinn", reason="alarm cleared")
+    svc.batches.resume("B1", "quinn", reason="alarm cleared")
     # two days later, collection entered 2 h after it was done: a late entry
     clock.now = T0 + timedelta(days=2, hours=1)  # 2026-01-12 09:00
-    svc.record_step(
+    svc.batches.record(
         "B1", "collection", {"volume": "0.5 L"}, "rita", at="2026-01-12T07:00:00Z", note=MD_TRAP
     )
     clock.advance(minutes=20)
-    svc.record_step("B1", "filtration", {"pore_size": "0.45 um", "integrity": "yes"}, "rita")
+    svc.batches.record("B1", "filtration", {"pore_size": "0.45 um", "integrity": "yes"}, "rita")
     clock.advance(minutes=20)
-    svc.record_step("B1", "use_fresh", {"recipient": "study <img src=x onerror=alert(1)>"}, "bob")
-    return svc.batch("B1")
+    svc.batches.record(
+        "B1", "use_fresh", {"recipient": "study <img src=x onerror=alert(1)>"}, "bob"
+    )
+    return svc.batches.batch("B1")
 
 
 def html_text_outside_tags(html: str) -> str:
@@ -242,10 +250,10 @@ def test_record_html_escapes_everything_a_person_typed(batch):
 
 def test_record_of_a_new_batch_on_hold_shows_what_is_due(service, protocol_file):
     svc, clock = service
-    svc.start_batch(str(protocol_file), "alice", "B2")
+    svc.batches.start(str(protocol_file), "alice", "B2")
     clock.advance(minutes=1)
-    svc.hold("B2", "quinn", reason="waiting for medium")
-    batch = svc.batch("B2")
+    svc.batches.hold("B2", "quinn", reason="waiting for medium")
+    batch = svc.batches.batch("B2")
     for fmt in ("html", "md"):
         text = render.render_record(batch, fmt, generated_at=GENERATED)
         assert "ON HOLD" in text
@@ -257,12 +265,12 @@ def test_record_of_a_new_batch_on_hold_shows_what_is_due(service, protocol_file)
 
 def test_a_collection_outside_its_window_shows_the_window_deviation(service, protocol_file):
     svc, clock = service
-    svc.start_batch(str(protocol_file), "alice", "B3")
-    svc.skip_step("B3", "wash", "alice", reason="not needed")
-    svc.record_step("B3", "conditioning", {"serum_percent": "1 %", "medium_lot": "L1"}, "alice")
+    svc.batches.start(str(protocol_file), "alice", "B3")
+    svc.batches.skip("B3", "wash", "alice", reason="not needed")
+    svc.batches.record("B3", "conditioning", {"serum_percent": "1 %", "medium_lot": "L1"}, "alice")
     clock.advance(hours=80)
-    svc.record_step("B3", "collection", {"volume": "200 mL"}, "alice")
-    batch = svc.batch("B3")
+    svc.batches.record("B3", "collection", {"volume": "200 mL"}, "alice")
+    batch = svc.batches.batch("B3")
     html = render.render_record(batch, "html", generated_at=GENERATED)
     assert "⚠ alert" in html  # 1 % serum is in spec but past the alert band
     window_row = html[html.index("Time since conditioning (window)") :]
@@ -328,15 +336,15 @@ EVIL_NAME = "Eve <i>Evil</i> | *x*"
 
 
 @pytest.fixture
-def signed(service: tuple[Service, Clock], protocol_file: Path):
+def signed(service: tuple[Services, Clock], protocol_file: Path):
     """A batch taken through verification, a correction after it, a deviation's
     investigation and closure; returns (svc, clock, batch_id) before the re-verification."""
     svc, clock = service
-    svc.add_user("eve", EVIL_NAME, "reviewer", PASSWORD, "root")
-    svc.start_batch(str(protocol_file), "alice", "S1")
+    svc.people.add("eve", EVIL_NAME, "reviewer", PASSWORD, "root")
+    svc.batches.start(str(protocol_file), "alice", "S1")
     clock.advance(minutes=5)  # 08:05
-    svc.skip_step("S1", "wash", "alice", reason="not needed")
-    svc.record_step(
+    svc.batches.skip("S1", "wash", "alice", reason="not needed")
+    svc.batches.record(
         "S1",
         "conditioning",
         {"serum_percent": "0 %", "medium_lot": "L1"},
@@ -344,26 +352,26 @@ def signed(service: tuple[Service, Clock], protocol_file: Path):
         password=PASSWORD,
     )
     clock.now = T0 + timedelta(days=2)  # 2026-01-12 08:00
-    svc.record_step("S1", "collection", {"volume": "500 mL"}, "alice", password=PASSWORD)
+    svc.batches.record("S1", "collection", {"volume": "500 mL"}, "alice", password=PASSWORD)
     clock.advance(minutes=30)  # 08:30: pore size out of spec -> critical DEV-0001
-    svc.record_step(
+    svc.batches.record(
         "S1", "filtration", {"pore_size": "0.45 um", "integrity": "yes"}, "alice", password=PASSWORD
     )
     clock.advance(minutes=15)  # 08:45
-    svc.verify_step("S1", "filtration", "bob", PASSWORD)
+    svc.quality.verify_step("S1", "filtration", "bob", PASSWORD)
     clock.advance(minutes=15)  # 09:00: a correction after the verification
-    svc.correct("S1", "filtration", {"pore_size": "0.22 um"}, "alice", reason="typo")
+    svc.batches.correct("S1", "filtration", {"pore_size": "0.22 um"}, "alice", reason="typo")
     clock.advance(minutes=15)  # 09:15
-    svc.record_step("S1", "use_fresh", {"recipient": "study 7"}, "alice", password=PASSWORD)
+    svc.batches.record("S1", "use_fresh", {"recipient": "study 7"}, "alice", password=PASSWORD)
     clock.advance(minutes=15)  # 09:30
-    svc.investigate(
+    svc.quality.investigate(
         "DEV-0001",
         "bob",
         justification="a 0.22 um filter was used; 0.45 was a typo",
         impact="none: refiltered",
     )
     clock.advance(minutes=30)  # 10:00
-    svc.close_deviation(
+    svc.quality.close_deviation(
         "DEV-0001",
         "quinn",
         PASSWORD,
@@ -376,19 +384,19 @@ def signed(service: tuple[Service, Clock], protocol_file: Path):
     return svc, clock, "S1"
 
 
-def _finish(svc: Service, clock: Clock, batch_id: str) -> None:
+def _finish(svc: Services, clock: Clock, batch_id: str) -> None:
     clock.advance(minutes=10)  # 10:10: a fresh verification of the corrected step
-    svc.verify_step(batch_id, "filtration", "rita", PASSWORD)
+    svc.quality.verify_step(batch_id, "filtration", "rita", PASSWORD)
     clock.advance(minutes=10)  # 10:20
-    svc.sign_review(batch_id, "eve", PASSWORD, comment="record complete <ok>")
+    svc.quality.sign_review(batch_id, "eve", PASSWORD, comment="record complete <ok>")
     clock.advance(minutes=10)  # 10:30
-    svc.release(batch_id, "quentin", PASSWORD, reason="meets specification")
+    svc.quality.release(batch_id, "quentin", PASSWORD, reason="meets specification")
 
 
 def test_record_shows_each_step_signature_with_name_user_time_and_meaning(signed):
     svc, clock, batch_id = signed
     _finish(svc, clock, batch_id)
-    html = render.render_record(svc.batch(batch_id), "html", generated_at=GENERATED)
+    html = render.render_record(svc.batches.batch(batch_id), "html", generated_at=GENERATED)
     performed = html[html.index('id="step-collection"') :]
     performed = performed[: performed.index("</section>")]
     for text in (
@@ -404,34 +412,34 @@ def test_record_shows_each_step_signature_with_name_user_time_and_meaning(signed
     # bob's verification predates the correction: printed, marked superseded
     bob = filtration[filtration.index("Bob Baker") :]
     bob = bob[: bob.index("</tr>")]
-    assert "2026-01-12 08:45:00 UTC" in bob and render.SUPERSEDED in bob
+    assert "2026-01-12 08:45:00 UTC" in bob and SUPERSEDED in bob
     rita = filtration[filtration.index("Rita Reviewer") :]
     rita = rita[: rita.index("</tr>")]
     assert "<b>verified</b>" in filtration
-    assert "2026-01-12 10:10:00 UTC" in rita and "valid" in rita and render.SUPERSEDED not in rita
+    assert "2026-01-12 10:10:00 UTC" in rita and "valid" in rita and SUPERSEDED not in rita
     assert filtration.count("<b>verified</b>") == 2
-    assert render.MISSING_VERIFICATION not in html
+    assert MISSING_VERIFICATION not in html
     assert "Verified by (second person)" not in html  # signed: no blank line left
 
 
 def test_record_marks_a_verification_superseded_and_missing_after_a_correction(signed):
     svc, _clock, batch_id = signed
-    batch = svc.batch(batch_id)
+    batch = svc.batches.batch(batch_id)
     assert not batch.steps["filtration"].verified and batch.steps["filtration"].verifications
     html = render.render_record(batch, "html", generated_at=GENERATED)
-    assert html.count(render.SUPERSEDED) == 1
-    assert render.MISSING_VERIFICATION in html
+    assert html.count(SUPERSEDED) == 1
+    assert MISSING_VERIFICATION in html
     assert "Verified by (second person)" in html  # the blank line for the re-verification
     md = render.render_record(batch, "md", generated_at=GENERATED)
-    assert f"**{render.SUPERSEDED}**" in md
-    assert f"**{render.MISSING_VERIFICATION}**" in md
+    assert f"**{SUPERSEDED}**" in md
+    assert f"**{MISSING_VERIFICATION}**" in md
     assert "| **verified** | Bob Baker | bob | technician | 2026-01-12 08:45:00 UTC |" in md
 
 
 def test_record_shows_the_deviation_investigation_and_signed_closure(signed):
     svc, _clock, batch_id = signed
     for fmt in ("html", "md"):
-        text = render.render_record(svc.batch(batch_id), fmt, generated_at=GENERATED)
+        text = render.render_record(svc.batches.batch(batch_id), fmt, generated_at=GENERATED)
         head = '<section class="dev" id="dev-DEV-0001">' if fmt == "html" else "### DEV-0001"
         dev = text[text.index(head) :]
         assert "· major · closed (accepted)" in dev
@@ -455,7 +463,7 @@ def test_record_shows_the_deviation_investigation_and_signed_closure(signed):
 def test_record_shows_the_review_and_release_signatures_and_the_decision(signed):
     svc, clock, batch_id = signed
     _finish(svc, clock, batch_id)
-    batch = svc.batch(batch_id)
+    batch = svc.batches.batch(batch_id)
     assert batch.state == "released"
     html = render.render_record(batch, "html", generated_at=GENERATED)
     qa = html[html.index("<h2>QA review and release</h2>") :]
@@ -484,8 +492,8 @@ def test_record_shows_the_review_and_release_signatures_and_the_decision(signed)
 def test_a_rejected_batch_shows_the_rejection_and_no_blank_release_line(signed):
     svc, clock, batch_id = signed
     clock.advance(minutes=5)
-    svc.reject(batch_id, "quentin", PASSWORD, reason="filter integrity failed")
-    batch = svc.batch(batch_id)
+    svc.quality.reject(batch_id, "quentin", PASSWORD, reason="filter integrity failed")
+    batch = svc.batches.batch(batch_id)
     html = render.render_record(batch, "html", generated_at=GENERATED)
     qa = html[html.index("<h2>QA review and release</h2>") :]
     assert "Decision: <b>REJECTED</b>" in qa
@@ -504,13 +512,13 @@ def test_a_step_recorded_without_a_password_has_no_signature_table(batch):
     conditioning = html[html.index('id="step-conditioning"') :]
     conditioning = conditioning[: conditioning.index("</section>")]
     assert 'class="esig"' not in conditioning
-    assert render.MISSING_VERIFICATION in html  # filtration: done, never verified
+    assert MISSING_VERIFICATION in html  # filtration: done, never verified
 
 
 def test_the_signed_record_as_pdf(signed):
     svc, clock, batch_id = signed
     _finish(svc, clock, batch_id)
-    pdf = render.render_record(svc.batch(batch_id), "pdf", generated_at=GENERATED)
+    pdf = render.render_record(svc.batches.batch(batch_id), "pdf", generated_at=GENERATED)
     assert pdf.startswith(b"%PDF")
 
 
@@ -605,8 +613,10 @@ def test_to_pdf_without_weasyprint_says_how_to_install_it(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_weasyprint)
-    with pytest.raises(RuntimeError, match=r"pip install 'cmprep\[pdf\]'"):
+    with pytest.raises(MissingExtra, match="PDF output needs WeasyPrint") as caught:
         render.to_pdf("<p>x</p>")
+    assert caught.value.hint == Hint("install_extra", extra="pdf", package="weasyprint")
+    assert "pip install 'cmprep[pdf]'" in say(caught.value)
 
 
 def test_write_output_writes_text_and_bytes_and_leaves_no_temp_file(tmp_path: Path):
@@ -627,7 +637,7 @@ def test_write_output_that_fails_leaves_neither_temp_file_nor_half_a_record(tmp_
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(render.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         render.write_output("new record", target)
     assert target.read_text(encoding="utf-8") == "old complete record"

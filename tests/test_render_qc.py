@@ -34,13 +34,15 @@ def proto(tmp_path):
 
 
 def _released(svc, clock, proto, batch_id, vegf):
-    svc.start_batch(proto, "alice", batch_id)
+    svc.batches.start(proto, "alice", batch_id)
     clock.advance(hours=1)
-    svc.record_step(batch_id, "isolation", {"source_tissue": "UC"}, "alice")
-    svc.skip_step(batch_id, "hypoxia", "alice", "normoxic")
-    svc.record_step(batch_id, "qc", {"vegf": f"{vegf} pg/mL", "sterility_passed": "yes"}, "alice")
+    svc.batches.record(batch_id, "isolation", {"source_tissue": "UC"}, "alice")
+    svc.batches.skip(batch_id, "hypoxia", "alice", "normoxic")
+    svc.batches.record(
+        batch_id, "qc", {"vegf": f"{vegf} pg/mL", "sterility_passed": "yes"}, "alice"
+    )
     clock.advance(hours=1)
-    svc.release(batch_id, "quinn", PASSWORD)
+    svc.quality.release(batch_id, "quinn", PASSWORD)
 
 
 @pytest.fixture
@@ -50,12 +52,14 @@ def built(svc, clock, proto):
     (one with a malicious material name)."""
     for i, v in enumerate(HISTORY):
         _released(svc, clock, proto, f"H{i}", v)
-    svc.register_lot("FBS-1", "FBS", "2026-12-31", "alice")
-    svc.register_lot("EVIL-1", SCRIPT, "2026-12-31", "alice")
-    svc.register_equipment("CF-02", "centrifuge", "2027-01-15", "alice", rotor_radius_cm=16.5)
-    svc.start_batch(proto, "alice", "B1")
+    svc.materials.register_lot("FBS-1", "FBS", "2026-12-31", "alice")
+    svc.materials.register_lot("EVIL-1", SCRIPT, "2026-12-31", "alice")
+    svc.materials.register_equipment(
+        "CF-02", "centrifuge", "2027-01-15", "alice", rotor_radius_cm=16.5
+    )
+    svc.batches.start(proto, "alice", "B1")
     clock.advance(hours=1)
-    svc.record_step(
+    svc.batches.record(
         "B1",
         "isolation",
         {"source_tissue": "UC"},
@@ -63,12 +67,12 @@ def built(svc, clock, proto):
         lots=["FBS-1", "EVIL-1"],
         equipment=["CF-02"],
     )
-    svc.skip_step("B1", "hypoxia", "alice", "normoxic")
-    batch = svc.batch("B1")
-    entries, reps = svc.parse_qc_csv(batch.protocol.step("qc"), CSV, "elisa.csv")
-    svc.record_step("B1", "qc", {**entries, "sterility_passed": "yes"}, "alice", replicates=reps)
-    batch = svc.batch("B1")
-    return svc, batch, svc.qc_summary(batch), svc.ledger_head()
+    svc.batches.skip("B1", "hypoxia", "alice", "normoxic")
+    batch = svc.batches.batch("B1")
+    entries, reps = svc.qc.parse_csv(batch.protocol.step("qc"), CSV, "elisa.csv")
+    svc.batches.record("B1", "qc", {**entries, "sterility_passed": "yes"}, "alice", replicates=reps)
+    batch = svc.batches.batch("B1")
+    return svc, batch, svc.qc.summary(batch), svc.audit.ledger_head()
 
 
 def _html(built):
@@ -136,13 +140,13 @@ def test_a_value_outside_the_reference_range_is_flagged_as_information_only(buil
 
 def test_a_westgard_deviation_is_named_with_its_rule(built, clock, proto):
     svc = built[0]
-    svc.start_batch(proto, "alice", "B2")
-    svc.record_step("B2", "isolation", {"source_tissue": "UC"}, "alice")
-    svc.skip_step("B2", "hypoxia", "alice", "normoxic")
-    svc.record_step("B2", "qc", {"vegf": "345 pg/mL", "sterility_passed": "yes"}, "alice")
-    batch = svc.batch("B2")
+    svc.batches.start(proto, "alice", "B2")
+    svc.batches.record("B2", "isolation", {"source_tissue": "UC"}, "alice")
+    svc.batches.skip("B2", "hypoxia", "alice", "normoxic")
+    svc.batches.record("B2", "qc", {"vegf": "345 pg/mL", "sterility_passed": "yes"}, "alice")
+    batch = svc.batches.batch("B2")
     [dev] = batch.deviations
-    qc = svc.qc_summary(batch)
+    qc = svc.qc.summary(batch)
     html = render.render_record(batch, "html", generated_at=GENERATED, qc=qc)
     vegf = _qc_row(_qc_section(html), "VEGF")
     assert f"{dev} (Westgard 1-3s)" in vegf and 'fill="#b00020"' in vegf  # the red last dot

@@ -15,11 +15,11 @@ from cmprep.cli import main
 @pytest.fixture
 def batch_db(svc, clock, db_path):
     """A finished, verified batch: 13 events in B1, plus the user stream."""
-    svc.start_batch(STANDARD, "alice", "B1")
+    svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1")
-    svc.verify_step("B1", "filtration", "bob", PASSWORD)
-    svc.start_batch(STANDARD, "bob", "B2")
-    assert svc.audit_verify()[1] == []
+    svc.quality.verify_step("B1", "filtration", "bob", PASSWORD)
+    svc.batches.start(STANDARD, "bob", "B2")
+    assert svc.audit.verify()[1] == []
     return db_path
 
 
@@ -57,13 +57,13 @@ def _row_data(row: tuple) -> dict:
 
 
 def _first_break(svc, batch_id=None):
-    _checked, breaks = svc.audit_verify(batch_id)
+    _checked, breaks = svc.audit.verify(batch_id)
     assert breaks, "tampering went unnoticed"
     return breaks[0]
 
 
 def test_an_untouched_database_verifies(svc, batch_db):
-    checked, breaks = svc.audit_verify()
+    checked, breaks = svc.audit.verify()
     assert breaks == [] and checked > 15
 
 
@@ -193,8 +193,7 @@ def test_the_command_names_the_event_and_exits_1(batch_db, monkeypatch):
 
 def _rehash_everything(db_path) -> None:
     """A forger who recomputes every chain hash, head and the ledger after an edit."""
-    from cmprep.events import GENESIS, Event, hash_body
-    from cmprep.store.sqlite import ledger_hash
+    from cmprep.events import GENESIS, Event, hash_body, ledger_hash
 
     conn = sqlite3.connect(db_path)
     for t in ("events_no_update", "events_no_delete", "ledger_no_update", "ledger_no_delete"):
@@ -258,9 +257,9 @@ def test_a_full_rehash_breaks_every_later_signature(svc, batch_db):
 
 def test_a_full_rehash_changes_the_ledger_head_printed_on_records(svc, batch_db):
     """What no internal check can see, the ledger head kept outside the database shows."""
-    before = svc.ledger_head()
+    before = svc.audit.ledger_head()
     # B2 has no signature to anchor it (in B1, bob's signature would give the edit away)
     _sql(batch_db, "UPDATE events SET actor='alice' WHERE batch_id='B2' AND seq=1")
     _rehash_everything(batch_db)
-    assert svc.audit_verify()[1] == []  # a perfect forgery passes the internal checks...
-    assert svc.ledger_head() != before  # ...but not a comparison with the head kept outside
+    assert svc.audit.verify()[1] == []  # a perfect forgery passes the internal checks...
+    assert svc.audit.ledger_head() != before  # ...but not a comparison with the head kept outside

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cmprep.domain.validation import Finding, Verdict, check_entries, check_value, check_window
 from cmprep.protocol.models import (
     SITE_CHOICE,
     Parameter,
@@ -23,7 +24,6 @@ from cmprep.protocol.models import (
     Step,
     Window,
 )
-from cmprep.validation import Finding, Verdict, check_entries, check_value, check_window
 
 SPEC_MIN, SPEC_MAX = 300.0, 500.0
 ALERT_MIN, ALERT_MAX = 350.0, 450.0

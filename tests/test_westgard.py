@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cmprep.westgard import (
+from cmprep.domain.westgard import (
     REJECTION_RULES,
     RULES,
     Violation,

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from cmprep.errors import CmprepError
 from cmprep.protocol.models import CrossReferenceError, Protocol
 
 MAX_BYTES = 512 * 1024  # a protocol is a few KiB; anything this large is not one
@@ -31,12 +32,12 @@ class Problem:
         return f"{where}:{field} {self.message}"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(CmprepError, ValueError):
     """A protocol file that cannot be used; carries every problem found."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems  # type: ignore[assignment]  # Problem objects, not text
 
 
 def _lines(

@@ -7,13 +7,12 @@ The models are strict (unknown keys are errors) because a typo in a protocol fil
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from enum import Enum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cmprep.events import canonical_json
 from cmprep.protocol import units
 
 SITE_CHOICE = "site choice"
@@ -206,10 +205,6 @@ class Parameter(Strict):
     def is_numeric(self) -> bool:
         return self.type in (ParamType.number, ParamType.integer, ParamType.duration)
 
-    @property
-    def unit_text(self) -> str:
-        return self.unit or ""
-
 
 class Window(Strict):
     """When a step may be done, counted from an earlier step's recorded time."""
@@ -368,13 +363,5 @@ class Protocol(Strict):
         return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
 
 
-def canonical_json(data: object) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def stage_name(stage: list[Step]) -> str:
     return stage[0].branch if stage[0].branch else stage[0].id
-
-
-def is_identifier(text: str) -> bool:
-    return re.fullmatch(r"[a-z][a-z0-9_]*", text) is not None

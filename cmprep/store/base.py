@@ -6,19 +6,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
 from cmprep.events import Event, NewEvent
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used; the message says why and what to do."""
-
-
-class ConcurrencyError(StoreError):
-    """Another writer changed the batch between reading it and writing to it."""
-
-
-class ClockBehind(StoreError):
-    """The system clock reads earlier than the stream's last entry: refuse, never reorder."""
+from cmprep.store.query import BatchFilter, DeviationFilter
 
 
 class UnitOfWork(Protocol):
@@ -46,9 +36,9 @@ class EventStore(Protocol):
 
     def writing(self, batch_id: str, expected_seq: int) -> AbstractContextManager[UnitOfWork]: ...
 
-    def batch_rows(self, **filters: Any) -> list[dict[str, Any]]: ...
+    def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]: ...
 
-    def deviation_rows(self, **filters: Any) -> list[dict[str, Any]]: ...
+    def deviation_rows(self, where: DeviationFilter | None = None) -> list[dict[str, Any]]: ...
 
     def batch_ids(self) -> list[str]: ...
 
@@ -69,3 +59,6 @@ class EventStore(Protocol):
     def users(self) -> dict[str, dict[str, Any]]: ...
 
     def close(self) -> None: ...
+
+
+__all__ = ["ClockBehind", "ConcurrencyError", "EventStore", "StoreError", "UnitOfWork"]

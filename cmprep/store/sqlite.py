@@ -10,7 +10,6 @@ deleting the newest event is caught by verification.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -18,8 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cmprep.events import GENESIS, Event, NewEvent, seal
-from cmprep.store.base import ClockBehind, ConcurrencyError, StoreError
+from cmprep.errors import ClockBehind, ConcurrencyError, Hint, StoreError
+from cmprep.events import GENESIS, Event, NewEvent, ledger_hash, seal
+from cmprep.store.query import BatchFilter, DeviationFilter
 
 SCHEMA_VERSION = 1
 
@@ -219,11 +219,6 @@ class _SQLiteUnit:
         _put_deviation(self.conn, row)
 
 
-def ledger_hash(pos: int, batch_id: str, seq: int, event_hash: str, prev: str) -> str:
-    text = f"{pos}|{batch_id}|{seq}|{event_hash}|{prev}"
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def _ledger_append(conn: sqlite3.Connection, ev: Event) -> None:
     """One global chain over every event of every batch: deleting a batch's newest event
     must then also cut this chain, which verification sees."""
@@ -337,41 +332,32 @@ class SQLiteStore:
         )
         return [r[0] for r in rows]
 
-    def batch_rows(self, **filters: Any) -> list[dict[str, Any]]:
+    def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT data FROM batches", []
-        where = []
-        for key in ("protocol_id", "state"):
-            if filters.get(key):
-                where.append(f"{key} = ?")
-                args.append(filters[key])
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        conditions = []
+        for column, value in (where or BatchFilter()).equals().items():
+            conditions.append(f"{column} = ?")
+            args.append(value)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
         sql += " ORDER BY started_at, batch_id"
         return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
 
-    def deviation_rows(self, **filters: Any) -> list[dict[str, Any]]:
+    def deviation_rows(self, where: DeviationFilter | None = None) -> list[dict[str, Any]]:
+        where = where or DeviationFilter()
         sql, args = "SELECT data FROM deviations", []
-        where = []
-        for key in (
-            "deviation_id",
-            "batch_id",
-            "protocol_id",
-            "step",
-            "severity",
-            "status",
-            "opened_by",
-        ):
-            if filters.get(key):
-                where.append(f"{key} = ?")
-                args.append(filters[key])
-        if filters.get("since"):
-            where.append("opened_at >= ?")
-            args.append(filters["since"])
-        if filters.get("until"):
-            where.append("opened_at < ?")
-            args.append(filters["until"])
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        conditions = []
+        for column, value in where.equals().items():
+            conditions.append(f"{column} = ?")
+            args.append(value)
+        if where.since:
+            conditions.append("opened_at >= ?")
+            args.append(where.since)
+        if where.until:
+            conditions.append("opened_at < ?")
+            args.append(where.until)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
         sql += " ORDER BY deviation_id"
         return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
 
@@ -396,8 +382,8 @@ class SQLiteStore:
                     raise ConcurrencyError(f"batch {batch_id} already exists; choose another id")
                 raise ConcurrencyError(
                     f"batch {batch_id} changed while you were entering (someone saved entry "
-                    f"{seq} first); nothing was written. Check `cmprep batch status {batch_id}` "
-                    "and try again."
+                    f"{seq} first); nothing was written. Look at the batch again and try again.",
+                    hint=Hint("try_again", batch=batch_id),
                 )
             unit = _SQLiteUnit(self.conn, batch_id, seq, prev, last_at)
             yield unit

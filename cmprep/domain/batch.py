@@ -10,14 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cmprep import events as ev
+from cmprep.domain.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD, Cursor, Pipeline, pipeline_for
+from cmprep.domain.signatures import step_content
+from cmprep.errors import CorruptLog
 from cmprep.events import Event
-from cmprep.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD, Cursor, Pipeline, pipeline_for
 from cmprep.protocol.models import Parameter, Protocol, Step
-from cmprep.signatures import step_content
-
-
-class CorruptLog(RuntimeError):
-    """The events do not replay: the log was written by something other than cmprep."""
 
 
 @dataclass

@@ -1,36 +1,41 @@
 """QA's side of a batch: second-person verification, the deviation lifecycle, review,
-release and rejection. A mixin of the service facade.
+release and rejection.
 
 Each act that carries meaning is signed at that moment with the signer's password; the
-signature holds a hash of exactly what it signs (see signatures.py).
+signature holds a hash of exactly what it signs (see domain/signatures.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cmprep import events as ev
+from cmprep.domain.batch import Batch, Deviation
+from cmprep.domain.clock import iso
+from cmprep.domain.pipeline import AWAITING_REVIEW
+from cmprep.domain.signatures import deviation_content, step_content
+from cmprep.errors import Hint, NotFound, Refused
 from cmprep.events import NewEvent
-from cmprep.pipeline import AWAITING_REVIEW
 from cmprep.protocol.models import Severity
-from cmprep.signatures import deviation_content, step_content
-
-if TYPE_CHECKING:
-    from cmprep.batch import Batch, Deviation
-    from cmprep.service import Outcome
+from cmprep.service.access import Gate, reason_text
+from cmprep.service.batches import step_of, writable
+from cmprep.service.context import Context, Outcome, project
+from cmprep.store.query import DeviationFilter
 
 DECISIONS = ("accepted", "rejected")
 
 
-class QualityMixin:
+class QualityService:
+    def __init__(self, ctx: Context, gate: Gate) -> None:
+        self.ctx = ctx
+        self.gate = gate
+
     # --- second-person verification -------------------------------------------------------
     def verify_step(self, batch_id: str, step_id: str, actor: str, password: str | None) -> Outcome:
-        from cmprep.service import Refused
-
-        actor = self._person(actor, "verify")
-        batch = self.batch(batch_id)
-        self._writable(batch)
-        step = self._step(batch, step_id)
+        actor = self.gate.person(actor, "verify")
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        step = step_of(batch, step_id)
         entry = batch.steps[step.id]
         if not (step.verify or any(p.verify for p in step.parameters)):
             raise Refused(f"{step.title} does not need verification in {batch.protocol.id}")
@@ -42,23 +47,23 @@ class QualityMixin:
             if e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED) and e.payload.get("step") == step.id
         }
         if actor in performers:
-            self._refuse(
+            self.gate.refuse(
                 actor,
                 "verify",
                 f"{actor} recorded or corrected {step.id}; a different person must verify it",
             )
         if entry.verified:
             raise Refused(f"{step.title} is already verified and unchanged since")
-        user = self._authenticate(actor, password, "verified")
-        now = self.clock()
-        sig = self._signature(
+        user = self.gate.authenticate(actor, password, "verified")
+        now = self.ctx.clock()
+        sig = self.gate.signature(
             "verified",
             user,
             now,
             {"kind": "step", "id": step.id},
             step_content(batch.events, step.id),
         )
-        return self._write(
+        return self.ctx.write(
             batch.id,
             batch.seq,
             [NewEvent(ev.STEP_VERIFIED, actor, {"step": step.id, "signature": sig})],
@@ -66,21 +71,22 @@ class QualityMixin:
             batch,
         )
 
+    def deviations(self, where: DeviationFilter | None = None) -> list[dict[str, Any]]:
+        return self.ctx.store.deviation_rows(where or DeviationFilter())
+
     # --- deviations ------------------------------------------------------------------------
     def open_deviation(
         self, batch_id: str, step_id: str, severity: str, actor: str, reason: str
     ) -> Outcome:
         """A deviation opened by hand: a dropped flask, an incubator alarm."""
-        from cmprep.service import Outcome, Refused, iso
-
-        actor, reason = self._person(actor, "open deviation"), self._reason(reason)
-        batch = self.batch(batch_id)
-        self._writable(batch)
-        step = self._step(batch, step_id)
+        actor, reason = self.gate.person(actor, "open deviation"), reason_text(reason)
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        step = step_of(batch, step_id)
         if severity not in {s.value for s in Severity}:
             raise Refused(f"severity {severity!r} is not one of: minor, major, critical")
-        now = self.clock()
-        with self.store.writing(batch.id, batch.seq) as unit:
+        now = self.ctx.clock()
+        with self.ctx.store.writing(batch.id, batch.seq) as unit:
             number = unit.next_number("deviation")
             dev = {
                 "deviation_id": f"DEV-{number:04d}",
@@ -95,26 +101,22 @@ class QualityMixin:
             written = unit.append(
                 [NewEvent(ev.DEVIATION_OPENED, actor, dev, reason=reason)], iso(now)
             )
-            result = self._project(unit, batch, written)
+            result = project(unit, batch, written)
         return Outcome(batch=result, deviations=[dev], written=1)
 
     def deviation(self, deviation_id: str) -> tuple[Batch, Deviation]:
-        from cmprep.service import NotFound
-
-        rows = self.store.deviation_rows(deviation_id=deviation_id.upper())
+        rows = self.ctx.store.deviation_rows(DeviationFilter(deviation_id=deviation_id.upper()))
         if not rows:
-            raise NotFound(f"no deviation {deviation_id!r}; list them with `cmprep deviation list`")
-        batch = self.batch(rows[0]["batch_id"])
+            raise NotFound(f"no deviation {deviation_id!r}", hint=Hint("list_deviations"))
+        batch = self.ctx.batch(rows[0]["batch_id"])
         return batch, batch.deviations[rows[0]["deviation_id"]]
 
     def investigate(
         self, deviation_id: str, actor: str, justification: str, impact: str | None = None
     ) -> Outcome:
-        from cmprep.service import Refused
-
-        actor, justification = self._person(actor, "investigate"), self._reason(justification)
+        actor, justification = self.gate.person(actor, "investigate"), reason_text(justification)
         batch, dev = self.deviation(deviation_id)
-        self._writable(batch)
+        writable(batch)
         if dev.status == "closed":
             raise Refused(
                 f"{dev.id} is closed ({dev.closure['decision'] if dev.closure else ''}); "
@@ -125,7 +127,7 @@ class QualityMixin:
             "impact": impact.strip() if impact and impact.strip() else None,
         }
         new = [NewEvent(ev.DEVIATION_INVESTIGATED, actor, payload, reason=justification)]
-        return self._write(batch.id, batch.seq, new, self.clock(), batch)
+        return self.ctx.write(batch.id, batch.seq, new, self.ctx.clock(), batch)
 
     def close_deviation(
         self,
@@ -139,19 +141,17 @@ class QualityMixin:
         severity: str | None = None,
         severity_reason: str | None = None,
     ) -> Outcome:
-        from cmprep.service import Refused
-
-        actor, reason = self._person(actor, "close deviation"), self._reason(reason)
+        actor, reason = self.gate.person(actor, "close deviation"), reason_text(reason)
         batch, dev = self.deviation(deviation_id)
-        self._writable(batch)
+        writable(batch)
         if decision not in DECISIONS:
             raise Refused(f"decision {decision!r} is not one of: {', '.join(DECISIONS)}")
         if dev.status == "closed":
             raise Refused(f"{dev.id} is already closed")
         if dev.status != "investigated":
             raise Refused(
-                f"{dev.id} has not been investigated; add the justification first: "
-                f"`cmprep deviation investigate {dev.id} --reason ...`"
+                f"{dev.id} has not been investigated; add the justification first",
+                hint=Hint("investigate_deviation", deviation=dev.id),
             )
         involved = {dev.opened_by, (dev.investigation or {}).get("by")} | {
             e.actor
@@ -160,7 +160,7 @@ class QualityMixin:
             and e.type in (ev.STEP_RECORDED, ev.VALUE_CORRECTED)
         }
         if actor in involved:
-            self._refuse(
+            self.gate.refuse(
                 actor,
                 "close deviation",
                 f"{actor} opened, investigated or performed {dev.id}'s step; "
@@ -172,13 +172,13 @@ class QualityMixin:
             if severity == dev.severity:
                 severity = None
             elif not severity_reason or not severity_reason.strip():
-                raise Refused("changing the severity needs --severity-reason")
-        user = self._authenticate(
+                raise Refused("changing the severity needs a reason for the change")
+        user = self.gate.authenticate(
             actor, password, "approved" if decision == "accepted" else "rejected"
         )
-        now = self.clock()
+        now = self.ctx.clock()
         meaning = "approved" if decision == "accepted" else "rejected"
-        sig = self._signature(
+        sig = self.gate.signature(
             meaning,
             user,
             now,
@@ -191,7 +191,7 @@ class QualityMixin:
         if severity:
             payload["severity"] = severity
             payload["severity_reason"] = severity_reason.strip() if severity_reason else None
-        return self._write(
+        return self.ctx.write(
             batch.id,
             batch.seq,
             [NewEvent(ev.DEVIATION_CLOSED, actor, payload, reason=reason)],
@@ -216,7 +216,7 @@ class QualityMixin:
             why = " (changed after it was verified)" if entry.verifications else ""
             blockers.append(f"step {entry.step.id} needs second-person verification{why}")
         if actor is not None:
-            users = self.users()
+            users = self.gate.users()
             user = users.get(actor)
             if user is None or user.role.value != "qa":
                 blockers.append(f"{actor} is not QA; only the qa role releases")
@@ -229,7 +229,7 @@ class QualityMixin:
 
     def review_report(self, batch_id: str) -> dict[str, Any]:
         """Review by exception: only what a reviewer must look at."""
-        b = self.batch(batch_id)
+        b = self.ctx.batch(batch_id)
         values = [(entry, v) for entry in b.steps.values() for v in entry.values.values()] + [
             (entry, entry.window) for entry in b.steps.values() if entry.window
         ]
@@ -302,11 +302,11 @@ class QualityMixin:
         }
 
     def sign_review(self, batch_id: str, actor: str, password: str | None, comment: str) -> Outcome:
-        actor, comment = self._person(actor, "review"), self._reason(comment)
-        batch = self.batch(batch_id)
-        self._writable(batch)
+        actor, comment = self.gate.person(actor, "review"), reason_text(comment, "a comment")
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
         if actor in batch.performers():
-            self._refuse(
+            self.gate.refuse(
                 actor,
                 "review",
                 f"{actor} performed steps of {batch.id}; the review must be independent",
@@ -316,22 +316,20 @@ class QualityMixin:
     def release(
         self, batch_id: str, actor: str, password: str | None, reason: str | None = None
     ) -> Outcome:
-        from cmprep.service import Refused
-
-        actor = self._person(actor, "release")
-        batch = self.batch(batch_id)
-        self._writable(batch)
+        actor = self.gate.person(actor, "release")
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
         blockers = self.release_blockers(batch, actor)
         if blockers:
             if any("performed steps" in b for b in blockers):
-                self._log_refusal(actor, "release", "performed steps of the batch")
+                self.gate.log_refusal(actor, "release", "performed steps of the batch")
             raise Refused(f"batch {batch.id} cannot be released:", blockers)
         return self._sign_batch(batch, actor, password, "released", ev.BATCH_RELEASED, reason)
 
     def reject(self, batch_id: str, actor: str, password: str | None, reason: str) -> Outcome:
-        actor, reason = self._person(actor, "reject"), self._reason(reason)
-        batch = self.batch(batch_id)
-        self._writable(batch)
+        actor, reason = self.gate.person(actor, "reject"), reason_text(reason)
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
         return self._sign_batch(batch, actor, password, "rejected", ev.BATCH_REJECTED, reason)
 
     def _sign_batch(
@@ -344,26 +342,9 @@ class QualityMixin:
         why: str | None,
     ) -> Outcome:
         """A signed act on the whole batch: the signature binds the chain head it saw."""
-        user = self._authenticate(actor, password, meaning)
-        now = self.clock()
+        user = self.gate.authenticate(actor, password, meaning)
+        now = self.ctx.clock()
         subject = {"kind": "batch", "id": batch.id}
-        sig = self._signature(meaning, user, now, subject, batch.head_hash)
+        sig = self.gate.signature(meaning, user, now, subject, batch.head_hash)
         new = [NewEvent(kind, actor, {"signature": sig}, reason=why)]
-        return self._write(batch.id, batch.seq, new, now, batch)
-
-    if TYPE_CHECKING:
-        store: Any
-        clock: Any
-
-        def batch(self, batch_id: str) -> Batch: ...
-        def users(self) -> dict[str, Any]: ...
-        def _person(self, actor: str | None, action: str) -> str: ...
-        def _authenticate(self, name: str, password: str | None, meaning: str) -> Any: ...
-        def _signature(self, *args: Any) -> dict[str, Any]: ...
-        def _refuse(self, name: str, action: str, message: str) -> None: ...
-        def _log_refusal(self, name: str, action: str, reason: str) -> None: ...
-        def _reason(self, reason: str | None) -> str: ...
-        def _writable(self, batch: Batch) -> None: ...
-        def _step(self, batch: Batch, step_id: str) -> Any: ...
-        def _write(self, *args: Any, **kwargs: Any) -> Outcome: ...
-        def _project(self, unit: Any, batch: Batch, written: list[Any]) -> Batch: ...
+        return self.ctx.write(batch.id, batch.seq, new, now, batch)

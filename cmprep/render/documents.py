@@ -18,27 +18,23 @@ library), black and grey only, so they print the same in a browser and in WeasyP
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from cmprep.batch import Batch, StepEntry
+from cmprep.domain.batch import Batch, StepEntry
 from cmprep.protocol.models import SITE_CHOICE, Protocol, Source, Step, Window
+from cmprep.render.output import to_pdf
 from cmprep.resources import templates_dir
 
 FORMATS = ("html", "md", "pdf")
 
-PDF_MISSING = "PDF output needs WeasyPrint: pip install 'cmprep[pdf]'"
 
 # Characters that can start Markdown (or inline HTML) markup. `~` makes strike-through and
 # `&` entities; backtick code spans. All are escapable ASCII punctuation in CommonMark/GFM.
@@ -433,7 +429,7 @@ QC_EXPLANATION = (
 
 
 def _number(x: Any) -> str:
-    from cmprep.westgard import format_number
+    from cmprep.domain.numbers import format_number
 
     return format_number(float(x))
 
@@ -506,7 +502,7 @@ def qc_rows(batch: Batch, qc: list[dict[str, Any]] | None, fmt: str) -> list[dic
     range with its citation, the short reference flag (the whole note kept beside it), the
     replicates, and for a trended analyte with history a sparkline (HTML, PDF) or a text.
     """
-    from cmprep.charts import sparkline_svg
+    from cmprep.render.charts import sparkline_svg
 
     rows = []
     for row in qc or []:
@@ -631,7 +627,7 @@ PARETO_CHARTS = (  # (key in the report data, heading, category column)
 
 
 def render_audit_report(data: dict[str, Any], fmt: str = "html") -> str | bytes:
-    """The deviation audit report of ``cmprep.audit.report_data`` (bytes for ``pdf``).
+    """The deviation audit report of ``cmprep.domain.audit.report_data`` (bytes for ``pdf``).
 
     Pareto charts (HTML and PDF only) each followed by its table; open deviations by age;
     the batches released and rejected in the period.
@@ -674,39 +670,6 @@ def render_checklist(
     return _render("checklist", fmt, context)
 
 
-def to_pdf(html: str) -> bytes:
-    """A PDF of standalone HTML (the print CSS is inline), via WeasyPrint."""
-    try:
-        from weasyprint import HTML
-    except ImportError as err:  # the optional extra is not installed
-        raise RuntimeError(PDF_MISSING) from err
-    return HTML(string=html, base_url=str(templates_dir())).write_pdf()
-
-
-def write_output(content: str | bytes, path: str | os.PathLike[str]) -> Path:
-    """Write a rendered document atomically: complete, or not at all.
-
-    The text goes to a temporary file in the same folder, is flushed to disk, then renamed
-    over the target, so a reader (or a crash) never sees half a record.
-    """
-    target = Path(path)
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    mode = (target.stat().st_mode & 0o777) if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # mkstemp makes 0600; a printed record is for others to read
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return target
-
-
 __all__ = [
     "FORMATS",
     "cite_short",
@@ -718,6 +681,4 @@ __all__ = [
     "render_audit_report",
     "render_checklist",
     "render_record",
-    "to_pdf",
-    "write_output",
 ]

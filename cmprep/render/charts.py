@@ -13,10 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
-from cmprep.westgard import RULES, Violation, finite, format_number
+from cmprep.domain.numbers import finite, format_number
+from cmprep.domain.westgard import RULES, Violation
+from cmprep.errors import Hint, MissingExtra
 
-__all__ = ["compare_svg", "levey_jennings_svg", "sparkline_svg", "svg_to_png"]
+__all__ = ["compare_svg", "levey_jennings_svg", "sparkline_svg", "svg_to_png", "trend_chart"]
 
 INK, GREY, LIGHT, BAND, ACCENT = "#000", "#666", "#b0b0b0", "#e6e6e6", "#b00020"
 FONT = "DejaVu Sans, Arial, sans-serif"
@@ -496,16 +499,33 @@ def sparkline_svg(
 def svg_to_png(svg: str, *, scale: float = 2.0) -> bytes:
     """The SVG rendered to PNG by cairosvg (imported here, so it is optional).
 
-    RuntimeError if cairosvg (or the Cairo library under it) is not installed.
+    MissingExtra if cairosvg (or the Cairo library under it) is not installed.
     """
     if not scale > 0:
         raise ValueError(f"scale must be greater than 0, got {scale}")
     try:
         import cairosvg
-    except ImportError as exc:
-        raise RuntimeError("PNG output needs cairosvg: pip install cairosvg") from exc
+    except ImportError:
+        raise MissingExtra(
+            "PNG output needs cairosvg, which is not installed",
+            hint=Hint("install_extra", extra="png", package="cairosvg"),
+        ) from None
     except OSError as exc:  # cairosvg is there but the Cairo C library is not
-        raise RuntimeError(
-            f"PNG output needs cairosvg: pip install cairosvg (and the Cairo library: {exc})"
-        ) from exc
+        raise MissingExtra(
+            f"PNG output needs cairosvg and the Cairo library ({exc})",
+            hint=Hint("install_extra", extra="png", package="cairosvg"),
+        ) from None
     return cairosvg.svg2png(bytestring=svg.encode("utf-8"), scale=scale)
+
+
+def trend_chart(data: dict[str, Any], title: str) -> str:
+    """The Levey-Jennings chart of a QC trend as the QC service returns it."""
+    return levey_jennings_svg(
+        [(b, v) for b, v, _ in data["points"]],
+        data["mean"],
+        data["sd"],
+        unit=data["unit"],
+        title=title,
+        violations=data["violations"],
+        baseline_count=data["baseline_count"],
+    )

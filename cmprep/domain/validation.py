@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 
+from cmprep.domain.clock import parse_time
+from cmprep.errors import Hint
 from cmprep.protocol import units
 from cmprep.protocol.models import Parameter, ParamType, Severity, Spec, Step, Window
 
@@ -35,6 +37,7 @@ class Finding:
     severity: Severity | None = None
     display: str = ""  # the value as the record prints it, in the protocol's unit
     note: str = ""  # information that is not a verdict: outside a literature reference range
+    hint: Hint | None = None  # what to do about a refusal (register the lot first)
 
     @property
     def refused(self) -> bool:
@@ -53,26 +56,6 @@ def format_value(param: Parameter, value: object) -> str:
         return "yes" if value else "no"
     text = f"{value:.6g}" if isinstance(value, float) else str(value)
     return f"{text} {param.unit}" if param.unit else text
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO date-time; naive times are refused because a batch record needs its zone."""
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a date-time; expected ISO 8601 with a zone, "
-            "e.g. 2026-11-29T09:30+01:00 or 2026-11-29T08:30Z"
-        ) from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone; add one, e.g. {raw}Z (UTC) or {raw}+01:00")
-    try:
-        return moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValueError(f"{text!r} is outside the dates a batch record can hold") from None
 
 
 def _parse(param: Parameter, raw: str, rotor_radius_cm: float | None = None) -> object:

@@ -7,13 +7,17 @@ each confirmed step is one transaction, so Ctrl-C never loses a confirmed step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 
 import click
 
+from cmprep.cli.hints import say
+from cmprep.cli.tell import tell
+from cmprep.domain.traceability import rotor_radius
+from cmprep.domain.validation import Verdict, check_value
+from cmprep.errors import CmprepError
 from cmprep.protocol.models import Parameter, Step
-from cmprep.service import CmprepError, Outcome, Service
-from cmprep.validation import Verdict, check_value
+from cmprep.service import Services
 
 
 def _describe(param: Parameter) -> str:
@@ -31,7 +35,7 @@ def _describe(param: Parameter) -> str:
     return f"{param.label} [{'; '.join(parts)}]" if parts else param.label
 
 
-def _ask_known(prompt: str, known: dict, what: str, register: str) -> str:
+def _ask_known(prompt: str, known: Mapping[str, object], what: str, register: str) -> str:
     """An id from a registry, or empty; an unknown one is asked again with how to add it."""
     while True:
         ident = click.prompt(f"{prompt} (Enter if none)", default="", show_default=False).strip()
@@ -40,24 +44,21 @@ def _ask_known(prompt: str, known: dict, what: str, register: str) -> str:
         click.secho(f"  no {what} {ident!r}; register it with `{register}`", fg="red")
 
 
-def _ask_used(svc: Service, step: Step) -> tuple[list[str], list[str], float | None]:
+def _ask_used(app: Services, step: Step) -> tuple[list[str], list[str], float | None]:
     """Lots and instruments the protocol expects at this step; unknown ones are re-asked."""
     lots: list[str] = []
     equipment: list[str] = []
-    radius = None
-    known_lots = svc.lots() if step.materials else {}
+    known_lots = app.materials.lots() if step.materials else {}
     for kind in step.materials:
         lot = _ask_known(f"Lot of {kind}", known_lots, "lot", "cmprep materials add")
         if lot:
             lots.append(lot)
-    known = svc.instruments() if step.equipment else {}
+    known = app.materials.instruments() if step.equipment else {}
     for kind in step.equipment:
         ident = _ask_known(f"{kind.capitalize()} id", known, "equipment", "cmprep equipment add")
         if ident:
             equipment.append(ident)
-            if known[ident].rotor_radius_cm and radius is None:
-                radius = known[ident].rotor_radius_cm
-    return lots, equipment, radius
+    return lots, equipment, rotor_radius([known[i] for i in equipment])
 
 
 def _ask_value(param: Parameter, rotor_radius_cm: float | None = None) -> str | None:
@@ -93,10 +94,11 @@ def _choose(due: list[Step]) -> Step:
     return due[n - 1]
 
 
-def run(svc: Service, batch_id: str, actor: str, tell: Callable[[Outcome, str], None]) -> None:
+def run(app: Services, batch_id: str, actor: str) -> None:
+    """Ask for each due step until the batch waits for review, is on hold, or is stopped."""
     try:
         while True:
-            batch = svc.batch(batch_id)
+            batch = app.batches.batch(batch_id)
             if batch.on_hold:
                 click.echo(
                     f"Batch {batch.id} is on hold; resume it first with `cmprep batch resume`."
@@ -114,11 +116,11 @@ def run(svc: Service, batch_id: str, actor: str, tell: Callable[[Outcome, str], 
             if step.optional and not click.confirm("Do this optional step?", default=True):
                 reason = click.prompt("Reason for skipping")
                 try:
-                    tell(svc.skip_step(batch.id, step.id, actor, reason), f"Skipped {step.id}.")
+                    tell(app.batches.skip(batch.id, step.id, actor, reason), f"Skipped {step.id}.")
                 except CmprepError as err:
-                    click.secho(str(err), fg="red")
+                    click.secho(say(err), fg="red")
                 continue
-            lots, equipment, radius = _ask_used(svc, step)
+            lots, equipment, radius = _ask_used(app, step)
             entries: dict[str, str] = {}
             for param in step.parameters:
                 raw = _ask_value(param, radius)
@@ -130,13 +132,13 @@ def run(svc: Service, batch_id: str, actor: str, tell: Callable[[Outcome, str], 
                 continue
             try:
                 tell(
-                    svc.record_step(
+                    app.batches.record(
                         batch.id, step.id, entries, actor, note=note, lots=lots, equipment=equipment
                     ),
                     f"Saved {step.id}.",
                 )
             except CmprepError as err:
-                click.secho(str(err), fg="red")
+                click.secho(say(err), fg="red")
                 if not click.confirm("Try this step again?", default=True):
                     return
     except (click.Abort, EOFError, KeyboardInterrupt):

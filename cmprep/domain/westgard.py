@@ -18,10 +18,11 @@ as ``(x - mean) > k * sd`` in floating point. Pure standard library.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+
+from cmprep.domain.numbers import finite, format_number
 
 __all__ = [
     "REJECTION_RULES",
@@ -50,33 +51,6 @@ class Violation:
     indices: tuple[int, ...]
     rejection: bool
     message: str
-
-
-def format_number(x: float) -> str:
-    """A value for people: about four significant figures, no exponent, no trailing zeros.
-
-    300.0 -> "300", 312.46 -> "312.5", 40.123 -> "40.12", 12345.6 -> "12346", 0.01234 -> "0.01234".
-    """
-    if not math.isfinite(x):
-        return str(x)
-    if x == 0:
-        return "0"
-    digits = min(max(0, 3 - math.floor(math.log10(abs(x)))), 12)
-    text = f"{x:.{digits}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def finite(name: str, x: float) -> float:
-    """x as a float, or ValueError naming `name`: charts and rules accept the same numbers."""
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {x!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {x!r}")
-    return value
 
 
 def _series(values: Sequence[float]) -> list[float]:

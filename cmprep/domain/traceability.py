@@ -8,11 +8,14 @@ asks `where-used` for every batch that touched a lot.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cmprep.domain.validation import Finding, Verdict
 from cmprep.events import Event
+from cmprep.protocol.models import Severity
 
 MATERIALS_STREAM = "@materials"
 EQUIPMENT_STREAM = "@equipment"
@@ -101,3 +104,60 @@ def expired(lot: Lot, used_on: date) -> bool:
 
 def overdue(inst: Instrument, used_on: date) -> bool:
     return used_on > date.fromisoformat(inst.calibration_due)
+
+
+MAX_ROTOR_RADIUS_CM = 100.0
+
+
+def rotor_radius_problem(radius_cm: float) -> str | None:
+    """Why a rotor radius cannot be right, or None: the one rule for every entry point."""
+    if not (math.isfinite(radius_cm) and 0 < radius_cm <= MAX_ROTOR_RADIUS_CM):
+        return f"rotor radius {radius_cm} cm is impossible; expected 0-{MAX_ROTOR_RADIUS_CM:g} cm"
+    return None
+
+
+def rotor_radius(instruments: list[Instrument]) -> float | None:
+    """The radius that turns rpm into x g at a step: the first named instrument that has
+    one (a step names one centrifuge)."""
+    return next((i.rotor_radius_cm for i in instruments if i.rotor_radius_cm is not None), None)
+
+
+def equipment_snapshot(inst: Instrument) -> dict[str, Any]:
+    """What the step's event keeps of an instrument, as it was on the day."""
+    return {
+        "id": inst.id,
+        "kind": inst.kind,
+        "calibration_due": inst.calibration_due,
+        "rotor_radius_cm": inst.rotor_radius_cm,
+    }
+
+
+def expiry_finding(lot: Lot, day: date, severity: Severity) -> Finding | None:
+    """A deviation finding for a lot used after its expiry date, else None."""
+    if not expired(lot, day):
+        return None
+    return Finding(
+        f"lot:{lot.lot}",
+        Verdict.out_of_spec,
+        f"Lot {lot.lot} ({lot.material}) expired on {lot.expiry} and was used on {day.isoformat()}",
+        value=lot.lot,
+        display=f"{lot.lot} (expired {lot.expiry})",
+        spec=f"not expired on {day.isoformat()}",
+        severity=severity,
+    )
+
+
+def calibration_finding(inst: Instrument, day: date, severity: Severity) -> Finding | None:
+    """A deviation finding for an instrument used past its calibration due date, else None."""
+    if not overdue(inst, day):
+        return None
+    return Finding(
+        f"equipment:{inst.id}",
+        Verdict.out_of_spec,
+        f"{inst.kind.capitalize()} {inst.id} was due for calibration on "
+        f"{inst.calibration_due} and was used on {day.isoformat()}",
+        value=inst.id,
+        display=f"{inst.id} (calibration due {inst.calibration_due})",
+        spec=f"calibrated (due after {day.isoformat()})",
+        severity=severity,
+    )

@@ -10,10 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from cmprep import events as ev
-from cmprep import people
-from cmprep.events import Event, verify_chain
-from cmprep.signatures import check_signatures
-from cmprep.store.sqlite import ledger_hash
+from cmprep.domain import people
+from cmprep.domain.signatures import check_signatures
+from cmprep.events import Event, ledger_hash, verify_chain
 
 
 def describe(event: Event) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cmprep.batch import Batch
+from cmprep.domain.batch import Batch
 from cmprep.protocol.models import Parameter, Step
 
 

@@ -111,12 +111,6 @@ class Pipeline:
             return list(self.stages[self.stage_names.index(state)])
         return []
 
-    def is_before(self, step_id: str, state: str) -> bool:
-        """Whether a step's stage lies after the given state (i.e. the step is not yet due)."""
-        if state not in self.stage_names:
-            return False
-        return self.stage_names.index(self.stage_of[step_id]) > self.stage_names.index(state)
-
 
 _MACHINES: dict[str, Pipeline] = {}
 

@@ -1,0 +1,210 @@
+"""What every command shares: the services (through ``ctx.obj``), the error handler, the
+options used by several nouns, and tables, JSON and files.
+
+Only click is imported at start-up; the service, pydantic, jinja2 and WeasyPrint are
+imported when a command runs, so `cmprep --help` at the bench answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from cmprep.cli.hints import say
+
+if TYPE_CHECKING:
+    from cmprep.service import Services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Shell:
+    """``ctx.obj``: how a command gets its services. Tests pass one with their own clock."""
+
+    def __init__(self, open_services: Callable[[str | None], Services] | None = None) -> None:
+        self._open = open_services
+
+    def services(self, db: str | None) -> Services:
+        if self._open is not None:
+            return self._open(db)
+        from cmprep.service import Services
+        from cmprep.store import open_store
+
+        return Services(open_store(db))
+
+
+def error_message(err: BaseException) -> str:
+    """Any error this program raises, as the plain text a technician reads."""
+    from cmprep.errors import CmprepError
+
+    if isinstance(err, CmprepError):
+        return say(err)
+    if isinstance(err, OSError):  # an output file that cannot be written, a full disk
+        where = f" {err.filename}" if err.filename else ""
+        return f"cannot write{where}: {err.strerror or err}"
+    raise err
+
+
+def with_app(func: F) -> F:
+    """Adds --db, hands the command its services, and turns every cmprep error into a
+    plain message and exit status 1 (never a traceback)."""
+
+    @click.option(
+        "--db",
+        envvar="CMPREP_DB",
+        default=None,
+        metavar="PATH",
+        help="Database file (default ./cmprep.db, or $CMPREP_DB).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, db: str | None, **kwargs: Any) -> Any:
+        from cmprep.errors import CmprepError
+
+        shell = click.get_current_context().ensure_object(Shell)
+        try:
+            return func(*args, app=shell.services(db), **kwargs)
+        except (CmprepError, OSError) as err:
+            raise click.ClickException(error_message(err)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def with_actor(func: F) -> F:
+    """Adds --as NAME (or $CMPREP_USER): who is doing this. Required for every write."""
+
+    @click.option(
+        "--as",
+        "actor",
+        envvar="CMPREP_USER",
+        default=None,
+        metavar="NAME",
+        help="Who is doing this (or set $CMPREP_USER). Required for every write.",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, actor: str | None, **kwargs: Any) -> Any:
+        if not actor or not actor.strip():
+            raise click.ClickException(
+                "who is doing this? Give --as NAME or set CMPREP_USER; nothing was written"
+            )
+        return func(*args, actor=actor, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def entries(pairs: tuple[str, ...]) -> dict[str, str]:
+    """NAME=VALUE arguments as a dict; a malformed or repeated one is a usage error."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise click.UsageError(
+                f"expected NAME=VALUE, got {pair!r} (e.g. rcf=400 or rcf='400 x g')"
+            )
+        if name in found:
+            raise click.UsageError(f"{name} is given twice; give each value once")
+        found[name] = value
+    return found
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def write_or_print(content: str | bytes, output: str | None, what: str) -> None:
+    from cmprep.render.output import write_output
+
+    if output:
+        path = write_output(content, output)
+        click.echo(f"{what} written to {path}")
+    elif isinstance(content, bytes):
+        raise click.UsageError("PDF output needs -o FILE")
+    else:
+        click.echo(content, nl=False)
+
+
+def need_output(fmt: str, output: str | None) -> None:
+    if fmt == "pdf" and not output:
+        raise click.UsageError("PDF output needs -o FILE (e.g. -o record.pdf)")
+
+
+def day(text: str | None, option: str) -> str | None:
+    """A date or ISO time typed at an option, as the UTC text the store compares against."""
+    if not text:
+        return None
+    from cmprep.domain.clock import parse_day_or_time
+
+    try:
+        return parse_day_or_time(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
+
+
+def read_password(from_stdin: bool) -> str:
+    """The signer's password: typed at a hidden prompt, or one line on stdin for scripts.
+    Never a command-line argument (it would stay in the shell history)."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise click.UsageError("--password-stdin: no password on standard input")
+        return line.rstrip("\r\n")
+    return str(click.prompt("Password (to sign)", hide_input=True))
+
+
+def table(rows: list[dict[str, Any]], cols: list[str], fmt: str) -> None:
+    """Rows as an aligned table, CSV (formula-safe) or JSON."""
+    if fmt == "json":
+        echo_json(rows)
+        return
+    if fmt == "csv":
+        import csv
+
+        from cmprep.render.output import csv_safe
+
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=cols, extrasaction="ignore", lineterminator="\n"
+        )
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: csv_safe(row.get(c)) for c in cols})
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, "") or "")) for r in rows)) for c in cols}
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
+    for r in rows:
+        click.echo("  ".join(str(r.get(c, "") or "").ljust(widths[c]) for c in cols).rstrip())
+
+
+TABLE_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for reading; csv or json for export.",
+)
+TEXT_FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+DOC_FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["html", "md", "pdf"]), default="html", show_default=True
+)
+OUTPUT = click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (needed for pdf)."
+)
+PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the signing password from standard input."
+)
+KEY = click.option(
+    "--key",
+    default=None,
+    metavar="KEY",
+    help="Idempotency key: the same command sent twice with it is saved once.",
+)

@@ -1,0 +1,54 @@
+"""How the command line says each hint of the error tree: the next command to type.
+
+The service says *what* to do next as data (``Hint("resume_batch", batch="CM-1")``); this
+is the only place that knows it is ``cmprep batch resume CM-1 --reason ...``. A web page
+has its own table of the same kinds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cmprep.errors import CmprepError, Hint
+
+HINTS: dict[str, str] = {
+    "needs_person": "Give --as NAME or set CMPREP_USER.",
+    "first_admin": "Create the first admin: `cmprep user add NAME --full-name '...' --role admin`.",
+    "ask_admin": "An admin adds people with `cmprep user add`.",
+    "start_batch": "Start one with `cmprep batch start PROTOCOL`.",
+    "list_batches": "List them with `cmprep batch list`.",
+    "resume_batch": "Resume it with `cmprep batch resume {batch} --reason ...`.",
+    "correct_value": "Correct a value with `cmprep batch correct {batch} {step} NAME=VALUE "
+    "--reason ...`.",
+    "record_step": "See what it needs with `cmprep batch status {batch}`.",
+    "investigate_deviation": "Add it with `cmprep deviation investigate {deviation} --reason ...`.",
+    "list_deviations": "List them with `cmprep deviation list`.",
+    "register_lot": "Register it with `cmprep materials add {lot} --material ... "
+    "--expiry YYYY-MM-DD`.",
+    "register_equipment": "Register it with `cmprep equipment add {equipment} --kind ... "
+    "--calibration-due YYYY-MM-DD`.",
+    "give_reason": "Give it with --reason TEXT.",
+    "give_output_file": "Give a file with -o FILE.",
+    "install_extra": "Install it with: pip install 'cmprep[{extra}]'.",
+    "check_clock": "Check the computer's clock before entering anything else.",
+    "try_again": "Check `cmprep batch status {batch}` and try again.",
+    "upgrade": "Upgrade cmprep.",
+}
+
+
+def hint_text(hint: Hint) -> str:
+    """The sentence for a hint; a kind this shell does not know says nothing more."""
+    template = HINTS.get(hint.kind, "")
+    try:
+        return template.format(**hint.data)
+    except KeyError:  # a hint without the id its sentence names: the generic part only
+        return template.split(" with `")[0] + "." if " with `" in template else ""
+
+
+def say(err: CmprepError) -> str:
+    """The error's message, every problem on its own line, then what to do next."""
+    text = str(err)
+    if err.hint is not None and (extra := hint_text(err.hint)):
+        text += ("\n" if err.problems else " ") + extra
+    return text

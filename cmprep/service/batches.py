@@ -1,0 +1,316 @@
+"""Batches at the bench: start one, record its steps in order, skip, correct, hold, resume.
+
+Each write folds the batch, decides with the pure domain, then writes in one transaction
+(see ``Context.write``). Lots and instruments named at a step are checked by the materials
+service; a trended QC value is checked against the lab's history by the consistency one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from cmprep import events as ev
+from cmprep.domain.batch import Batch
+from cmprep.domain.clock import from_iso, iso, parse_time
+from cmprep.domain.ids import usable
+from cmprep.domain.pipeline import Cursor
+from cmprep.domain.signatures import performed_content
+from cmprep.domain.validation import Finding, check_entries, check_window
+from cmprep.errors import Hint, Refused
+from cmprep.events import NewEvent
+from cmprep.protocol.models import Step
+from cmprep.service.access import Gate, reason_text
+from cmprep.service.consistency import ConsistencyService
+from cmprep.service.context import Context, Outcome
+from cmprep.service.materials import MaterialsService
+from cmprep.store.query import BatchFilter
+
+FUTURE_SKEW = timedelta(minutes=2)
+
+
+class BatchService:
+    def __init__(
+        self,
+        ctx: Context,
+        gate: Gate,
+        materials: MaterialsService,
+        consistency: ConsistencyService,
+    ) -> None:
+        self.ctx = ctx
+        self.gate = gate
+        self.materials = materials
+        self.consistency = consistency
+
+    # --- reading --------------------------------------------------------------------------
+    def batch(self, batch_id: str) -> Batch:
+        return self.ctx.batch(batch_id)
+
+    def batches(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
+        return self.ctx.store.batch_rows(where or BatchFilter())
+
+    # --- writing --------------------------------------------------------------------------
+    def start(
+        self, protocol_ref: str, actor: str, batch_id: str | None = None, *, key: str | None = None
+    ) -> Outcome:
+        actor = self.gate.person(actor, "start")
+        if key and (done := self._seen(key)):
+            return done
+        protocol = self.ctx.protocol(protocol_ref)
+        if protocol.status != "approved":
+            raise Refused(
+                f"protocol {protocol.id} v{protocol.version} is {protocol.status}; "
+                "only an approved protocol can start a batch"
+            )
+        now = self.ctx.clock()
+        if batch_id is not None:
+            usable(batch_id, "batch id")
+        payload = {
+            "protocol": protocol.model_dump(mode="json"),
+            "protocol_hash": protocol.content_hash(),
+            "protocol_id": protocol.id,
+            "protocol_version": protocol.version,
+        }
+        if batch_id is None:
+            day = now.astimezone(timezone.utc).strftime("%Y%m%d")
+            with self.ctx.store.writing("__counter__", 0) as unit:
+                number = unit.next_number(f"batch-{day}")
+            batch_id = f"CM-{day}-{number:03d}"
+        new = [NewEvent(ev.BATCH_STARTED, actor, payload)]
+        return self.ctx.write(batch_id, 0, new, now, None, key=key)
+
+    def record(
+        self,
+        batch_id: str,
+        step_id: str,
+        entries: dict[str, str],
+        actor: str,
+        *,
+        note: str | None = None,
+        at: str | datetime | None = None,
+        password: str | None = None,
+        key: str | None = None,
+        lots: list[str] | None = None,
+        equipment: list[str] | None = None,
+        replicates: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Record a step. With a password, the performer also signs it ("performed").
+
+        ``lots`` and ``equipment`` name what was used (checked for expiry and calibration);
+        ``replicates`` carries QC replicate details from a CSV import.
+        """
+        actor = self.gate.person(actor, "record")
+        if key and (done := self._seen(key)):
+            return done
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        step = step_of(batch, step_id)
+        in_order(batch, step, "record")
+        now = self.ctx.clock()
+        performed = performed_at(batch, at, now)
+        trace = self.materials.trace(batch, step, lots or [], equipment or [], performed)
+        findings = check_entries(step, entries, rotor_radius_cm=trace.rotor_radius_cm)
+        if not any(f.refused for f in findings):
+            findings += self.consistency.westgard_findings(batch, step, findings)
+        findings += trace.findings
+        if step.window:
+            start = batch.steps[step.window.after]
+            if start.performed_at:
+                findings.append(
+                    check_window(step.window, step.title, from_iso(start.performed_at), performed)
+                )
+        refused = [f for f in findings if f.refused]
+        if refused:
+            hint = next((f.hint for f in refused if f.hint), None)
+            raise Refused(
+                f"{step.title}: nothing was recorded.", [f.message for f in refused], hint=hint
+            )
+        late = (now - performed) > timedelta(minutes=batch.protocol.late_entry_minutes)
+        names = {p.name for p in step.parameters}
+        values = {f.parameter: value_payload(f) for f in findings if f.parameter in names}
+        window = next((f for f in findings if f.parameter.startswith("time_since_")), None)
+        payload: dict[str, Any] = {"step": step.id, "values": values, "late": late, **trace.payload}
+        if replicates:
+            payload["replicates"] = replicates
+        if note:
+            payload["note"] = note
+        if window:
+            payload["window"] = {**value_payload(window), "name": window.parameter}
+        if password is not None:
+            user = self.gate.authenticate(actor, password, "performed")
+            content = performed_content(step.id, values, iso(performed), actor)
+            subject = {"kind": "step", "id": step.id}
+            payload["signature"] = self.gate.signature("performed", user, now, subject, content)
+        new = [NewEvent(ev.STEP_RECORDED, actor, payload, performed_at=iso(performed))]
+        return self.ctx.write(batch.id, batch.seq, new, now, batch, findings, step, key=key)
+
+    def skip(
+        self, batch_id: str, step_id: str, actor: str, reason: str, *, key: str | None = None
+    ) -> Outcome:
+        actor, reason = self.gate.person(actor, "skip"), reason_text(reason)
+        if key and (done := self._seen(key)):
+            return done
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        step = step_of(batch, step_id)
+        if not step.optional:
+            if step.branch:
+                raise Refused(
+                    f"{step.title} is an arm of the {step.branch} branch; "
+                    "choose one arm by recording it "
+                    f"({', '.join(s.id for s in batch.due())}), the others are then not taken"
+                )
+            raise Refused(
+                f"{step.title} is not optional in {batch.protocol.id}; it cannot be skipped"
+            )
+        in_order(batch, step, "skip")
+        new = [NewEvent(ev.STEP_SKIPPED, actor, {"step": step.id}, reason=reason)]
+        return self.ctx.write(batch.id, batch.seq, new, self.ctx.clock(), batch, key=key)
+
+    def correct(
+        self,
+        batch_id: str,
+        step_id: str,
+        entries: dict[str, str],
+        actor: str,
+        reason: str,
+        *,
+        key: str | None = None,
+    ) -> Outcome:
+        actor, reason = self.gate.person(actor, "correct"), reason_text(reason)
+        if key and (done := self._seen(key)):
+            return done
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        step = step_of(batch, step_id)
+        entry = batch.steps[step.id]
+        if entry.status != "done":
+            raise Refused(
+                f"{step.title} has not been recorded ({entry.status}); "
+                "record it instead of correcting it"
+            )
+        if not entries:
+            raise Refused("give at least one name=value to correct")
+        findings = check_entries(step, entries, partial=True)
+        refused = [f for f in findings if f.refused]
+        if refused:
+            raise Refused(f"{step.title}: nothing was corrected.", [f.message for f in refused])
+        new: list[NewEvent] = []
+        for f in findings:
+            old = entry.values.get(f.parameter)
+            if old is not None and old.value == f.value:
+                raise Refused(f"{f.parameter} is already {old.display}; nothing to correct")
+            payload = {
+                "step": step.id,
+                "parameter": f.parameter,
+                "old": {"value": old.value, "display": old.display} if old else None,
+                "new": value_payload(f),
+            }
+            new.append(NewEvent(ev.VALUE_CORRECTED, actor, payload, reason=reason))
+        now = self.ctx.clock()
+        return self.ctx.write(batch.id, batch.seq, new, now, batch, findings, step, key=key)
+
+    def hold(self, batch_id: str, actor: str, reason: str) -> Outcome:
+        actor, reason = self.gate.person(actor, "hold"), reason_text(reason)
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        if batch.on_hold:
+            raise Refused(
+                f"batch {batch.id} is already on hold", hint=Hint("resume_batch", batch=batch.id)
+            )
+        new = [NewEvent(ev.BATCH_HELD, actor, {}, reason=reason)]
+        return self.ctx.write(batch.id, batch.seq, new, self.ctx.clock(), batch)
+
+    def resume(self, batch_id: str, actor: str, reason: str) -> Outcome:
+        actor, reason = self.gate.person(actor, "resume"), reason_text(reason)
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        if not batch.on_hold:
+            raise Refused(f"batch {batch.id} is not on hold")
+        new = [NewEvent(ev.BATCH_RESUMED, actor, {}, reason=reason)]
+        return self.ctx.write(batch.id, batch.seq, new, self.ctx.clock(), batch)
+
+    def _seen(self, key: str) -> Outcome | None:
+        """The outcome of a command already saved under this idempotency key, if any."""
+        usable(key, "idempotency key")
+        found = self.ctx.store.key_used(key)
+        if found is None:
+            return None
+        return Outcome(batch=self.ctx.batch(found[0]), duplicate=True)
+
+
+# --- rules every batch command shares -------------------------------------------------------
+def writable(batch: Batch) -> None:
+    if batch.is_final:
+        raise Refused(f"batch {batch.id} is {batch.state}; it takes no more entries")
+
+
+def step_of(batch: Batch, step_id: str) -> Step:
+    step = batch.protocol.step(step_id)
+    if step is None:
+        names = ", ".join(s.id for s in batch.protocol.steps)
+        raise Refused(f"protocol {batch.protocol.id} has no step {step_id!r}; its steps: {names}")
+    return step
+
+
+def in_order(batch: Batch, step: Step, action: str) -> None:
+    if batch.on_hold:
+        raise Refused(
+            f"batch {batch.id} is on hold; resume it first",
+            hint=Hint("resume_batch", batch=batch.id),
+        )
+    if batch.pipeline.may(Cursor(batch.state, batch.held_from), f"{action}_{step.id}"):
+        return
+    entry = batch.steps[step.id]
+    due = batch.due()
+    due_text = (
+        " or ".join(f"{s.id} ({s.title})" for s in due) if due else "none: all steps are done"
+    )
+    if entry.status in ("done", "skipped", "not taken"):
+        raise Refused(
+            f"{step.title} is already {entry.status} in batch {batch.id}; "
+            f"to change a value, correct it with a reason. Step due: {due_text}",
+            hint=Hint("correct_value", batch=batch.id, step=step.id),
+        )
+    raise Refused(
+        f"{step.title} is not due yet in batch {batch.id}: the step due is {due_text}",
+        hint=Hint("record_step", batch=batch.id, due=",".join(s.id for s in due)),
+    )
+
+
+def performed_at(batch: Batch, at: str | datetime | None, now: datetime) -> datetime:
+    """When the step was physically done: now, or a given earlier time within reason."""
+    if at is None:
+        return now  # a "now" before the last step is the clock going backwards: the store refuses
+    try:
+        performed = parse_time(at) if isinstance(at, str) else at.astimezone(timezone.utc)
+    except ValueError as err:
+        raise Refused(f"the time it was done: {err}") from None
+    if performed > now + FUTURE_SKEW:
+        raise Refused(
+            f"the time it was done, {iso(performed)}, is in the future (now {iso(now)}); "
+            "give the time the step was done"
+        )
+    last = batch.last_performed_at()
+    if last and performed < from_iso(last):
+        raise Refused(
+            f"the time it was done, {iso(performed)}, is before the previous step was done "
+            f"({last}); steps are done in order"
+        )
+    if performed < from_iso(batch.started_at) - timedelta(days=365):
+        raise Refused(
+            f"the time it was done, {iso(performed)}, is more than a year before the batch started"
+        )
+    return performed
+
+
+def value_payload(f: Finding) -> dict[str, Any]:
+    return {
+        "value": f.value,
+        "raw": f.raw,
+        "verdict": f.verdict.value,
+        "message": f.message,
+        "spec": f.spec,
+        "display": f.display,
+        **({"note": f.note} if f.note else {}),
+    }

@@ -1,0 +1,186 @@
+"""Material lots and instruments: register them, record calibrations, check what a step
+names, and find every batch that used a lot (where a recall starts).
+
+Lots and equipment are events in their own streams ("@materials", "@equipment"), written
+under the same head check as a batch, so two people registering the same lot at once give
+one lot and one clear refusal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cmprep.domain import traceability as tr
+from cmprep.domain.batch import Batch
+from cmprep.domain.ids import usable
+from cmprep.domain.validation import Finding, Verdict
+from cmprep.errors import Hint, NotFound, Refused
+from cmprep.events import Event, NewEvent
+from cmprep.protocol.models import Step
+from cmprep.service.access import Gate
+from cmprep.service.context import Context
+
+
+@dataclass
+class Trace:
+    """What a step named: findings (refusals for unknown items, deviations for expired or
+    overdue ones), the payload snapshot of what was used, and the rotor radius."""
+
+    findings: list[Finding] = field(default_factory=list)
+    payload: dict[str, Any] = field(default_factory=dict)
+    rotor_radius_cm: float | None = None
+
+
+class MaterialsService:
+    def __init__(self, ctx: Context, gate: Gate) -> None:
+        self.ctx = ctx
+        self.gate = gate
+
+    def lots(self) -> dict[str, tr.Lot]:
+        return tr.fold_lots(self.ctx.store.events(tr.MATERIALS_STREAM))
+
+    def instruments(self) -> dict[str, tr.Instrument]:
+        return tr.fold_equipment(self.ctx.store.events(tr.EQUIPMENT_STREAM))
+
+    def register_lot(
+        self, lot: str, material: str, expiry: str, actor: str, supplier: str | None = None
+    ) -> tr.Lot:
+        actor = self.gate.person(actor, "register materials")
+        usable(lot, "lot number")
+        if not material or not material.strip():
+            raise Refused("give the material, e.g. FBS or PBS")
+        try:
+            expiry = tr.parse_date(expiry, "expiry")
+        except ValueError as err:
+            raise Refused(str(err)) from None
+        payload = {"lot": lot, "material": material.strip(), "expiry": expiry, "supplier": supplier}
+
+        def decide(events: list[Event]) -> list[NewEvent]:
+            if lot in tr.fold_lots(events):
+                raise Refused(f"lot {lot} is already registered")
+            return [NewEvent(tr.LOT_REGISTERED, actor, payload)]
+
+        self.ctx.append_system(tr.MATERIALS_STREAM, decide)
+        return self.lots()[lot]
+
+    def register_equipment(
+        self,
+        ident: str,
+        kind: str,
+        calibration_due: str,
+        actor: str,
+        rotor_radius_cm: float | None = None,
+    ) -> tr.Instrument:
+        actor = self.gate.person(actor, "register equipment")
+        usable(ident, "equipment id")
+        if not kind or not kind.strip():
+            raise Refused("give the kind of instrument, e.g. centrifuge")
+        try:
+            due = tr.parse_date(calibration_due, "calibration due date")
+        except ValueError as err:
+            raise Refused(str(err)) from None
+        if rotor_radius_cm is not None and (problem := tr.rotor_radius_problem(rotor_radius_cm)):
+            raise Refused(problem)
+        payload = {
+            "id": ident,
+            "kind": kind.strip(),
+            "calibration_due": due,
+            "rotor_radius_cm": rotor_radius_cm,
+        }
+
+        def decide(events: list[Event]) -> list[NewEvent]:
+            if ident in tr.fold_equipment(events):
+                raise Refused(f"equipment {ident} is already registered")
+            return [NewEvent(tr.EQUIPMENT_REGISTERED, actor, payload)]
+
+        self.ctx.append_system(tr.EQUIPMENT_STREAM, decide)
+        return self.instruments()[ident]
+
+    def record_calibration(
+        self, ident: str, next_due: str, actor: str, certificate: str | None = None
+    ) -> tr.Instrument:
+        actor = self.gate.person(actor, "register equipment")
+        try:
+            due = tr.parse_date(next_due, "next calibration due date")
+        except ValueError as err:
+            raise Refused(str(err)) from None
+        payload = {"id": ident, "calibration_due": due, "certificate": certificate}
+
+        def decide(events: list[Event]) -> list[NewEvent]:
+            if ident not in tr.fold_equipment(events):
+                raise NotFound(
+                    f"no equipment {ident!r}", hint=Hint("register_equipment", equipment=ident)
+                )
+            return [NewEvent(tr.CALIBRATION_RECORDED, actor, payload)]
+
+        self.ctx.append_system(tr.EQUIPMENT_STREAM, decide)
+        return self.instruments()[ident]
+
+    def where_used(self, lot: str) -> list[dict[str, Any]]:
+        """Every batch and step that named this lot: the list a recall starts from."""
+        rows = []
+        for batch_id in self.ctx.store.batch_ids():
+            for e in self.ctx.store.events(batch_id):
+                for used in e.payload.get("lots", []) if e.type == "step_recorded" else []:
+                    if used["lot"] == lot:
+                        rows.append(
+                            {
+                                "lot": lot,
+                                "material": used["material"],
+                                "batch_id": batch_id,
+                                "step": e.payload["step"],
+                                "used_at": e.performed_at or e.recorded_at,
+                                "by": e.actor,
+                            }
+                        )
+        return rows
+
+    def trace(
+        self, batch: Batch, step: Step, lots: list[str], equipment: list[str], used_at: datetime
+    ) -> Trace:
+        """Check the lots and instruments a step names on the day it was done."""
+        out = Trace()
+        severity = batch.protocol.traceability_severity
+        day = used_at.date()
+        known_lots = self.lots() if lots else {}
+        snapshot = []
+        for lot in dict.fromkeys(lots):
+            item = known_lots.get(lot)
+            if item is None:
+                out.findings.append(
+                    Finding(
+                        f"lot:{lot}",
+                        Verdict.refused,
+                        f"no lot {lot!r}; register it first",
+                        hint=Hint("register_lot", lot=lot),
+                    )
+                )
+                continue
+            snapshot.append({"lot": lot, "material": item.material, "expiry": item.expiry})
+            if finding := tr.expiry_finding(item, day, severity):
+                out.findings.append(finding)
+        if snapshot:
+            out.payload["lots"] = snapshot
+        known = self.instruments() if equipment else {}
+        used = []
+        for ident in dict.fromkeys(equipment):
+            inst = known.get(ident)
+            if inst is None:
+                out.findings.append(
+                    Finding(
+                        f"equipment:{ident}",
+                        Verdict.refused,
+                        f"no equipment {ident!r}; register it first",
+                        hint=Hint("register_equipment", equipment=ident),
+                    )
+                )
+                continue
+            used.append(tr.equipment_snapshot(inst))
+            if finding := tr.calibration_finding(inst, day, severity):
+                out.findings.append(finding)
+        if used:
+            out.payload["equipment"] = used
+        out.rotor_radius_cm = tr.rotor_radius([known[i] for i in equipment if i in known])
+        return out

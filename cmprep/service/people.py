@@ -1,0 +1,86 @@
+"""People: add and deactivate users (admins only, after the first), and read the log of
+refused attempts.
+
+Users are events in the "@users" stream, decided and written under the stream's head
+check: two admins adding the same name at once give one user and one clear refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cmprep.domain import people
+from cmprep.domain.people import Role, User
+from cmprep.errors import NotFound, Refused
+from cmprep.events import Event, NewEvent
+from cmprep.service.access import Gate, person_name, reason_text
+from cmprep.service.context import Context
+
+
+class PeopleService:
+    def __init__(self, ctx: Context, gate: Gate) -> None:
+        self.ctx = ctx
+        self.gate = gate
+
+    def users(self) -> dict[str, User]:
+        return self.gate.users()
+
+    def add(self, name: str, full_name: str, role: str, password: str, actor: str | None) -> User:
+        name = person_name(name)
+        if self.users():
+            actor = self.gate.person(actor, "manage users")
+        elif role != Role.admin.value:
+            raise Refused("the first user must be an admin, who then adds the others")
+        if not full_name or not full_name.strip():
+            raise Refused("give the person's full name: it is printed with their signatures")
+        if role not in {r.value for r in Role}:
+            raise Refused(f"role {role!r} is not one of: {', '.join(r.value for r in Role)}")
+        if problem := people.password_problem(password):
+            raise Refused(problem)
+        payload = {
+            "name": name,
+            "full_name": full_name.strip(),
+            "role": role,
+            "password_hash": people.hash_password(password),
+        }
+
+        def decide(events: list[Event]) -> list[NewEvent]:
+            users = people.fold_users(events)
+            if name in users:
+                raise Refused(f"user {name!r} already exists; every person has exactly one account")
+            if not users and role != Role.admin.value:
+                raise Refused("the first user must be an admin, who then adds the others")
+            return [NewEvent(people.USER_ADDED, actor if users else name, payload)]
+
+        written = self.ctx.append_system(people.USERS_STREAM, decide)
+        user = self.users()[name]
+        assert written[-1].payload["name"] == user.name
+        return user
+
+    def deactivate(self, name: str, actor: str, reason: str) -> User:
+        actor, reason = self.gate.person(actor, "manage users"), reason_text(reason)
+        if name == actor:
+            raise Refused("you cannot deactivate your own account; ask another admin")
+
+        def decide(events: list[Event]) -> list[NewEvent]:
+            users = people.fold_users(events)
+            if name not in users:
+                raise NotFound(f"no user {name!r}")
+            if not users[name].active:
+                raise Refused(f"user {name!r} is already inactive")
+            return [NewEvent(people.USER_DEACTIVATED, actor, {"name": name}, reason=reason)]
+
+        self.ctx.append_system(people.USERS_STREAM, decide)
+        return self.users()[name]
+
+    def security_log(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "seq": e.seq,
+                "at": e.recorded_at,
+                "who": e.actor,
+                "action": e.payload.get("action"),
+                "reason": e.reason,
+            }
+            for e in self.ctx.store.events(people.SECURITY_STREAM)
+        ]
