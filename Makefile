@@ -23,6 +23,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check cmprep tests bench
 	$(BIN)/ruff format --check cmprep tests bench
+	$(BIN)/mypy  # strict, on cmprep/: see [tool.mypy] in pyproject.toml
 
 bench: venv
 	$(BIN)/pip install -q pint  # only to compare against; not a dependency

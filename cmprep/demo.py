@@ -55,7 +55,7 @@ def in_spec_value(param: Any) -> str:
     from cmprep.protocol.models import ParamType
 
     if param.type == ParamType.choice:
-        return param.spec.one_of[0] if param.spec else param.choices[0]
+        return str(param.spec.one_of[0] if param.spec else param.choices[0])
     if param.type == ParamType.yes_no:
         return "yes" if param.spec is None or param.spec.equals else "no"
     if param.type == ParamType.text:
@@ -194,7 +194,7 @@ HISTORY_DEVIATIONS = {
 def run_demo(out: Path) -> dict[str, Path]:
     from cmprep.errors import MissingExtra
     from cmprep.render import render_audit_report, render_checklist, render_record, write_output
-    from cmprep.render.charts import compare_svg, levey_jennings_svg, svg_to_png
+    from cmprep.render.charts import compare_svg, svg_to_png, trend_chart
 
     out.mkdir(parents=True, exist_ok=True)
     db = out / "demo.db"
@@ -282,8 +282,7 @@ def run_demo(out: Path) -> dict[str, Path]:
 
     if lab.now > datetime.now(timezone.utc):  # the simulation must not run into the future
         raise RuntimeError("the demo's simulated clock passed the real time; start it earlier")
-    batch = svc.batches.batch("DEMO-001")
-    qc_rows, head = svc.qc.summary(batch), svc.audit.ledger_head()
+    record = svc.documents.record_view("DEMO-001")
     paths: dict[str, Path] = {"database": db}
 
     def save(label: str, content: str | bytes, name: str) -> None:
@@ -291,44 +290,38 @@ def run_demo(out: Path) -> dict[str, Path]:
 
     save(
         "batch record (HTML)",
-        render_record(batch, "html", qc=qc_rows, ledger_head=head),
+        render_record(record, "html"),
         "DEMO-001-record.html",
     )
     save(
         "batch record (Markdown)",
-        render_record(batch, "md", qc=qc_rows, ledger_head=head),
+        render_record(record, "md"),
         "DEMO-001-record.md",
     )
     save(
         "SOP checklist (HTML)",
-        render_checklist(batch.protocol, "html"),
+        render_checklist(svc.documents.checklist_view(STANDARD), "html"),
         f"{STANDARD}-checklist.html",
     )
     save(
-        "audit report (HTML)", render_audit_report(svc.audit.report(), "html"), "audit-report.html"
+        "audit report (HTML)",
+        render_audit_report(svc.documents.audit_view(), "html"),
+        "audit-report.html",
     )
     trend = svc.qc.trend("vegf", HYPOXIA)
-    lj = levey_jennings_svg(
-        [(b, v) for b, v, _ in trend["points"]],
-        trend["mean"],
-        trend["sd"],
-        unit=trend["unit"],
-        title=f"VEGF, {HYPOXIA}",
-        violations=trend["violations"],
-        baseline_count=trend["baseline_count"],
-    )
+    lj = trend_chart(trend, f"VEGF, {HYPOXIA}")
     save("VEGF control chart (SVG)", lj, "vegf-trend.svg")
     cmp = svc.qc.compare("preconditioning", ["vegf"])
     cmp_svg = compare_svg(
-        cmp["table"]["vegf"],
-        unit=cmp["units"]["vegf"],
+        cmp.table["vegf"],
+        unit=cmp.units["vegf"],
         title="VEGF: hypoxic vs normoxic (released batches)",
     )
     save("VEGF by preconditioning (SVG)", cmp_svg, "vegf-by-preconditioning.svg")
     try:
         save(
             "batch record (PDF)",
-            render_record(batch, "pdf", qc=qc_rows, ledger_head=head),
+            render_record(record, "pdf"),
             "DEMO-001-record.pdf",
         )
         save("VEGF control chart (PNG)", svg_to_png(lj), "vegf-trend.png")

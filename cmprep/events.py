@@ -126,6 +126,42 @@ def ledger_hash(pos: int, batch_id: str, seq: int, event_hash: str, prev: str) -
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One position of the global ledger, as every backend returns it.
+
+    The ledger lists every event of every stream in the order they were written, each entry
+    chained to the one before (``prev``). A stream's own chain cannot show that its newest
+    events were cut off together with its head; this one can, because the cut events are
+    still named here. Typed, not a database row, so verification reads the same fields
+    whichever backend stored them.
+    """
+
+    pos: int  # 1, 2, 3 ... without gaps, in the order the events were committed
+    stream: str  # the batch id or system stream ("@users") of the event
+    seq: int  # the event's place in its stream
+    event_hash: str  # the event's own hash, as it was when written
+    prev: str  # the hash of the entry before (GENESIS for position 1)
+    hash: str  # ledger_hash(pos, stream, seq, event_hash, prev)
+
+    def computed_hash(self) -> str:
+        """What ``hash`` must be if nobody changed this entry."""
+        return ledger_hash(self.pos, self.stream, self.seq, self.event_hash, self.prev)
+
+
+def next_ledger_entry(last: LedgerEntry | None, event: Event) -> LedgerEntry:
+    """The ledger entry that records EVENT after LAST (None: the ledger is empty)."""
+    pos, prev = (last.pos + 1, last.hash) if last else (1, GENESIS)
+    return LedgerEntry(
+        pos=pos,
+        stream=event.batch_id,
+        seq=event.seq,
+        event_hash=event.hash,
+        prev=prev,
+        hash=ledger_hash(pos, event.batch_id, event.seq, event.hash, prev),
+    )
+
+
 def seal(batch_id: str, seq: int, prev_hash: str, recorded_at: str, new: NewEvent) -> Event:
     body = event_body(
         batch_id,

@@ -11,6 +11,7 @@ import pytest
 
 from cmprep import render
 from cmprep.domain.audit import report_data
+from cmprep.service.views import audit_view
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 SINCE = "2026-01-01T00:00:00Z"
@@ -102,7 +103,7 @@ def test_pareto_order_and_cumulative_share(data):
 
 # --- HTML ---------------------------------------------------------------------------------
 def test_html_has_title_period_generated_time_and_totals(data):
-    html = render.render_audit_report(data, "html")
+    html = render.render_audit_report(audit_view(data), "html")
     assert html.startswith("<!DOCTYPE html>")
     assert "<h1>Deviation audit report</h1>" in html
     assert "2026-01-01 00:00:00 UTC" in html  # the period's start
@@ -111,7 +112,7 @@ def test_html_has_title_period_generated_time_and_totals(data):
 
 
 def test_html_tables_follow_the_pareto_order_with_cumulative_percent(data):
-    html = render.render_audit_report(data, "html")
+    html = render.render_audit_report(audit_view(data), "html")
     assert pareto_table(html, "by_step") == [
         ("spin", "3", "60.0"),
         ("&lt;b&gt;x&lt;/b&gt;", "1", "80.0"),
@@ -123,7 +124,7 @@ def test_html_tables_follow_the_pareto_order_with_cumulative_percent(data):
 
 
 def test_html_has_one_svg_chart_per_category_kind_with_one_bar_per_category(data):
-    html = render.render_audit_report(data, "html")
+    html = render.render_audit_report(audit_view(data), "html")
     charts = svgs(html)
     assert len(charts) == 4
     for chart, key in zip(
@@ -139,14 +140,14 @@ def test_html_has_one_svg_chart_per_category_kind_with_one_bar_per_category(data
 
 
 def test_html_escapes_category_labels_everywhere(data):
-    html = render.render_audit_report(data, "html")
+    html = render.render_audit_report(audit_view(data), "html")
     assert EVIL_STEP not in html
     assert "&lt;b&gt;x&lt;/b&gt;" in svgs(html)[0]  # the bar label in the chart
     assert "<b>x" not in html
 
 
 def test_html_lists_open_deviations_oldest_first_with_age(data):
-    html = render.render_audit_report(data, "html")
+    html = render.render_audit_report(audit_view(data), "html")
     table = html[html.index("Open deviations by age") :]
     table = table[: table.index("</table>")]
     rows = re.findall(r"<tr><td[^>]*><b>(DEV-\d+)</b></td>(.*?)</tr>", table)
@@ -160,7 +161,7 @@ def test_html_lists_open_deviations_oldest_first_with_age(data):
 
 
 def test_html_lists_released_and_rejected_batches_of_the_period(data):
-    html = render.render_audit_report(data, "html")
+    html = render.render_audit_report(audit_view(data), "html")
     released = html[
         html.index("<h2>Batches released</h2>") : html.index("<h2>Batches rejected</h2>")
     ]
@@ -171,7 +172,7 @@ def test_html_lists_released_and_rejected_batches_of_the_period(data):
 
 # --- Markdown and PDF ---------------------------------------------------------------------
 def test_md_has_tables_only_and_escapes_labels(data):
-    md = render.render_audit_report(data, "md")
+    md = render.render_audit_report(audit_view(data), "md")
     assert md.startswith("# Deviation audit report")
     assert "<svg" not in md and "<rect" not in md
     assert "| 1 | spin | 3 | 60.0 % |" in md
@@ -188,7 +189,7 @@ def test_md_has_tables_only_and_escapes_labels(data):
 
 
 def test_pdf(data):
-    pdf = render.render_audit_report(data, "pdf")
+    pdf = render.render_audit_report(audit_view(data), "pdf")
     assert isinstance(pdf, bytes) and pdf.startswith(b"%PDF")
 
 
@@ -196,7 +197,7 @@ def test_pdf(data):
 @pytest.mark.parametrize("fmt", ["html", "md"])
 def test_an_empty_period_renders_cleanly(fmt):
     empty = report_data([], [], NOW, None)
-    text = render.render_audit_report(empty, fmt)
+    text = render.render_audit_report(audit_view(empty), fmt)
     assert "No deviations in this period" in text
     assert "<svg" not in text
     assert "all records" in text
@@ -204,7 +205,7 @@ def test_an_empty_period_renders_cleanly(fmt):
 
 
 def test_an_empty_period_as_pdf():
-    pdf = render.render_audit_report(report_data([], BATCHES[:1], NOW, SINCE), "pdf")
+    pdf = render.render_audit_report(audit_view(report_data([], BATCHES[:1], NOW, SINCE)), "pdf")
     assert pdf.startswith(b"%PDF")
 
 

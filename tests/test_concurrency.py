@@ -1,14 +1,20 @@
-"""Two real processes writing to one batch: one wins, the other is told to try again."""
+"""Two real processes writing to one stream: one wins, the other is told to try again.
+
+A batch and a system stream (@users) are guarded alike: each writer decides from the events
+its write is checked against, so a race gives one write and one clear refusal, never two.
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 from pathlib import Path
 
-from conftest import GOOD, STANDARD, seed_people
+import pytest
+from conftest import GOOD, PASSWORD, STANDARD, seed_people
 
 from cmprep import events as ev
-from cmprep.errors import ConcurrencyError
+from cmprep.domain import people
+from cmprep.errors import ConcurrencyError, Refused
 from cmprep.service import Services
 from cmprep.store.sqlite import SQLiteStore
 
@@ -102,3 +108,64 @@ def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_pa
     assert all(
         t == (ev.BATCH_HELD if i % 2 == 0 else ev.BATCH_RESUMED) for i, t in enumerate(types)
     )
+
+
+def _add_bob(db: str, full_name: str, meet_at_write: bool, barrier, result) -> None:
+    """One admin adding bob. With MEET_AT_WRITE, wait until the other process has also
+    decided (both read @users without bob) before writing: the race at its worst."""
+    people.SCRYPT_N = 2**8  # a subprocess does not get the test's monkeypatch
+    store = SQLiteStore(db, timeout=30)
+    original = store.writing
+
+    met = []
+
+    def writing(stream, expected_seq):
+        if stream == people.USERS_STREAM and not met:  # meet once, after both decided
+            met.append(True)
+            barrier.wait(10)
+        return original(stream, expected_seq)
+
+    if meet_at_write:
+        store.writing = writing  # type: ignore[method-assign]
+    else:
+        barrier.wait(10)  # only start together
+    try:
+        Services(store).people.add("bob", full_name, "technician", PASSWORD, "root")
+        result.put(("added", full_name))
+    except (ConcurrencyError, Refused) as err:
+        result.put((type(err).__name__, str(err)))
+
+
+@pytest.mark.parametrize(
+    "meet_at_write", [True, False], ids=["decided-together", "started-together"]
+)
+def test_two_admins_adding_the_same_user_at_once_give_one_user_and_one_refusal(
+    tmp_path: Path, meet_at_write: bool
+):
+    db = str(tmp_path / "users.db")
+    Services(SQLiteStore(db)).people.add("root", "Ada Admin", "admin", PASSWORD, None)
+    barrier, result = CTX.Barrier(2), CTX.Queue()
+    procs = [
+        CTX.Process(target=_add_bob, args=(db, name, meet_at_write, barrier, result))
+        for name in ("Bob Baker", "Bob Brown")
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    outcomes = sorted(result.get(timeout=5) for _ in procs)
+    assert [p.exitcode for p in procs] == [0, 0]
+    winners = [o for o in outcomes if o[0] == "added"]
+    losers = [o for o in outcomes if o[0] != "added"]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    kind, message = losers[0]
+    if meet_at_write:  # both decided from the same head: the head check catches the loser,
+        # which decides again from the stream as it now is and hears that bob exists
+        assert kind == "Refused" and "user 'bob' already exists" in message
+    else:  # whichever check came first, the refusal is a clear one
+        assert ("changed while you were entering" in message) or ("already exists" in message)
+    events = SQLiteStore(db).events(people.USERS_STREAM)
+    added = [e for e in events if e.type == people.USER_ADDED and e.payload["name"] == "bob"]
+    assert len(added) == 1
+    assert people.fold_users(events)["bob"].full_name == winners[0][1]
+    assert ev.verify_chain(people.USERS_STREAM, events) is None

@@ -7,7 +7,6 @@ from conftest import PASSWORD
 
 from cmprep.demo import in_spec_value
 from cmprep.protocol.library import protocol_files
-from cmprep.render import render_checklist, render_record
 
 PROTOCOLS = [p.stem for p in protocol_files()]
 ARMS = ["use_fresh", "concentrate", "lyophilise"]
@@ -32,12 +31,7 @@ def test_a_whole_batch_runs_to_release_without_a_deviation(svc, clock, protocol_
         svc.quality.verify_step("E2E", entry.step.id, "bob", PASSWORD)
     released = svc.quality.release("E2E", "quinn", PASSWORD)
     assert released.batch.state == "released"
-    html = render_record(
-        released.batch,
-        "html",
-        qc=svc.qc.summary(released.batch),
-        ledger_head=svc.audit.ledger_head(),
-    )
+    html = svc.documents.record("E2E", "html")
     assert all(s.title.split("(")[0].strip()[:20] in html for s in batch.protocol.steps)
     assert "Quality control" in html
     assert svc.audit.verify("E2E")[1] == []
@@ -47,5 +41,5 @@ def test_a_whole_batch_runs_to_release_without_a_deviation(svc, clock, protocol_
 def test_every_bundled_checklist_renders_in_both_text_formats(svc, protocol_id):
     proto = svc.protocols.get(protocol_id)
     for fmt in ("html", "md"):
-        text = render_checklist(proto, fmt)
+        text = svc.documents.checklist(protocol_id, fmt)
         assert proto.id in text and proto.steps[-1].title.split("(")[0].strip() in text

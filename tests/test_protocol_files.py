@@ -84,10 +84,10 @@ def problems_of(tmp_path: Path, text: str, name: str = "bad.yaml") -> list[Probl
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ProtocolError) as err:
         load_file(path)
-    problems = err.value.problems
+    problems = err.value.details
     assert problems, "a ProtocolError lists at least one problem"
     assert all(p.file == str(path) for p in problems)
-    assert str(err.value) == "\n".join(str(p) for p in problems)
+    assert err.value.problems == [str(p) for p in problems]
     return problems
 
 
@@ -322,7 +322,7 @@ def test_a_file_over_the_size_limit_is_refused_without_being_read(tmp_path):
 def test_text_over_the_size_limit_is_refused(tmp_path):
     with pytest.raises(ProtocolError) as err:
         parse_text("#" * (MAX_BYTES + 10), "big.yaml")
-    [problem] = err.value.problems
+    [problem] = err.value.details
     assert "a protocol must be under" in problem.message
 
 
@@ -335,13 +335,13 @@ def test_a_file_at_the_size_limit_is_read(tmp_path):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(ProtocolError) as err:
         load_file(tmp_path / "nowhere.yaml")
-    assert [p.message for p in err.value.problems] == ["no such file"]
+    assert [p.message for p in err.value.details] == ["no such file"]
 
 
 def test_a_folder_is_not_a_protocol_file(tmp_path):
     with pytest.raises(ProtocolError) as err:
         load_file(tmp_path)
-    assert [p.message for p in err.value.problems] == ["is a folder, not a protocol file"]
+    assert [p.message for p in err.value.details] == ["is a folder, not a protocol file"]
 
 
 def test_a_file_that_is_not_utf8_is_refused(tmp_path):
@@ -349,7 +349,7 @@ def test_a_file_that_is_not_utf8_is_refused(tmp_path):
     path.write_bytes(GOOD.replace("Test protocol", "Protocole d'essai à 37 °C").encode("latin-1"))
     with pytest.raises(ProtocolError) as err:
         load_file(path)
-    assert [p.message for p in err.value.problems] == ["not UTF-8 text"]
+    assert [p.message for p in err.value.details] == ["not UTF-8 text"]
 
 
 def test_a_recursive_yaml_alias_is_a_problem_not_a_crash(tmp_path):

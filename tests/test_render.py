@@ -21,6 +21,7 @@ from cmprep.protocol import load_file
 from cmprep.render.documents import MISSING_VERIFICATION, SUPERSEDED
 from cmprep.resources import protocols_dir
 from cmprep.service import Services
+from cmprep.service.views import checklist_view, record_view
 from cmprep.store.sqlite import SQLiteStore
 
 PROTOCOL_YAML = """\
@@ -151,7 +152,7 @@ def html_text_outside_tags(html: str) -> str:
 
 # --- the batch record, HTML ---------------------------------------------------------------
 def test_record_html_shows_the_header_a_reviewer_identifies_the_batch_by(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert isinstance(html, str)
     assert html.startswith("<!DOCTYPE html>")
     for text in (
@@ -170,14 +171,14 @@ def test_record_html_shows_the_header_a_reviewer_identifies_the_batch_by(batch):
 
 
 def test_record_html_is_standalone_with_the_print_css_inlined(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "<link" not in html
     assert "@page" in html and "size: A4" in html
     assert "counter(page)" in html
 
 
 def test_record_html_shows_values_in_protocol_units_with_spec_and_verdict(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "500 mL" in html  # entered as 0.5 L, printed in the protocol's unit
     assert "0.5 L" in html  # and what was typed
     assert "&lt;= 2 %" in html  # the spec, escaped like everything else
@@ -187,7 +188,7 @@ def test_record_html_shows_values_in_protocol_units_with_spec_and_verdict(batch)
 
 
 def test_record_html_names_the_deviation_at_the_value_and_in_the_deviation_table(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     dev_ids = sorted(batch.deviations)
     assert dev_ids == ["DEV-0001", "DEV-0002"]
     for dev_id in dev_ids:
@@ -197,14 +198,14 @@ def test_record_html_names_the_deviation_at_the_value_and_in_the_deviation_table
 
 
 def test_record_html_strikes_through_the_corrected_value_with_who_when_why(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "<del>5 %</del> → 0 %" in html
     assert "by bob, 2026-01-10 08:20:00 UTC" in html
     assert "reason: typo" in html
 
 
 def test_record_html_shows_performed_and_entered_times_and_flags_a_late_entry(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "LATE ENTRY" in html
     assert "<b>Performed at:</b> 2026-01-12 07:00:00 UTC" in html
     assert "<b>Entered at:</b> 2026-01-12 09:00:00 UTC" in html
@@ -213,21 +214,21 @@ def test_record_html_shows_performed_and_entered_times_and_flags_a_late_entry(ba
 
 
 def test_record_html_shows_each_step_status(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "skipped" in html and "no PBS" in html
     assert "not taken (branch arm not chosen)" in html  # lyophilise
     assert html.count('class="status status-done"') == 4
 
 
 def test_record_html_shows_the_window_finding(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "Time since conditioning (window)" in html
     assert "46.83 h" in html  # 08:10 to 07:00 two days later
     assert "24-72 h" in html
 
 
 def test_record_html_lists_holds_and_signature_lines_and_the_chain_head(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "quinn" in html and "alarm cleared" in html
     assert "Reviewed by (QA)" in html and "Released by (QA)" in html
     assert batch.head_hash in html
@@ -237,7 +238,7 @@ def test_record_html_lists_holds_and_signature_lines_and_the_chain_head(batch):
 
 
 def test_record_html_escapes_everything_a_person_typed(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "<script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>LOT-7</b>" not in html
@@ -255,7 +256,7 @@ def test_record_of_a_new_batch_on_hold_shows_what_is_due(service, protocol_file)
     svc.batches.hold("B2", "quinn", reason="waiting for medium")
     batch = svc.batches.batch("B2")
     for fmt in ("html", "md"):
-        text = render.render_record(batch, fmt, generated_at=GENERATED)
+        text = render.render_record(record_view(batch, generated_at=GENERATED), fmt)
         assert "ON HOLD" in text
         assert "still on hold" in text
         assert "Not yet recorded" in text  # pending steps
@@ -271,18 +272,18 @@ def test_a_collection_outside_its_window_shows_the_window_deviation(service, pro
     clock.advance(hours=80)
     svc.batches.record("B3", "collection", {"volume": "200 mL"}, "alice")
     batch = svc.batches.batch("B3")
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert "⚠ alert" in html  # 1 % serum is in spec but past the alert band
     window_row = html[html.index("Time since conditioning (window)") :]
     window_row = window_row[: window_row.index("</tr>")]
     assert "80 h" in window_row and "✗ out of spec" in window_row and "DEV-0001" in window_row
-    md = render.render_record(batch, "md", generated_at=GENERATED)
+    md = render.render_record(record_view(batch, generated_at=GENERATED), "md")
     assert "| Time since conditioning (window) | **80 h** |" in md
 
 
 # --- the batch record, Markdown -----------------------------------------------------------
 def test_record_md_carries_what_a_reviewer_needs(batch):
-    md = render.render_record(batch, "md", generated_at=GENERATED)
+    md = render.render_record(record_view(batch, generated_at=GENERATED), "md")
     assert isinstance(md, str)
     assert md.startswith("# Batch record B1")
     for text in (
@@ -305,7 +306,7 @@ def test_record_md_carries_what_a_reviewer_needs(batch):
 
 
 def test_record_md_user_text_cannot_create_markup(batch):
-    md = render.render_record(batch, "md", generated_at=GENERATED)
+    md = render.render_record(record_view(batch, generated_at=GENERATED), "md")
     # no raw tag survives: every < is backslash-escaped
     assert re.search(r"(?<!\\)<(script|b|i|img)\b", md) is None
     assert "\\<script\\>alert(1)\\</script\\>" in md
@@ -324,7 +325,7 @@ def test_md_escape_folds_newlines_and_escapes_markup():
 
 
 def test_md_escape_keeps_table_rows_intact(batch):
-    md = render.render_record(batch, "md", generated_at=GENERATED)
+    md = render.render_record(record_view(batch, generated_at=GENERATED), "md")
     table_rows = [line for line in md.splitlines() if line.startswith("| Medium lot")]
     assert len(table_rows) == 1
     # a row has as many unescaped pipes as the header: 5 columns, 6 pipes
@@ -396,7 +397,9 @@ def _finish(svc: Services, clock: Clock, batch_id: str) -> None:
 def test_record_shows_each_step_signature_with_name_user_time_and_meaning(signed):
     svc, clock, batch_id = signed
     _finish(svc, clock, batch_id)
-    html = render.render_record(svc.batches.batch(batch_id), "html", generated_at=GENERATED)
+    html = render.render_record(
+        record_view(svc.batches.batch(batch_id), generated_at=GENERATED), "html"
+    )
     performed = html[html.index('id="step-collection"') :]
     performed = performed[: performed.index("</section>")]
     for text in (
@@ -426,11 +429,11 @@ def test_record_marks_a_verification_superseded_and_missing_after_a_correction(s
     svc, _clock, batch_id = signed
     batch = svc.batches.batch(batch_id)
     assert not batch.steps["filtration"].verified and batch.steps["filtration"].verifications
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     assert html.count(SUPERSEDED) == 1
     assert MISSING_VERIFICATION in html
     assert "Verified by (second person)" in html  # the blank line for the re-verification
-    md = render.render_record(batch, "md", generated_at=GENERATED)
+    md = render.render_record(record_view(batch, generated_at=GENERATED), "md")
     assert f"**{SUPERSEDED}**" in md
     assert f"**{MISSING_VERIFICATION}**" in md
     assert "| **verified** | Bob Baker | bob | technician | 2026-01-12 08:45:00 UTC |" in md
@@ -439,7 +442,9 @@ def test_record_marks_a_verification_superseded_and_missing_after_a_correction(s
 def test_record_shows_the_deviation_investigation_and_signed_closure(signed):
     svc, _clock, batch_id = signed
     for fmt in ("html", "md"):
-        text = render.render_record(svc.batches.batch(batch_id), fmt, generated_at=GENERATED)
+        text = render.render_record(
+            record_view(svc.batches.batch(batch_id), generated_at=GENERATED), fmt
+        )
         head = '<section class="dev" id="dev-DEV-0001">' if fmt == "html" else "### DEV-0001"
         dev = text[text.index(head) :]
         assert "· major · closed (accepted)" in dev
@@ -465,7 +470,7 @@ def test_record_shows_the_review_and_release_signatures_and_the_decision(signed)
     _finish(svc, clock, batch_id)
     batch = svc.batches.batch(batch_id)
     assert batch.state == "released"
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     qa = html[html.index("<h2>QA review and release</h2>") :]
     assert "Decision: <b>RELEASED</b>" in qa and "meets specification" in qa
     release = qa[qa.index("Released by (QA)") :]
@@ -479,7 +484,7 @@ def test_record_shows_the_review_and_release_signatures_and_the_decision(signed)
     assert 'class="blank"' not in qa  # every line is signed: no blank sign line
     assert "<i>Evil</i>" not in html
 
-    md = render.render_record(batch, "md", generated_at=GENERATED)
+    md = render.render_record(record_view(batch, generated_at=GENERATED), "md")
     assert "Decision: **RELEASED** by quentin at 2026-01-12 10:30:00 UTC" in md
     assert (
         "| Released by (QA) | Quentin Quality | quentin | **released** | 2026-01-12 10:30:00 UTC "
@@ -494,7 +499,7 @@ def test_a_rejected_batch_shows_the_rejection_and_no_blank_release_line(signed):
     clock.advance(minutes=5)
     svc.quality.reject(batch_id, "quentin", PASSWORD, reason="filter integrity failed")
     batch = svc.batches.batch(batch_id)
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     qa = html[html.index("<h2>QA review and release</h2>") :]
     assert "Decision: <b>REJECTED</b>" in qa
     rejected = qa[qa.index("Rejected by (QA)") :]
@@ -503,12 +508,12 @@ def test_a_rejected_batch_shows_the_rejection_and_no_blank_release_line(signed):
     assert "filter integrity failed" in rejected
     assert "Released by (QA)" not in qa
     assert "Reviewed by (QA)" in qa  # never reviewed: its blank line stays
-    md = render.render_record(batch, "md", generated_at=GENERATED)
+    md = render.render_record(record_view(batch, generated_at=GENERATED), "md")
     assert "Released by (QA) ____" not in md and "Reviewed by (QA) ____" in md
 
 
 def test_a_step_recorded_without_a_password_has_no_signature_table(batch):
-    html = render.render_record(batch, "html", generated_at=GENERATED)
+    html = render.render_record(record_view(batch, generated_at=GENERATED), "html")
     conditioning = html[html.index('id="step-conditioning"') :]
     conditioning = conditioning[: conditioning.index("</section>")]
     assert 'class="esig"' not in conditioning
@@ -518,14 +523,16 @@ def test_a_step_recorded_without_a_password_has_no_signature_table(batch):
 def test_the_signed_record_as_pdf(signed):
     svc, clock, batch_id = signed
     _finish(svc, clock, batch_id)
-    pdf = render.render_record(svc.batches.batch(batch_id), "pdf", generated_at=GENERATED)
+    pdf = render.render_record(
+        record_view(svc.batches.batch(batch_id), generated_at=GENERATED), "pdf"
+    )
     assert pdf.startswith(b"%PDF")
 
 
 # --- the SOP checklist --------------------------------------------------------------------
 def test_checklist_html_has_boxes_fields_specs_sources_and_sign_lines(protocol_file):
     protocol = load_file(protocol_file)
-    html = render.render_checklist(protocol, "html", generated_at=GENERATED)
+    html = render.render_checklist(checklist_view(protocol, generated_at=GENERATED), "html")
     assert html.startswith("<!DOCTYPE html>")
     for text in (
         "Render test conditioned medium",
@@ -553,7 +560,7 @@ def test_checklist_html_has_boxes_fields_specs_sources_and_sign_lines(protocol_f
 
 def test_checklist_md_has_task_boxes_and_fields(protocol_file):
     protocol = load_file(protocol_file)
-    md = render.render_checklist(protocol, "md", generated_at=GENERATED)
+    md = render.render_checklist(checklist_view(protocol, generated_at=GENERATED), "md")
     assert md.startswith("# SOP checklist: Render test conditioned medium")
     assert "- [ ] PBS lot and expiry checked" in md
     assert "- [ ] Every vessel is labelled" in md
@@ -575,7 +582,7 @@ def test_checklist_of_every_bundled_protocol_shows_every_step(fmt):
         pytest.skip("no bundled protocols yet")
     for path in files:
         protocol = load_file(path)
-        text = render.render_checklist(protocol, fmt, generated_at=GENERATED)
+        text = render.render_checklist(checklist_view(protocol, generated_at=GENERATED), fmt)
         for step in protocol.steps:
             title = step.title if fmt == "html" else str(render.md_escape(step.title))
             if fmt == "html":
@@ -585,21 +592,23 @@ def test_checklist_of_every_bundled_protocol_shows_every_step(fmt):
 
 # --- formats and files --------------------------------------------------------------------
 def test_the_record_as_pdf(batch):
-    record = render.render_record(batch, "pdf", generated_at=GENERATED)
+    record = render.render_record(record_view(batch, generated_at=GENERATED), "pdf")
     assert isinstance(record, bytes) and record.startswith(b"%PDF")
 
 
 def test_the_checklist_as_pdf(protocol_file):
-    checklist = render.render_checklist(load_file(protocol_file), "pdf", generated_at=GENERATED)
+    checklist = render.render_checklist(
+        checklist_view(load_file(protocol_file), generated_at=GENERATED), "pdf"
+    )
     assert isinstance(checklist, bytes) and checklist.startswith(b"%PDF")
 
 
 @pytest.mark.parametrize("fmt", ["pdf ", "docx", "HTML", ""])
 def test_an_unknown_format_is_refused_naming_the_accepted_ones(batch, protocol_file, fmt):
     with pytest.raises(ValueError, match="html, md, pdf"):
-        render.render_record(batch, fmt)
+        render.render_record(record_view(batch), fmt)
     with pytest.raises(ValueError, match="html, md, pdf"):
-        render.render_checklist(load_file(protocol_file), fmt)
+        render.render_checklist(checklist_view(load_file(protocol_file)), fmt)
 
 
 def test_to_pdf_without_weasyprint_says_how_to_install_it(monkeypatch):

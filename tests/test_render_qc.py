@@ -14,6 +14,7 @@ from markupsafe import escape
 from test_qc import HISTORY, PROTOCOL
 
 from cmprep import render
+from cmprep.service.views import record_view
 
 SCRIPT = "<script>x</script>"
 GENERATED = "2026-11-20T12:00:00Z"
@@ -77,12 +78,16 @@ def built(svc, clock, proto):
 
 def _html(built):
     _, batch, qc, head = built
-    return render.render_record(batch, "html", generated_at=GENERATED, qc=qc, ledger_head=head)
+    return render.render_record(
+        record_view(batch, generated_at=GENERATED, qc=qc, ledger_head=head), "html"
+    )
 
 
 def _md(built):
     _, batch, qc, head = built
-    return render.render_record(batch, "md", generated_at=GENERATED, qc=qc, ledger_head=head)
+    return render.render_record(
+        record_view(batch, generated_at=GENERATED, qc=qc, ledger_head=head), "md"
+    )
 
 
 def _qc_section(html: str) -> str:
@@ -147,10 +152,10 @@ def test_a_westgard_deviation_is_named_with_its_rule(built, clock, proto):
     batch = svc.batches.batch("B2")
     [dev] = batch.deviations
     qc = svc.qc.summary(batch)
-    html = render.render_record(batch, "html", generated_at=GENERATED, qc=qc)
+    html = render.render_record(record_view(batch, generated_at=GENERATED, qc=qc), "html")
     vegf = _qc_row(_qc_section(html), "VEGF")
     assert f"{dev} (Westgard 1-3s)" in vegf and 'fill="#b00020"' in vegf  # the red last dot
-    md = render.render_record(batch, "md", generated_at=GENERATED, qc=qc)
+    md = render.render_record(record_view(batch, generated_at=GENERATED, qc=qc), "md")
     assert _md_row(md, "VEGF")[8] == f"{dev} (Westgard 1-3s)"
 
 
@@ -219,22 +224,26 @@ def test_the_footer_prints_the_ledger_head_beside_the_chain_head(built):
 
 def test_a_ledger_head_that_is_not_a_hash_is_refused(built):
     with pytest.raises(ValueError, match="64 hex digits"):
-        render.render_record(built[1], "md", ledger_head="<b>x</b>")
+        render.render_record(record_view(built[1], ledger_head="<b>x</b>"), "md")
 
 
 def test_without_qc_or_ledger_head_the_record_is_as_before(built):
     batch = built[1]
     for fmt in ("html", "md"):
-        text = render.render_record(batch, fmt, generated_at=GENERATED)
+        text = render.render_record(record_view(batch, generated_at=GENERATED), fmt)
         assert "Quality control" not in text and "Ledger head" not in text
         assert "Reference ranges are" not in text
-        assert text == render.render_record(batch, fmt, generated_at=GENERATED, qc=[])
+        assert text == render.render_record(record_view(batch, generated_at=GENERATED, qc=[]), fmt)
     # the step blocks still show what was used
-    assert "FBS lot FBS-1" in render.render_record(batch, "html", generated_at=GENERATED)
+    assert "FBS lot FBS-1" in render.render_record(
+        record_view(batch, generated_at=GENERATED), "html"
+    )
 
 
 def test_the_record_with_qc_as_pdf(built):
     pytest.importorskip("weasyprint")
     _, batch, qc, head = built
-    pdf = render.render_record(batch, "pdf", generated_at=GENERATED, qc=qc, ledger_head=head)
+    pdf = render.render_record(
+        record_view(batch, generated_at=GENERATED, qc=qc, ledger_head=head), "pdf"
+    )
     assert isinstance(pdf, bytes) and pdf.startswith(b"%PDF")

@@ -3,7 +3,7 @@ release or reject them, and print their record."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -75,11 +75,11 @@ def batch_status(app: Services, batch_id: str, fmt: str) -> None:
     """
     from cmprep.service.views import status
 
-    b = app.batches.batch(batch_id)
+    view = status(app.batches.batch(batch_id))
     if fmt == "json":
-        echo_json(status(b))
+        echo_json(view.to_json())
     else:
-        print_status(b)
+        print_status(view)
 
 
 @batch.command("list")
@@ -125,14 +125,9 @@ def batch_record(
     batch_id: str,
     step: str,
     values: tuple[str, ...],
-    note: str | None,
-    at: str | None,
-    lots: tuple[str, ...],
-    equipment: tuple[str, ...],
     sign: bool,
     password_stdin: bool,
-    key: str | None,
-    actor: str,
+    **details: Any,
 ) -> None:
     """Record a step's values. Out-of-spec values open deviations; impossible ones are refused.
 
@@ -142,14 +137,14 @@ def batch_record(
       cmprep batch record CM-20261129-001 collection volume=48 --at 2026-11-29T08:30Z --as alice
       cmprep batch record CM-20261129-001 spin rcf="1500 rpm" duration=10 temperature=4 --equipment CF-02
     """  # noqa: E501
-    given = entries(values)
+    given, actor = entries(values), details.pop("actor")
     password = read_password(password_stdin) if sign else None
+    lots, equipment = list(details.pop("lots")), list(details.pop("equipment"))
     out = app.batches.record(
-        batch_id, step, given, actor, note=note, at=at, password=password, key=key,
-        lots=list(lots), equipment=list(equipment),
-    )  # fmt: skip
+        batch_id, step, given, actor, password=password, lots=lots, equipment=equipment, **details
+    )
     if out.duplicate:
-        click.echo(f"Already saved under key {key}; nothing new was written.")
+        click.echo(f"Already saved under key {details['key']}; nothing new was written.")
         return
     signed = " and signed as performed." if sign else "."
     tell(out, f"Recorded {step} for batch {batch_id}{signed}")
@@ -300,7 +295,7 @@ def batch_review(
         app.quality.sign_review(batch_id, actor, read_password(password_stdin), comment)
         report = app.quality.review_report(batch_id)
     if fmt == "json":
-        echo_json(report)
+        echo_json(report.to_json())
     else:
         print_review(report)
 

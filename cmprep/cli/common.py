@@ -71,6 +71,8 @@ def with_app(func: F) -> F:
         except (CmprepError, OSError) as err:
             raise click.ClickException(error_message(err)) from None
 
+    # functools.wraps types this as _Wrapped, not F, and it takes --db where the command
+    # took app=; only click calls it, by the options it declares
     return wrapper  # type: ignore[return-value]
 
 
@@ -93,6 +95,7 @@ def with_actor(func: F) -> F:
             )
         return func(*args, actor=actor, **kwargs)
 
+    # as in with_app: a _Wrapped, not F; only click calls it
     return wrapper  # type: ignore[return-value]
 
 

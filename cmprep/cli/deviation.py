@@ -157,19 +157,16 @@ def deviation_show(app: Services, deviation_id: str, fmt: str) -> None:
     Example:
       cmprep deviation show DEV-0007
     """
-    b, d = app.quality.deviation(deviation_id)
-    seqs = {h["seq"] for h in d.history}
-    history = [row for row in app.audit.trail(b.id) if row["seq"] in seqs]
+    d = app.quality.deviation_view(deviation_id)
     if fmt == "json":
-        echo_json(
-            {**d.row(), "investigation": d.investigation, "closure": d.closure, "history": history}
-        )
+        echo_json(d.to_json())
         return
-    click.echo(f"{d.id} ({d.severity}, {d.kind}) in batch {d.batch_id}, step {d.step}: {d.status}")
+    where = f"in batch {d.batch_id}, step {d.step}"
+    click.echo(f"{d.deviation_id} ({d.severity}, {d.kind}) {where}: {d.status}")
     if d.parameter:
         click.echo(f"  {d.parameter} = {d.value} (spec {d.spec})")
     click.echo(f"  {d.message}")
-    for row in history:
+    for row in d.history:
         extra = f" — {row['why']}" if row["why"] else ""
         signature = f" [{row['signature']}]" if row["signature"] else ""
         click.echo(f"  {row['at']} {row['who']}: {row['what']}{extra}{signature}")

@@ -75,8 +75,8 @@ def protocol_check(files: tuple[str, ...]) -> None:
             p = load_file(path)
         except ProtocolError as err:
             bad += 1
-            for problem in err.problems:
-                click.echo(str(problem), err=True)
+            for problem in err.problems:  # each with its file, line and field
+                click.echo(problem, err=True)
         else:
             click.echo(f"{path}: ok ({p.id} v{p.version}, {len(p.steps)} steps)")
     if bad:

@@ -109,23 +109,23 @@ def qc_trend(
     """
     from cmprep.render.charts import trend_chart
 
-    data = app.qc.trend(analyte, protocol_id, day(since, "--since"))
+    view = app.qc.trend(analyte, protocol_id, day(since, "--since"))
     if fmt == "json":
-        echo_json({**data, "violations": [v.__dict__ for v in data["violations"]]})
+        echo_json(view.to_json())
     else:
         click.echo(
-            f"{data['label']} ({data['unit']}): {len(data['points'])} batch(es); "
-            f"baseline from {data['baseline_count']} released: "
-            f"mean {data['mean']:.4g}, SD {data['sd']:.3g}"
+            f"{view.label} ({view.unit}): {len(view.points)} batch(es); "
+            f"baseline from {view.baseline_count} released: "
+            f"mean {view.mean:.4g}, SD {view.sd:.3g}"
         )
-        rejections = [v for v in data["violations"] if v.rejection]
+        rejections = [v for v in view.violations if v.rejection]
         broken = f"{len(rejections)} rejection(s)" if rejections else "no rejection rule broken"
         click.echo(f"Westgard: {broken}")
-        for v in data["violations"]:
+        for v in view.violations:
             click.echo(f"  {'x' if v.rejection else '!'} {v.message}")
     if output:
-        title = f"{data['label']}" + (f" — {protocol_id}" if protocol_id else "")
-        write_chart(trend_chart(data, title), output)
+        title = f"{view.label}" + (f" — {protocol_id}" if protocol_id else "")
+        write_chart(trend_chart(view, title), output)
 
 
 @qc.command("compare")
@@ -158,11 +158,11 @@ def qc_compare(
     """
     from cmprep.render.charts import compare_svg
 
-    data = app.qc.compare(by, list(analytes) or None, released_only=not include_all)
-    table(data["rows"], ["analyte", by, "n", "mean", "sd", "unit"], fmt)
+    view = app.qc.compare(by, list(analytes) or None, released_only=not include_all)
+    table([r.to_json() for r in view.rows], ["analyte", by, "n", "mean", "sd", "unit"], fmt)
     if output:
-        first = analytes[0] if analytes else next(iter(data["table"]))
-        if first not in data["table"]:
+        first = analytes[0] if analytes else next(iter(view.table))
+        if first not in view.table:
             raise click.ClickException(f"no results for {first}")
-        svg = compare_svg(data["table"][first], unit=data["units"][first], title=f"{first} by {by}")
+        svg = compare_svg(view.table[first], unit=view.units[first], title=f"{first} by {by}")
         write_chart(svg, output)

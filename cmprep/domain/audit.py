@@ -5,6 +5,7 @@ deviations cluster. Pure functions over events and query rows; the service feeds
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from cmprep import events as ev
 from cmprep.domain import people
 from cmprep.domain.signatures import check_signatures
-from cmprep.events import Event, ledger_hash, verify_chain
+from cmprep.events import Event, LedgerEntry, verify_chain
 
 
 def describe(event: Event) -> dict[str, Any]:
@@ -87,11 +88,19 @@ class Break:
 
 def verify(
     streams: dict[str, list[Event]],
-    heads: dict[str, tuple[int, str]],
-    ledger: list[dict[str, Any]],
+    heads: Mapping[str, tuple[int, str]],
+    ledger: Sequence[LedgerEntry],
     only: str | None = None,
 ) -> list[Break]:
-    """Every break found: chains, recorded heads, signatures, and the global ledger."""
+    """Every break found: chains, recorded heads, signatures, and the global ledger.
+
+    STREAMS are every stream's events, HEADS the (seq, hash) kept apart from them, LEDGER
+    the global chain by position. Each check catches what the others cannot: a chain shows
+    a changed or missing event, a head shows the newest events cut off, the ledger shows a
+    head fixed up afterwards or an event slipped in. With ONLY, breaks of that stream alone
+    are reported, but the ledger is still walked from its start (its links run through
+    every stream).
+    """
     breaks: list[Break] = []
     for stream, events in sorted(streams.items()):
         if only and stream != only:
@@ -112,41 +121,30 @@ def verify(
     prev = ev.GENESIS
     by_key = {(e.batch_id, e.seq): e for events in streams.values() for e in events}
     seen: set[tuple[str, int]] = set()
-    for n, row in enumerate(ledger, start=1):
-        key = (row["batch_id"], row["seq"])
-        if only and row["batch_id"] != only:
-            prev = row["hash"]
+    for n, entry in enumerate(ledger, start=1):
+        key = (entry.stream, entry.seq)
+        if only and entry.stream != only:
+            prev = entry.hash
             seen.add(key)
             continue
-        if (
-            row["pos"] != n
-            or row["prev"] != prev
-            or row["hash"]
-            != ledger_hash(row["pos"], row["batch_id"], row["seq"], row["event_hash"], row["prev"])
-        ):
+        if entry.pos != n or entry.prev != prev or entry.hash != entry.computed_hash():
             breaks.append(
                 Break(
-                    row["batch_id"],
-                    row["seq"],
-                    f"the global ledger is broken at position {row['pos']}",
+                    entry.stream, entry.seq, f"the global ledger is broken at position {entry.pos}"
                 )
             )
             break
         event = by_key.get(key)
         if event is None:
             breaks.append(
-                Break(row["batch_id"], row["seq"], "the ledger lists this event but it is missing")
+                Break(entry.stream, entry.seq, "the ledger lists this event but it is missing")
             )
-        elif event.hash != row["event_hash"]:
+        elif event.hash != entry.event_hash:
             breaks.append(
-                Break(
-                    row["batch_id"],
-                    row["seq"],
-                    "the event differs from the one the ledger recorded",
-                )
+                Break(entry.stream, entry.seq, "the event differs from the one the ledger recorded")
             )
         seen.add(key)
-        prev = row["hash"]
+        prev = entry.hash
     for key in sorted(set(by_key) - seen):
         if not only or key[0] == only:
             breaks.append(

@@ -6,6 +6,7 @@ the log stays the only truth and every view of a batch agrees with every other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,135 +265,202 @@ def fold(events: list[Event]) -> Batch:
 
 
 def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        raise CorruptLog(f"unknown event type {event.type!r}")
+    handler(batch, pipeline, cursor, event)
+
+
+# One handler per event type, each named for what happened at the bench. Each changes the
+# batch (and moves the cursor) exactly as that event says and nothing more; a handler that
+# meets a payload it cannot use raises, and fold() turns that into CorruptLog.
+Handler = Callable[[Batch, Pipeline, Cursor, Event], None]
+
+
+def _batch_started(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    """Nothing to do: fold() built the batch from this event before replaying."""
+
+
+def _step_recorded(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
     p = event.payload
-    if event.type == ev.BATCH_STARTED:
-        return
-    if event.type == ev.STEP_RECORDED:
-        entry = batch.steps[p["step"]]
-        pipeline.fire(cursor, f"record_{entry.step.id}")
-        entry.status = "done"
-        entry.actor = event.actor
-        entry.recorded_at = event.recorded_at
-        entry.performed_at = event.performed_at or event.recorded_at
-        entry.late = bool(p.get("late"))
-        entry.note = p.get("note")
-        entry.seq = event.seq
-        recorded = p.get("values", {})
-        for param in entry.step.parameters:  # in the protocol's order, as the SOP reads
-            if param.name in recorded:
-                entry.values[param.name] = _value_from(param, param.name, recorded[param.name])
-        if p.get("window"):
-            entry.window = _value_from(None, p["window"]["name"], p["window"])
-        entry.performed_signature = p.get("signature")
-        entry.lots = p.get("lots", [])
-        entry.equipment = p.get("equipment", [])
-        for name, rep in p.get("replicates", {}).items():
-            if name in entry.values:
-                entry.values[name].replicates = rep
-        # the arms of a branch not taken
-        for step in pipeline.stages[pipeline.stage_names.index(pipeline.stage_of[entry.step.id])]:
-            if step.id != entry.step.id:
-                batch.steps[step.id].status = "not taken"
-    elif event.type == ev.STEP_SKIPPED:
-        entry = batch.steps[p["step"]]
-        pipeline.fire(cursor, f"skip_{entry.step.id}")
-        entry.status = "skipped"
-        entry.actor = event.actor
-        entry.recorded_at = event.recorded_at
-        entry.skip_reason = event.reason
-        entry.seq = event.seq
-    elif event.type == ev.VALUE_CORRECTED:
-        entry = batch.steps[p["step"]]
-        old = entry.values.get(p["parameter"])
-        new = _value_from(entry.step.parameter(p["parameter"]), p["parameter"], p["new"])
-        history = list(old.corrections) if old else []
-        history.append(
-            Correction(
-                old=old.display if old else "",
-                new=new.display,
-                reason=event.reason or "",
-                actor=event.actor,
-                recorded_at=event.recorded_at,
-                seq=event.seq,
-            )
-        )
-        new.corrections = history
-        new.deviation_ids = (old.deviation_ids if old else []) + []
-        entry.values[p["parameter"]] = new
-    elif event.type == ev.DEVIATION_OPENED:
-        dev = Deviation(
-            id=p["deviation_id"],
-            batch_id=batch.id,
-            protocol_id=batch.protocol.id,
-            step=p["step"],
-            parameter=p.get("parameter"),
-            value=p.get("value", ""),
-            spec=p.get("spec", ""),
-            severity=p["severity"],
-            status="open",
-            kind=p.get("kind", "automatic"),
-            message=p.get("message") or event.reason or "",
-            opened_by=event.actor,
-            opened_at=event.recorded_at,
+    entry = batch.steps[p["step"]]
+    pipeline.fire(cursor, f"record_{entry.step.id}")
+    entry.status = "done"
+    entry.actor = event.actor
+    entry.recorded_at = event.recorded_at
+    entry.performed_at = event.performed_at or event.recorded_at
+    entry.late = bool(p.get("late"))
+    entry.note = p.get("note")
+    entry.seq = event.seq
+    recorded = p.get("values", {})
+    for param in entry.step.parameters:  # in the protocol's order, as the SOP reads
+        if param.name in recorded:
+            entry.values[param.name] = _value_from(param, param.name, recorded[param.name])
+    if p.get("window"):
+        entry.window = _value_from(None, p["window"]["name"], p["window"])
+    entry.performed_signature = p.get("signature")
+    entry.lots = p.get("lots", [])
+    entry.equipment = p.get("equipment", [])
+    for name, rep in p.get("replicates", {}).items():
+        if name in entry.values:
+            entry.values[name].replicates = rep
+    # the arms of a branch not taken
+    for step in pipeline.stages[pipeline.stage_names.index(pipeline.stage_of[entry.step.id])]:
+        if step.id != entry.step.id:
+            batch.steps[step.id].status = "not taken"
+
+
+def _step_skipped(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    entry = batch.steps[event.payload["step"]]
+    pipeline.fire(cursor, f"skip_{entry.step.id}")
+    entry.status = "skipped"
+    entry.actor = event.actor
+    entry.recorded_at = event.recorded_at
+    entry.skip_reason = event.reason
+    entry.seq = event.seq
+
+
+def _value_corrected(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    """The new value replaces the old one, which stays in its correction history."""
+    p = event.payload
+    entry = batch.steps[p["step"]]
+    old = entry.values.get(p["parameter"])
+    new = _value_from(entry.step.parameter(p["parameter"]), p["parameter"], p["new"])
+    history = list(old.corrections) if old else []
+    history.append(
+        Correction(
+            old=old.display if old else "",
+            new=new.display,
+            reason=event.reason or "",
+            actor=event.actor,
+            recorded_at=event.recorded_at,
             seq=event.seq,
         )
-        batch.deviations[dev.id] = dev
-        entry = batch.steps.get(dev.step)
-        value_name = (dev.parameter or "").split(":")[0]  # "vegf:westgard:1-3s" -> vegf
-        if entry and value_name in entry.values:
-            entry.values[value_name].deviation_ids.append(dev.id)
-        elif entry and entry.window and dev.parameter == entry.window.name:
-            entry.window.deviation_ids.append(dev.id)
-    elif event.type == ev.DEVIATION_INVESTIGATED:
-        dev = batch.deviations[p["deviation_id"]]
-        dev.status = "investigated"
-        dev.investigation = {
-            "by": event.actor,
-            "at": event.recorded_at,
-            "justification": event.reason,
-            "impact": p.get("impact"),
-        }
-    elif event.type == ev.DEVIATION_CLOSED:
-        dev = batch.deviations[p["deviation_id"]]
-        dev.status = "closed"
-        dev.closure = {
-            "by": event.actor,
-            "at": event.recorded_at,
-            "decision": p["decision"],
-            "reason": event.reason,
-            "capa": p.get("capa"),
-            "severity_from": dev.severity if p.get("severity") else None,
-            "severity_reason": p.get("severity_reason"),
-            "signature": p["signature"],
-        }
-        if p.get("severity"):
-            dev.severity = p["severity"]
-    elif event.type == ev.STEP_VERIFIED:
-        entry = batch.steps[p["step"]]
-        entry.verifications.append(p["signature"])
-    elif event.type == ev.BATCH_REVIEWED:
-        pass
-    elif event.type in (ev.BATCH_RELEASED, ev.BATCH_REJECTED):
-        pipeline.fire(cursor, "release" if event.type == ev.BATCH_RELEASED else "reject")
-        batch.decision = {
-            "decision": "released" if event.type == ev.BATCH_RELEASED else "rejected",
-            "by": event.actor,
-            "at": event.recorded_at,
-            "reason": event.reason,
-        }
-    elif event.type == ev.BATCH_HELD:
-        pipeline.fire(cursor, "hold")
-        batch.holds.append(Hold(actor=event.actor, at=event.recorded_at, reason=event.reason or ""))
-    elif event.type == ev.BATCH_RESUMED:
-        pipeline.fire(cursor, "resume")
-        hold = batch.holds[-1]
-        hold.resumed_by, hold.resumed_at, hold.resume_reason = (
-            event.actor,
-            event.recorded_at,
-            event.reason,
-        )
-    else:
-        raise CorruptLog(f"unknown event type {event.type!r}")
+    )
+    new.corrections = history
+    new.deviation_ids = (old.deviation_ids if old else []) + []
+    entry.values[p["parameter"]] = new
+
+
+def _deviation_opened(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    """A new deviation, linked to the value (or the time window) it is about."""
+    p = event.payload
+    dev = Deviation(
+        id=p["deviation_id"],
+        batch_id=batch.id,
+        protocol_id=batch.protocol.id,
+        step=p["step"],
+        parameter=p.get("parameter"),
+        value=p.get("value", ""),
+        spec=p.get("spec", ""),
+        severity=p["severity"],
+        status="open",
+        kind=p.get("kind", "automatic"),
+        message=p.get("message") or event.reason or "",
+        opened_by=event.actor,
+        opened_at=event.recorded_at,
+        seq=event.seq,
+    )
+    batch.deviations[dev.id] = dev
+    entry = batch.steps.get(dev.step)
+    if entry is None:  # a deviation naming no step of this protocol: nothing to link
+        return
+    value_name = (dev.parameter or "").split(":")[0]  # "vegf:westgard:1-3s" -> vegf
+    if value_name in entry.values:
+        entry.values[value_name].deviation_ids.append(dev.id)
+    elif entry.window and dev.parameter == entry.window.name:
+        entry.window.deviation_ids.append(dev.id)
+
+
+def _deviation_investigated(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    p = event.payload
+    dev = batch.deviations[p["deviation_id"]]
+    dev.status = "investigated"
+    dev.investigation = {
+        "by": event.actor,
+        "at": event.recorded_at,
+        "justification": event.reason,
+        "impact": p.get("impact"),
+    }
+
+
+def _deviation_closed(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    """Closed with a decision; a changed severity keeps the one it had before."""
+    p = event.payload
+    dev = batch.deviations[p["deviation_id"]]
+    dev.status = "closed"
+    dev.closure = {
+        "by": event.actor,
+        "at": event.recorded_at,
+        "decision": p["decision"],
+        "reason": event.reason,
+        "capa": p.get("capa"),
+        "severity_from": dev.severity if p.get("severity") else None,
+        "severity_reason": p.get("severity_reason"),
+        "signature": p["signature"],
+    }
+    if p.get("severity"):
+        dev.severity = p["severity"]
+
+
+def _step_verified(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    p = event.payload
+    batch.steps[p["step"]].verifications.append(p["signature"])
+
+
+def _batch_reviewed(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    """Nothing to fold: the review is its signature, which fold() collects for every event."""
+
+
+def _decided(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event, how: str) -> None:
+    """Released or rejected: the batch's end, with who decided, when and why."""
+    pipeline.fire(cursor, "release" if how == "released" else "reject")
+    batch.decision = {
+        "decision": how,
+        "by": event.actor,
+        "at": event.recorded_at,
+        "reason": event.reason,
+    }
+
+
+def _batch_released(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    _decided(batch, pipeline, cursor, event, "released")
+
+
+def _batch_rejected(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    _decided(batch, pipeline, cursor, event, "rejected")
+
+
+def _batch_held(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    pipeline.fire(cursor, "hold")
+    batch.holds.append(Hold(actor=event.actor, at=event.recorded_at, reason=event.reason or ""))
+
+
+def _batch_resumed(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    pipeline.fire(cursor, "resume")
+    hold = batch.holds[-1]
+    hold.resumed_by, hold.resumed_at, hold.resume_reason = (
+        event.actor,
+        event.recorded_at,
+        event.reason,
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    ev.BATCH_STARTED: _batch_started,
+    ev.STEP_RECORDED: _step_recorded,
+    ev.STEP_SKIPPED: _step_skipped,
+    ev.VALUE_CORRECTED: _value_corrected,
+    ev.DEVIATION_OPENED: _deviation_opened,
+    ev.DEVIATION_INVESTIGATED: _deviation_investigated,
+    ev.DEVIATION_CLOSED: _deviation_closed,
+    ev.STEP_VERIFIED: _step_verified,
+    ev.BATCH_REVIEWED: _batch_reviewed,
+    ev.BATCH_RELEASED: _batch_released,
+    ev.BATCH_REJECTED: _batch_rejected,
+    ev.BATCH_HELD: _batch_held,
+    ev.BATCH_RESUMED: _batch_resumed,
+}
 
 
 def _mark_due(batch: Batch) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from transitions import Machine, MachineError
 
@@ -27,22 +28,26 @@ FINAL = (RELEASED, REJECTED)
 class Cursor:
     """Where one batch stands; the machine's model (a plain object, as transitions needs)."""
 
-    def __init__(self, state: str, held_from: str | None = None):
+    def __init__(self, state: str, held_from: str | None = None) -> None:
         self.state = state
         self.held_from = held_from
+
+    if TYPE_CHECKING:
+        # bound by transitions while the cursor is attached to a machine (Pipeline._attached)
+        def trigger(self, name: str) -> bool: ...
 
 
 class Pipeline:
     """The machine of one protocol."""
 
-    def __init__(self, protocol: Protocol):
+    def __init__(self, protocol: Protocol) -> None:
         self.protocol = protocol
         self.stages = protocol.stages()
         self.stage_names = [stage_name(s) for s in self.stages]
         self.stage_of: dict[str, str] = {
             step.id: stage_name(stage) for stage in self.stages for step in stage
         }
-        transitions: list[dict] = []
+        transitions: list[dict[str, Any]] = []
         for i, stage in enumerate(self.stages):
             src = self.stage_names[i]
             dest = self.stage_names[i + 1] if i + 1 < len(self.stages) else AWAITING_REVIEW

@@ -89,11 +89,22 @@ def _parse(param: Parameter, raw: str, rotor_radius_cm: float | None = None) -> 
     return text
 
 
+def _number(value: object) -> float:
+    """A parsed value as a float, for a range, an alert band or limits.
+
+    Only numeric parameters have those (the protocol model refuses any other), and
+    ``_parse`` gives those an int or a float, so anything else here is a bug.
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise TypeError(f"{value!r} is not a number")
+
+
 def _against(spec: Spec, value: object, unit: str | None) -> str:
     """'above the protocol's 300-500 x g', 'below the protocol's minimum of 90 %', ..."""
     rng = spec.range
     if rng is not None:
-        v = float(value)  # type: ignore[arg-type]
+        v = _number(value)
         u = f" {unit}" if unit else ""
         below = rng.min is not None and v < rng.min
         side = "below" if below else "above"
@@ -120,13 +131,17 @@ def check_value(param: Parameter, raw: str, *, rotor_radius_cm: float | None = N
 
 def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding:
     """Parse one entered value and judge it against the parameter's limits, spec and alert."""
-    base = {"parameter": param.name, "raw": raw}
     spec_text = param.spec.describe(param.unit) if param.spec else ""
     try:
         value = _parse(param, raw, rotor_radius_cm)
     except ValueError as err:
         hint = f" (spec: {spec_text})" if spec_text else ""
-        return Finding(verdict=Verdict.refused, message=f"{param.label}: {err}{hint}", **base)
+        return Finding(
+            verdict=Verdict.refused,
+            parameter=param.name,
+            raw=raw,
+            message=f"{param.label}: {err}{hint}",
+        )
     shown = format_value(param, value)
     if (
         param.limits is not None
@@ -140,13 +155,14 @@ def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding
                 f"{param.label} {shown} is impossible: it must be within "
                 f"{param.limits.describe(param.unit)}. Check the reading and enter it again."
             ),
-            **base,
+            parameter=param.name,
+            raw=raw,
         )
     spec = param.spec
     if spec is not None:
         out = False
         if spec.range is not None:
-            out = not spec.range.contains(float(value))  # type: ignore[arg-type]
+            out = not spec.range.contains(_number(value))
         elif spec.one_of is not None:
             out = value not in spec.one_of
         elif spec.equals is not None:
@@ -159,9 +175,10 @@ def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding
                 display=shown,
                 spec=spec_text,
                 severity=param.severity,
-                **base,
+                parameter=param.name,
+                raw=raw,
             )
-    if param.alert is not None and not param.alert.contains(float(value)):  # type: ignore[arg-type]
+    if param.alert is not None and not param.alert.contains(_number(value)):
         return Finding(
             verdict=Verdict.alert,
             message=(
@@ -171,7 +188,8 @@ def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding
             value=value,
             display=shown,
             spec=spec_text,
-            **base,
+            parameter=param.name,
+            raw=raw,
         )
     return Finding(
         verdict=Verdict.in_spec,
@@ -179,7 +197,8 @@ def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding
         value=value,
         display=shown,
         spec=spec_text,
-        **base,
+        parameter=param.name,
+        raw=raw,
     )
 
 

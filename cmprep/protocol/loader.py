@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from cmprep.errors import CmprepError
-from cmprep.protocol.models import CrossReferenceError, Protocol
+from cmprep.protocol.models import CrossReferenceError, Loc, Protocol
 
 MAX_BYTES = 512 * 1024  # a protocol is a few KiB; anything this large is not one
 
@@ -33,15 +33,28 @@ class Problem:
 
 
 class ProtocolError(CmprepError, ValueError):
-    """A protocol file that cannot be used; carries every problem found."""
+    """A protocol file that cannot be used; carries every problem found.
 
-    def __init__(self, problems: list[Problem]):
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems  # type: ignore[assignment]  # Problem objects, not text
+    Like every error of the tree, ``problems`` is the text of each problem (what a shell
+    prints); ``details`` keeps them as ``Problem`` objects, so a caller (QA's editor, a
+    test) can read the file, line and field of each without parsing the text back.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        files = sorted({p.file for p in problems})
+        super().__init__(
+            f"{', '.join(files) or 'the protocol'} is not a usable protocol",
+            [str(p) for p in problems],
+        )
+        self.details = list(problems)
 
 
 def _lines(
-    node: yaml.Node, path: tuple, out: dict[tuple, int], dupes: list, seen_nodes: set | None = None
+    node: yaml.Node,
+    path: Loc,
+    out: dict[Loc, int],
+    dupes: list[tuple[Loc, int]],
+    seen_nodes: set[int] | None = None,
 ) -> None:
     """Record the line of every mapping key and sequence item, and duplicate keys.
 
@@ -53,21 +66,23 @@ def _lines(
         return
     seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        seen: set = set()
+        seen: set[str] = set()
         for key_node, value_node in node.value:
             key = key_node.value
+            key_path: Loc = (*path, key)
             if key in seen:
-                dupes.append(((*path, key), key_node.start_mark.line + 1))
+                dupes.append((key_path, key_node.start_mark.line + 1))
             seen.add(key)
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _lines(value_node, (*path, key), out, dupes, seen_nodes)
+            out[key_path] = key_node.start_mark.line + 1
+            _lines(value_node, key_path, out, dupes, seen_nodes)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            out[(*path, i)] = item.start_mark.line + 1
-            _lines(item, (*path, i), out, dupes, seen_nodes)
+            item_path: Loc = (*path, i)
+            out[item_path] = item.start_mark.line + 1
+            _lines(item, item_path, out, dupes, seen_nodes)
 
 
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     loc = tuple(loc)
     while loc:
         if loc in lines:
@@ -76,7 +91,7 @@ def _line_for(loc: tuple, lines: dict[tuple, int]) -> int | None:
     return None
 
 
-def _field_name(loc: tuple, data: Any) -> str:
+def _field_name(loc: Loc, data: Any) -> str:
     """steps[3].parameters[0].spec, with the step's id when it has one: easier to find."""
     parts: list[str] = []
     node = data
@@ -120,7 +135,7 @@ def parse_text(text: str, filename: str) -> Protocol:
         line = mark.line + 1 if mark else None
         reason = getattr(err, "problem", None) or str(err)
         raise ProtocolError([Problem(filename, line, "", f"not valid YAML: {reason}")]) from None
-    if not isinstance(data, dict):
+    if node is None or not isinstance(data, dict):  # no document is an empty one
         kind = "empty" if data is None else type(data).__name__
         raise ProtocolError(
             [
@@ -132,8 +147,8 @@ def parse_text(text: str, filename: str) -> Protocol:
                 )
             ]
         )
-    lines: dict[tuple, int] = {}
-    dupes: list = []
+    lines: dict[Loc, int] = {}
+    dupes: list[tuple[Loc, int]] = []
     _lines(node, (), lines, dupes)
     problems = [
         Problem(filename, line, _field_name(path, data), "key appears twice")
@@ -166,7 +181,7 @@ def parse_text(text: str, filename: str) -> Protocol:
 
 
 def _reference_problems(
-    protocol: Protocol, filename: str, lines: dict, data: dict
+    protocol: Protocol, filename: str, lines: dict[Loc, int], data: dict[str, Any]
 ) -> list[Problem]:
     """A parameter's `reference:` must name a shipped literature range of a compatible unit."""
     from cmprep.protocol import units

@@ -261,10 +261,15 @@ class Step(Strict):
         return next((p for p in self.parameters if p.name == name), None)
 
 
+# Where something is in a protocol document: the keys and item numbers leading to it, as
+# pydantic gives a validation error's place (("steps", 3, "parameters", 0, "spec")).
+Loc = tuple[str | int, ...]
+
+
 class CrossReferenceError(ValueError):
     """Problems between parts of a protocol, each with its place (for the loader's lines)."""
 
-    def __init__(self, problems: list[tuple[tuple, str]]):
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(message for _, message in problems))
 
@@ -285,7 +290,7 @@ class Protocol(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:
-        problems: list[tuple[tuple, str]] = []  # (place in the file, message)
+        problems: list[tuple[Loc, str]] = []  # (place in the file, message)
         ids = [s.id for s in self.steps]
         for dup in sorted({i for i in ids if ids.count(i) > 1}):
             second = [n for n, i in enumerate(ids) if i == dup][1]

@@ -186,7 +186,7 @@ def parse_quantity(text: str, unit: str | None, *, rotor_radius_cm: float | None
         if rotor_radius_cm is None:
             raise UnitError(
                 f"{text!r} is a speed in rpm; converting it to x g needs the rotor radius. "
-                "Name the centrifuge with --equipment ID (its record has the radius) or enter x g"
+                "Name the centrifuge used (its registry record has the radius) or enter x g"
             )
         return rpm_to_rcf(number, rotor_radius_cm)
     try:

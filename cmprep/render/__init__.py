@@ -1,35 +1,44 @@
 """Printed views: the batch record, the SOP checklist and the audit report (HTML, Markdown,
-PDF), the QC charts, and writing them out. Rendering only reads: it is handed what to show
-and never fetches."""
+PDF), the charts, and writing them out. Rendering only reads: it is handed a read model
+(``cmprep.render.models``) and never fetches; it never imports ``cmprep.service`` or
+``cmprep.store``.
+
+The names below are loaded on first use (PEP 562), so ``cmprep.render.models`` (the read
+models the service, the JSON output and the terminal screens share) can be imported
+without loading Jinja.
+"""
 
 from __future__ import annotations
 
-from cmprep.render.documents import (
-    FORMATS,
-    cite_short,
-    environment,
-    format_time,
-    md_escape,
-    pareto_svg,
-    qc_rows,
-    render_audit_report,
-    render_checklist,
-    render_record,
-)
-from cmprep.render.output import csv_safe, to_pdf, write_output
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "FORMATS",
-    "cite_short",
-    "csv_safe",
-    "environment",
-    "format_time",
-    "md_escape",
-    "pareto_svg",
-    "qc_rows",
-    "render_audit_report",
-    "render_checklist",
-    "render_record",
-    "to_pdf",
-    "write_output",
-]
+_WHERE = {
+    "FORMATS": "documents",
+    "cite_short": "documents",
+    "environment": "documents",
+    "format_time": "documents",
+    "md_escape": "documents",
+    "render_audit_report": "documents",
+    "render_checklist": "documents",
+    "render_record": "documents",
+    "pareto_svg": "charts",
+    "csv_safe": "output",
+    "to_pdf": "output",
+    "write_output": "output",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cmprep.render' has no attribute {name!r}")
+    value = getattr(import_module(f"cmprep.render.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -1,6 +1,8 @@
-"""QC charts as hand-written SVG: Levey-Jennings, group comparison and sparklines.
+"""Charts as hand-written SVG: the QC charts (Levey-Jennings, group comparison,
+sparklines) and the audit report's Pareto charts. Their shared helpers are in
+``cmprep.render.svg``.
 
-Pure standard library (PNG output lazily imports cairosvg). Every chart has a fixed
+Pure standard library and markupsafe (PNG output lazily imports cairosvg). Every chart has a fixed
 viewBox, is black and grey with one accent colour for Westgard rejections, and escapes
 every text it draws, so the string can be inlined into HTML (and WeasyPrint PDFs) as is.
 Point markers carry ``class="point"`` (``class="point violation"`` for points involved in
@@ -11,15 +13,31 @@ them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import escape as markup_escape
 
 from cmprep.domain.numbers import finite, format_number
 from cmprep.domain.westgard import RULES, Violation
 from cmprep.errors import Hint, MissingExtra
+from cmprep.render.svg import nice_step as _nice_step
+from cmprep.render.svg import num as _n
+from cmprep.render.svg import shorten as _shorten
+from cmprep.render.svg import truncate
 
-__all__ = ["compare_svg", "levey_jennings_svg", "sparkline_svg", "svg_to_png", "trend_chart"]
+if TYPE_CHECKING:
+    from cmprep.render.models import TrendView
+
+__all__ = [
+    "compare_svg",
+    "levey_jennings_svg",
+    "pareto_svg",
+    "sparkline_svg",
+    "svg_to_png",
+    "trend_chart",
+]
 
 INK, GREY, LIGHT, BAND, ACCENT = "#000", "#666", "#b0b0b0", "#e6e6e6", "#b00020"
 FONT = "DejaVu Sans, Arial, sans-serif"
@@ -28,32 +46,8 @@ _MAX_LABEL = 14  # characters of a rotated x label shown before it is shortened
 _LABEL_GAP = 16  # the least horizontal distance between two rotated x labels
 
 
-def _n(x: float) -> str:
-    """A coordinate, short: 12.5, 40 (never 40.0, -0 or 1e-05)."""
-    text = f"{x:.1f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def _shorten(text: str, limit: int) -> str:
-    """At most `limit` characters, cut in the middle: batch labels differ at the end
-    ("CM-2026-LONG-0007" -> "CM-202…NG-0007"), so the end is kept."""
-    text = " ".join(str(text).split())
-    if len(text) <= limit:
-        return text
-    keep = max(limit - 1, 2)
-    tail = (keep + 1) // 2
-    return text[: keep - tail] + "…" + text[-tail:]
-
-
 def _with_unit(value: float, unit: str) -> str:
     return f"{format_number(value)} {unit}" if unit else format_number(value)
-
-
-def _nice_step(span: float, target: int = 6) -> float:
-    """A tick step of 1, 2 or 5 x 10^k giving about `target` ticks over `span`."""
-    raw = span / target if span > 0 else 1.0
-    power = 10.0 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
 
 
 def _ticks(lo: float, hi: float, step: float) -> list[float]:
@@ -120,7 +114,7 @@ def _y_axis(
     out: list[str],
     lo: float,
     hi: float,
-    y_of,
+    y_of: Callable[[float], float],
     left: float,
     right: float,
     unit: str,
@@ -326,7 +320,7 @@ def _mean_sd(xs: list[float]) -> tuple[float, float | None]:
     return mean, math.sqrt(var)
 
 
-def compare_svg(groups: dict[str, Sequence[float]], *, unit: str, title: str) -> str:
+def compare_svg(groups: Mapping[str, Sequence[float]], *, unit: str, title: str) -> str:
     """One bar per group (its mean), an error bar of +-1 sample SD (none for a single
     value), the individual values as small dots spread sideways deterministically, and
     "n=" under each group label. The axis starts at 0 unless a value is negative. An
@@ -493,6 +487,134 @@ def sparkline_svg(
     return "".join(out)
 
 
+# --- Pareto chart (the audit report) ------------------------------------------------------
+
+_P_W, _P_H = 640, 270  # the fixed viewBox
+_P_LEFT, _P_RIGHT, _P_TOP = 52, 588, 34  # the plot area's left, right and top edges
+_P_MAX_BARS = 20
+_P_BAR, _P_GRID = "#b0b0b0", "#d9d9d9"
+
+
+def pareto_svg(rows: Sequence[dict[str, Any]], title: str) -> str:
+    """A Pareto chart of ``[{name, count, ...}]`` as inline SVG.
+
+    Bars by count, most first, each with its count; the cumulative % as a line with points.
+    The left axis runs from 0 to the total and the right one from 0 to 100 %, so the first
+    point sits on the first bar and the line ends at 100 %. Long category labels are
+    rotated and truncated (the table under the chart gives them in full); past 20
+    categories the rest are drawn as one "other" bar. A fixed viewBox, black and grey
+    only, every text escaped; the bars are the only <rect> elements.
+    """
+    escape = markup_escape
+    bars = sorted(rows, key=lambda r: -int(r["count"]))
+    if len(bars) > _P_MAX_BARS:
+        rest = bars[_P_MAX_BARS - 1 :]
+        other = {"name": f"other ({len(rest)})", "count": sum(int(r["count"]) for r in rest)}
+        bars = [*bars[: _P_MAX_BARS - 1], other]
+    total = sum(int(r["count"]) for r in bars)
+    label = escape(title)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_P_W} {_P_H}" width="{_P_W}" '
+        f'height="{_P_H}" class="pareto-chart" role="img" aria-label="{label}" '
+        f'font-family="{FONT}" font-size="10" fill="{INK}">',
+        f"<title>{label}</title>",
+        f'<text x="{_P_LEFT}" y="14" font-size="11.5" font-weight="bold">{label}</text>',
+    ]
+    if not bars or total <= 0:
+        out.append(
+            f'<text x="{_P_W // 2}" y="{_P_H // 2}" text-anchor="middle">'
+            "No deviations in this period</text></svg>"
+        )
+        return "".join(out)
+
+    slot = (_P_RIGHT - _P_LEFT) / len(bars)
+    names = [" ".join(str(b["name"]).split()) for b in bars]
+    fits = int((slot - 6) / _CHAR)  # characters a horizontal label has room for
+    # horizontal when every label fits, or when a truncated one still says enough
+    rotate = max(len(n) for n in names) > fits and fits < 14
+    bottom = _P_H - (86 if rotate else 20)
+    height = bottom - _P_TOP
+
+    def y_of(count: float) -> float:  # the left axis: 0 .. total
+        return bottom - height * count / total
+
+    # legend (paths, not rects)
+    lx = _P_RIGHT - 190
+    out.append(
+        f'<path d="M{lx} 6h10v10h-10z" fill="{_P_BAR}" stroke="{INK}" stroke-width="0.6"/>'
+        f'<text x="{lx + 14}" y="15">count</text>'
+        f'<path d="M{lx + 60} 11h22" stroke="{INK}" stroke-width="1.3" fill="none"/>'
+        f'<circle cx="{lx + 71}" cy="11" r="2.6" fill="#fff" stroke="{INK}" stroke-width="1.1"/>'
+        f'<text x="{lx + 88}" y="15">cumulative %</text>'
+    )
+    # grid and left axis (counts); the top tick is the total
+    step = int(_nice_step(total, 5, least=1))
+    ticks = [t for t in range(0, total, step) if total - t >= 0.12 * total or t == 0] + [total]
+    for tick in ticks:
+        y = _n(y_of(tick))
+        out.append(f'<path d="M{_P_LEFT} {y}H{_P_RIGHT}" stroke="{_P_GRID}" stroke-width="0.5"/>')
+        out.append(f'<text x="{_P_LEFT - 5}" y="{y}" dy="3.5" text-anchor="end">{tick}</text>')
+    mid = _n(_P_TOP + height / 2)
+    out.append(
+        f'<text transform="translate(15 {mid}) rotate(-90)" text-anchor="middle">Deviations</text>'
+    )
+    # right axis (cumulative %)
+    for pct in (0, 25, 50, 75, 100):
+        y = _n(bottom - height * pct / 100)
+        out.append(f'<path d="M{_P_RIGHT} {y}h4" stroke="{INK}" stroke-width="0.8"/>')
+        out.append(f'<text x="{_P_RIGHT + 7}" y="{y}" dy="3.5">{pct} %</text>')
+    out.append(
+        f'<text transform="translate({_P_W - 6} {mid}) rotate(90)" text-anchor="middle">'
+        "Cumulative %</text>"
+    )
+    # bars with their counts, and the category labels
+    width = min(slot * 0.72, 64)
+    running, points = 0, []
+    for i, (b, name) in enumerate(zip(bars, names, strict=True)):
+        count = int(b["count"])
+        running += count
+        cx = _P_LEFT + slot * (i + 0.5)
+        top = y_of(count)
+        points.append((cx, y_of(running)))
+        out.append(
+            f'<rect x="{_n(cx - width / 2)}" y="{_n(top)}" width="{_n(width)}" '
+            f'height="{_n(bottom - top)}" fill="{_P_BAR}" stroke="{INK}" stroke-width="0.6">'
+            f"<title>{escape(name)}: {count}</title></rect>"
+        )
+        # the count inside the bar's top when it fits, else just above it
+        inside = bottom - top >= 22 and width >= 14
+        ty = top + 16 if inside else top - 4
+        out.append(
+            f'<text x="{_n(cx)}" y="{_n(ty)}" text-anchor="middle" font-weight="bold">'
+            f"{count}</text>"
+        )
+        if rotate:
+            out.append(
+                f'<text transform="translate({_n(cx + 3)} {bottom + 7}) rotate(-55)" '
+                f'text-anchor="end" font-size="9">{escape(truncate(name, 18))}</text>'
+            )
+        else:
+            out.append(
+                f'<text x="{_n(cx)}" y="{bottom + 13}" text-anchor="middle" font-size="9">'
+                f"{escape(truncate(name, max(fits, 3)))}</text>"
+            )
+    # the cumulative line and its points
+    path = " ".join(f"{'L' if i else 'M'}{_n(px)} {_n(py)}" for i, (px, py) in enumerate(points))
+    out.append(f'<path d="{path}" fill="none" stroke="{INK}" stroke-width="1.3"/>')
+    for px, py in points:
+        out.append(
+            f'<circle cx="{_n(px)}" cy="{_n(py)}" r="2.8" fill="#fff" stroke="{INK}" '
+            'stroke-width="1.1"/>'
+        )
+    # the axes over everything
+    out.append(
+        f'<path d="M{_P_LEFT} {_P_TOP - 4}V{bottom}H{_P_RIGHT}V{_P_TOP - 4}" fill="none" '
+        f'stroke="{INK}" stroke-width="0.9"/>'
+    )
+    out.append("</svg>")
+    return "".join(out)
+
+
 # --- PNG ----------------------------------------------------------------------------------
 
 
@@ -515,17 +637,18 @@ def svg_to_png(svg: str, *, scale: float = 2.0) -> bytes:
             f"PNG output needs cairosvg and the Cairo library ({exc})",
             hint=Hint("install_extra", extra="png", package="cairosvg"),
         ) from None
-    return cairosvg.svg2png(bytestring=svg.encode("utf-8"), scale=scale)
+    png: bytes = cairosvg.svg2png(bytestring=svg.encode("utf-8"), scale=scale)
+    return png
 
 
-def trend_chart(data: dict[str, Any], title: str) -> str:
+def trend_chart(view: TrendView, title: str) -> str:
     """The Levey-Jennings chart of a QC trend as the QC service returns it."""
     return levey_jennings_svg(
-        [(b, v) for b, v, _ in data["points"]],
-        data["mean"],
-        data["sd"],
-        unit=data["unit"],
+        [(b, v) for b, v, _ in view.points],
+        view.mean,
+        view.sd,
+        unit=view.unit,
         title=title,
-        violations=data["violations"],
-        baseline_count=data["baseline_count"],
+        violations=view.violations,
+        baseline_count=view.baseline_count,
     )

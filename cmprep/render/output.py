@@ -22,7 +22,8 @@ def to_pdf(html: str) -> bytes:
             "PDF output needs WeasyPrint, which is not installed",
             hint=Hint("install_extra", extra="pdf", package="weasyprint"),
         ) from None
-    return HTML(string=html, base_url=str(templates_dir())).write_pdf()
+    pdf: bytes = HTML(string=html, base_url=str(templates_dir())).write_pdf()
+    return pdf
 
 
 def write_output(content: str | bytes, path: str | os.PathLike[str]) -> Path:

@@ -37,8 +37,8 @@ class AuditService:
 
     def ledger_head(self) -> str:
         """The hash of the newest ledger entry: print it, keep it outside, compare it later."""
-        rows = self.ctx.store.ledger()
-        return str(rows[-1]["hash"]) if rows else ev.GENESIS
+        entries = self.ctx.store.ledger()
+        return entries[-1].hash if entries else ev.GENESIS
 
     def report(self, since: str | None = None) -> dict[str, Any]:
         """Deviations across batches by step, protocol, severity and person."""
@@ -57,7 +57,8 @@ class AuditService:
 
     def rebuild_projections(self) -> int:
         """Recompute the query tables from the event log (after an upgrade or a repair)."""
-        batches, deviations = [], []
+        batches: list[dict[str, Any]] = []
+        deviations: list[dict[str, Any]] = []
         for batch_id in self.ctx.store.batch_ids():
             events = self.ctx.store.events(batch_id)
             if not events or events[0].type != ev.BATCH_STARTED:

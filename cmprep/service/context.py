@@ -26,6 +26,7 @@ from cmprep.protocol.models import Protocol, Step
 from cmprep.store.base import EventStore, UnitOfWork
 
 Clock = Callable[[], datetime]
+SYSTEM_RETRIES = 3  # a system stream write that lost a race is decided again this often
 
 
 @dataclass
@@ -123,11 +124,21 @@ class Context:
     ) -> list[Event]:
         """Write to a system stream (@users, @materials, @equipment) under the same head
         check as a batch: ``decide`` sees exactly the events the write is checked against,
-        so two people adding the same user at once give one user and one refusal."""
-        events = self.store.events(stream)
-        new = decide(events)
-        with self.store.writing(stream, events[-1].seq if events else 0) as unit:
-            return unit.append(new, iso(self.clock()))
+        so two people adding the same user at once give one user and one refusal.
+
+        ``decide`` is pure, so a write that lost the race is decided again from the stream as
+        it now is (a few times at most): two admins adding different people at once both
+        succeed, and the second of two adding the same person hears "already exists"."""
+        for attempt in range(SYSTEM_RETRIES):
+            events = self.store.events(stream)
+            new = decide(events)
+            try:
+                with self.store.writing(stream, events[-1].seq if events else 0) as unit:
+                    return unit.append(new, iso(self.clock()))
+            except ConcurrencyError:
+                if attempt == SYSTEM_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def project(unit: UnitOfWork, batch: Batch | None, written: list[Event]) -> Batch:

@@ -11,7 +11,7 @@ from typing import Any
 
 from cmprep.domain import people
 from cmprep.domain.people import Role, User
-from cmprep.errors import NotFound, Refused
+from cmprep.errors import Hint, NotFound, Refused
 from cmprep.events import Event, NewEvent
 from cmprep.service.access import Gate, person_name, reason_text
 from cmprep.service.context import Context
@@ -27,8 +27,10 @@ class PeopleService:
 
     def add(self, name: str, full_name: str, role: str, password: str, actor: str | None) -> User:
         name = person_name(name)
+        # Who signs the addition: a checked admin, or nobody yet (the first admin adds themself).
+        by: str | None = None
         if self.users():
-            actor = self.gate.person(actor, "manage users")
+            by = self.gate.person(actor, "manage users")
         elif role != Role.admin.value:
             raise Refused("the first user must be an admin, who then adds the others")
         if not full_name or not full_name.strip():
@@ -50,7 +52,14 @@ class PeopleService:
                 raise Refused(f"user {name!r} already exists; every person has exactly one account")
             if not users and role != Role.admin.value:
                 raise Refused("the first user must be an admin, who then adds the others")
-            return [NewEvent(people.USER_ADDED, actor if users else name, payload)]
+            if users and by is None:
+                # someone made the first admin between our check and this write: the
+                # addition now needs an admin, and nobody was checked as one
+                raise Refused(
+                    "another person created the first admin meanwhile; nothing was written",
+                    hint=Hint("ask_admin"),
+                )
+            return [NewEvent(people.USER_ADDED, by if by is not None else name, payload)]
 
         written = self.ctx.append_system(people.USERS_STREAM, decide)
         user = self.users()[name]

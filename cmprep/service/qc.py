@@ -20,6 +20,7 @@ from cmprep.errors import Refused
 from cmprep.protocol import units
 from cmprep.protocol.models import Parameter, Step
 from cmprep.protocol.reference import load_all, short_citation
+from cmprep.render.models import CompareRow, CompareView, QCSummaryRow, TrendView
 from cmprep.service.batches import BatchService, step_of
 from cmprep.service.consistency import ConsistencyService
 from cmprep.service.context import Context, Outcome
@@ -151,6 +152,7 @@ class QCService:
         entries, details = {}, {}
         for name, vals in values.items():
             param = step.parameter(name)
+            assert param is not None  # values are keyed by this step's parameter names
             mean = statistics.fmean(vals)
             cv = statistics.stdev(vals) / mean * 100 if len(vals) > 1 and mean else None
             entries[name] = f"{mean:.6g} {param.unit}" if param.unit else f"{mean:.6g}"
@@ -165,7 +167,7 @@ class QCService:
     # --- consistency views ---
     def trend(
         self, analyte: str, protocol_id: str | None = None, since: str | None = None
-    ) -> dict[str, Any]:
+    ) -> TrendView:
         """Levey-Jennings data of an analyte: every batch's value, the baseline from
         released batches, and the Westgard violations."""
 
@@ -178,7 +180,7 @@ class QCService:
             for entry in b.steps.values():
                 param = _match(entry.step.parameters, analyte)
                 v = entry.values.get(param.name) if param else None
-                if v is not None and (number := usable_number(v.value)) is not None:
+                if param and v is not None and (number := usable_number(v.value)) is not None:
                     if unit is None:
                         label, unit = param.label, param.unit or ""
                     value = (
@@ -201,20 +203,20 @@ class QCService:
         violations = westgard.evaluate(
             [p[1] for p in points], mean, sd, labels=labels, unit=unit or ""
         )
-        return {
-            "analyte": analyte,
-            "label": label,
-            "unit": unit,
-            "points": points,
-            "mean": mean,
-            "sd": sd,
-            "baseline_count": len(released),
-            "violations": violations,
-        }
+        return TrendView(
+            analyte=analyte,
+            label=label or analyte,
+            unit=unit or "",
+            points=points,
+            mean=mean,
+            sd=sd,
+            baseline_count=len(released),
+            violations=list(violations),
+        )
 
     def compare(
         self, by: str, analytes: list[str] | None = None, *, released_only: bool = True
-    ) -> dict[str, Any]:
+    ) -> CompareView:
         """The secretome of groups of batches side by side: by protocol, cell source or
         preconditioning."""
         if by not in ("protocol", "source", "preconditioning"):
@@ -255,18 +257,19 @@ class QCService:
             for group, vals in sorted(groups.items()):
                 sd = statistics.stdev(vals) if len(vals) > 1 else None
                 rows.append(
-                    {
-                        "analyte": analyte,
-                        by: group,
-                        "n": len(vals),
-                        "mean": f"{statistics.fmean(vals):.4g}",
-                        "sd": f"{sd:.3g}" if sd is not None else "",
-                        "unit": unit_of[analyte],
-                    }
+                    CompareRow(
+                        analyte=analyte,
+                        group=group,
+                        n=len(vals),
+                        mean=f"{statistics.fmean(vals):.4g}",
+                        sd=f"{sd:.3g}" if sd is not None else "",
+                        unit=unit_of[analyte],
+                        by=by,
+                    )
                 )
-        return {"by": by, "units": unit_of, "table": table, "rows": rows}
+        return CompareView(by=by, units=unit_of, table=table, rows=rows)
 
-    def summary(self, batch: Batch) -> list[dict[str, Any]]:
+    def summary(self, batch: Batch) -> list[QCSummaryRow]:
         """The batch record's QC section: each analyte with its value, release spec,
         literature reference range (with citation), replicates, and the lab's history
         (released batches of the same protocol) for a small trend chart."""
@@ -296,25 +299,25 @@ class QCService:
                     except ValueError:
                         mean = sd = None
                 rows.append(
-                    {
-                        "step": entry.step.id,
-                        "name": param.name,
-                        "label": param.label,
-                        "method": param.method.value,
-                        "value": v.display if v else "",
-                        "number": v.value if v and isinstance(v.value, float) else None,
-                        "verdict": v.verdict if v else "",
-                        "spec": param.spec.describe(param.unit) if param.spec else "",
-                        "reference": ref[0].describe() if ref else "",
-                        "reference_source": short_citation(ref[1]) if ref else "",
-                        "note": v.note if v else "",
-                        "replicates": v.replicates if v else None,
-                        "deviations": v.deviation_ids if v else [],
-                        "trend": param.trend,
-                        "history": history,
-                        "history_mean": mean,
-                        "history_sd": sd,
-                    }
+                    QCSummaryRow(
+                        step=entry.step.id,
+                        name=param.name,
+                        label=param.label,
+                        method=param.method.value,
+                        value=v.display if v else "",
+                        number=v.value if v and isinstance(v.value, float) else None,
+                        verdict=v.verdict if v else "",
+                        spec=param.spec.describe(param.unit) if param.spec else "",
+                        reference=ref[0].describe() if ref else "",
+                        reference_source=short_citation(ref[1]) if ref else "",
+                        note=v.note if v else "",
+                        replicates=v.replicates if v else None,
+                        deviations=list(v.deviation_ids) if v else [],
+                        trend=param.trend,
+                        history=history,
+                        history_mean=mean,
+                        history_sd=sd,
+                    )
                 )
         return rows
 

@@ -7,9 +7,10 @@ signature holds a hash of exactly what it signs (see domain/signatures.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmprep import events as ev
+from cmprep.domain.audit import describe
 from cmprep.domain.batch import Batch, Deviation
 from cmprep.domain.clock import iso
 from cmprep.domain.pipeline import AWAITING_REVIEW
@@ -17,10 +18,15 @@ from cmprep.domain.signatures import deviation_content, step_content
 from cmprep.errors import Hint, NotFound, Refused
 from cmprep.events import NewEvent
 from cmprep.protocol.models import Severity
+from cmprep.render.models import DeviationView
 from cmprep.service.access import Gate, reason_text
 from cmprep.service.batches import step_of, writable
 from cmprep.service.context import Context, Outcome, project
+from cmprep.service.views import deviation as deviation_view
 from cmprep.store.query import DeviationFilter
+
+if TYPE_CHECKING:
+    from cmprep.render.models import ReviewView
 
 DECISIONS = ("accepted", "rejected")
 
@@ -110,6 +116,13 @@ class QualityService:
             raise NotFound(f"no deviation {deviation_id!r}", hint=Hint("list_deviations"))
         batch = self.ctx.batch(rows[0]["batch_id"])
         return batch, batch.deviations[rows[0]["deviation_id"]]
+
+    def deviation_view(self, deviation_id: str) -> DeviationView:
+        """A deviation with its whole history in words, as `deviation show` prints it."""
+        batch, dev = self.deviation(deviation_id)
+        seqs = {h["seq"] for h in dev.history}
+        history = [describe(e) for e in batch.events if e.seq in seqs]
+        return deviation_view(dev, history)
 
     def investigate(
         self, deviation_id: str, actor: str, justification: str, impact: str | None = None
@@ -227,79 +240,12 @@ class QualityService:
                 )
         return blockers
 
-    def review_report(self, batch_id: str) -> dict[str, Any]:
+    def review_report(self, batch_id: str) -> ReviewView:
         """Review by exception: only what a reviewer must look at."""
+        from cmprep.service.views import review
+
         b = self.ctx.batch(batch_id)
-        values = [(entry, v) for entry in b.steps.values() for v in entry.values.values()] + [
-            (entry, entry.window) for entry in b.steps.values() if entry.window
-        ]
-        return {
-            "batch": b.id,
-            "protocol": f"{b.protocol.id} v{b.protocol.version}",
-            "state": b.state,
-            "out_of_spec": [
-                {
-                    "step": e.step.id,
-                    "parameter": v.name,
-                    "value": v.display,
-                    "spec": v.spec,
-                    "deviations": v.deviation_ids,
-                }
-                for e, v in values
-                if v.verdict == "out of spec"
-            ],
-            "alerts": [
-                {"step": e.step.id, "parameter": v.name, "value": v.display, "message": v.message}
-                for e, v in values
-                if v.verdict == "alert"
-            ],
-            "deviations": [
-                {
-                    "id": d.id,
-                    "step": d.step,
-                    "severity": d.severity,
-                    "status": d.status,
-                    "kind": d.kind,
-                    "decision": d.closure["decision"] if d.closure else None,
-                }
-                for d in b.deviations.values()
-            ],
-            "corrections": [
-                {
-                    "step": e.step.id,
-                    "parameter": v.name,
-                    "old": c.old,
-                    "new": c.new,
-                    "by": c.actor,
-                    "at": c.recorded_at,
-                    "reason": c.reason,
-                }
-                for e, v in values
-                for c in v.corrections
-            ],
-            "skipped": [
-                {"step": e.step.id, "by": e.actor, "reason": e.skip_reason}
-                for e in b.steps.values()
-                if e.status == "skipped"
-            ],
-            "late_entries": [
-                {
-                    "step": e.step.id,
-                    "performed_at": e.performed_at,
-                    "entered_at": e.recorded_at,
-                    "by": e.actor,
-                }
-                for e in b.steps.values()
-                if e.late
-            ],
-            "holds": [h.__dict__ for h in b.holds],
-            "missing_verifications": [e.step.id for e in b.missing_verifications()],
-            "signatures": [
-                {k: s[k] for k in ("meaning", "signer", "full_name", "signed_at", "subject")}
-                for s in b.signatures
-            ],
-            "release_blockers": self.release_blockers(b),
-        }
+        return review(b, self.release_blockers(b))
 
     def sign_review(self, batch_id: str, actor: str, password: str | None, comment: str) -> Outcome:
         actor, comment = self.gate.person(actor, "review"), reason_text(comment, "a comment")

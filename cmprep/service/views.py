@@ -1,97 +1,571 @@
-"""Plain-data views of a batch for JSON output and text screens. Read-only."""
+"""The one place the read models are built: what a screen, a JSON answer or a printed
+document shows, as typed views (``cmprep.render.models``) of a batch, a protocol or a QC
+query.
+
+Why one place: the status screen, its JSON, the review and the printed record all show
+the same batch; when each shell computed its own dict they drifted. Builders here only
+read what they are given (a folded batch, a protocol, rows already fetched), so the
+service methods fetch and these shape. Rendering then only formats the model.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timezone
 from typing import Any
 
-from cmprep.domain.batch import Batch
-from cmprep.protocol.models import Parameter, Step
+from cmprep.domain.batch import Batch, Deviation, StepEntry
+from cmprep.domain.pipeline import FINAL
+from cmprep.protocol.models import SITE_CHOICE, Parameter, Protocol, Step, Window
+from cmprep.render.models import (
+    AlertLine,
+    AuditReportView,
+    ChecklistParam,
+    ChecklistStep,
+    ChecklistView,
+    CorrectionLine,
+    DeviationView,
+    DueStep,
+    HoldLine,
+    LateEntry,
+    OutOfSpec,
+    ParameterNeeds,
+    ParetoChart,
+    ProtocolRef,
+    QCRecordRow,
+    QCSummaryRow,
+    RecordStep,
+    RecordSummary,
+    RecordView,
+    ReviewCorrection,
+    ReviewDeviation,
+    ReviewView,
+    SignatureLine,
+    SignatureRow,
+    SkippedStep,
+    SourceLine,
+    StatusView,
+    StepStatus,
+    TraceLine,
+    ValueStatus,
+    WindowStatus,
+)
 
 
-def parameter_needs(param: Parameter) -> dict[str, Any]:
-    return {
-        "name": param.name,
-        "label": param.label,
-        "type": param.type.value,
-        "unit": param.unit,
-        "required": param.required,
-        "spec": param.spec.describe(param.unit) if param.spec else None,
-        "alert": param.alert.describe(param.unit) if param.alert else None,
-        "limits": param.limits.describe(param.unit) if param.limits else None,
-        "choices": param.choices,
-        "source": param.source,
-    }
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def step_needs(step: Step) -> dict[str, Any]:
-    return {
-        "step": step.id,
-        "title": step.title,
-        "optional": step.optional,
-        "branch": step.branch,
-        "parameters": [parameter_needs(p) for p in step.parameters],
-        "window": (
+# --- batch status ---------------------------------------------------------------------------
+def parameter_needs(param: Parameter) -> ParameterNeeds:
+    return ParameterNeeds(
+        name=param.name,
+        label=param.label,
+        type=param.type.value,
+        unit=param.unit,
+        required=param.required,
+        spec=param.spec.describe(param.unit) if param.spec else None,
+        alert=param.alert.describe(param.unit) if param.alert else None,
+        limits=param.limits.describe(param.unit) if param.limits else None,
+        choices=param.choices,
+        source=param.source,
+    )
+
+
+def step_needs(step: Step) -> DueStep:
+    return DueStep(
+        step=step.id,
+        title=step.title,
+        optional=step.optional,
+        branch=step.branch,
+        parameters=[parameter_needs(p) for p in step.parameters],
+        window=(
             f"{step.window.range.describe(step.window.unit)} after {step.window.after}"
             if step.window
             else None
         ),
-    }
+        materials=list(step.materials),
+        equipment=list(step.equipment),
+    )
 
 
-def status(batch: Batch) -> dict[str, Any]:
-    """Everything `batch status --format json` promises: state, steps with values, what is due."""
-    steps = []
-    for entry in batch.steps.values():
-        values = {
-            name: {
-                "value": v.value,
-                "display": v.display,
-                "unit": v.unit,
-                "spec": v.spec,
-                "verdict": v.verdict,
-                "deviations": v.deviation_ids,
-                "corrections": [c.__dict__ for c in v.corrections],
-            }
+def _step_status(entry: StepEntry) -> StepStatus:
+    return StepStatus(
+        step=entry.step.id,
+        title=entry.step.title,
+        status=entry.status,
+        by=entry.actor,
+        performed_at=entry.performed_at,
+        recorded_at=entry.recorded_at,
+        late=entry.late,
+        note=entry.note,
+        skip_reason=entry.skip_reason,
+        values={
+            name: ValueStatus(
+                value=v.value,
+                display=v.display,
+                unit=v.unit,
+                spec=v.spec,
+                verdict=v.verdict,
+                deviations=list(v.deviation_ids),
+                corrections=[CorrectionLine(**c.__dict__) for c in v.corrections],
+            )
             for name, v in entry.values.items()
-        }
-        steps.append(
-            {
-                "step": entry.step.id,
-                "title": entry.step.title,
-                "status": entry.status,
-                "by": entry.actor,
-                "performed_at": entry.performed_at,
-                "recorded_at": entry.recorded_at,
-                "late": entry.late,
-                "note": entry.note,
-                "skip_reason": entry.skip_reason,
-                "values": values,
-                "window": (
-                    {
-                        "display": entry.window.display,
-                        "spec": entry.window.spec,
-                        "verdict": entry.window.verdict,
-                    }
-                    if entry.window
-                    else None
-                ),
-            }
-        )
-    return {
-        "batch": batch.id,
-        "protocol": {
-            "id": batch.protocol.id,
-            "version": batch.protocol.version,
-            "hash": batch.protocol_hash,
-            "title": batch.protocol.title,
         },
-        "state": batch.state,
-        "held_from": batch.held_from,
-        "started_at": batch.started_at,
-        "started_by": batch.started_by,
-        "events": batch.seq,
-        "head_hash": batch.head_hash,
-        "due": [step_needs(s) for s in batch.due()] if not batch.on_hold else [],
-        "steps": steps,
-        "deviations": [d.row() for d in batch.deviations.values()],
-    }
+        window=(
+            WindowStatus(
+                display=entry.window.display,
+                spec=entry.window.spec,
+                verdict=entry.window.verdict,
+                message=entry.window.message,
+            )
+            if entry.window
+            else None
+        ),
+    )
+
+
+def status(batch: Batch) -> StatusView:
+    """Everything `batch status` promises: state, steps with values, what is due."""
+    return StatusView(
+        batch=batch.id,
+        protocol=ProtocolRef(
+            id=batch.protocol.id,
+            version=batch.protocol.version,
+            hash=batch.protocol_hash,
+            title=batch.protocol.title,
+        ),
+        state=batch.state,
+        held_from=batch.held_from,
+        started_at=batch.started_at,
+        started_by=batch.started_by,
+        events=batch.seq,
+        head_hash=batch.head_hash,
+        due=[step_needs(s) for s in batch.due()] if not batch.on_hold else [],
+        steps=[_step_status(entry) for entry in batch.steps.values()],
+        deviations=[d.row() for d in batch.deviations.values()],
+        final=batch.state in FINAL,
+    )
+
+
+# --- review by exception --------------------------------------------------------------------
+def review(batch: Batch, release_blockers: list[str]) -> ReviewView:
+    """Review by exception: only what a reviewer must look at."""
+    b = batch
+    values = [(entry, v) for entry in b.steps.values() for v in entry.values.values()] + [
+        (entry, entry.window) for entry in b.steps.values() if entry.window
+    ]
+    return ReviewView(
+        batch=b.id,
+        protocol=f"{b.protocol.id} v{b.protocol.version}",
+        state=b.state,
+        out_of_spec=[
+            OutOfSpec(e.step.id, v.name, v.display, v.spec, list(v.deviation_ids))
+            for e, v in values
+            if v.verdict == "out of spec"
+        ],
+        alerts=[
+            AlertLine(e.step.id, v.name, v.display, v.message)
+            for e, v in values
+            if v.verdict == "alert"
+        ],
+        deviations=[
+            ReviewDeviation(
+                id=d.id,
+                step=d.step,
+                severity=d.severity,
+                status=d.status,
+                kind=d.kind,
+                decision=d.closure["decision"] if d.closure else None,
+            )
+            for d in b.deviations.values()
+        ],
+        corrections=[
+            ReviewCorrection(
+                step=e.step.id,
+                parameter=v.name,
+                old=c.old,
+                new=c.new,
+                by=c.actor,
+                at=c.recorded_at,
+                reason=c.reason,
+            )
+            for e, v in values
+            for c in v.corrections
+        ],
+        skipped=[
+            SkippedStep(e.step.id, e.actor, e.skip_reason)
+            for e in b.steps.values()
+            if e.status == "skipped"
+        ],
+        late_entries=[
+            LateEntry(e.step.id, e.performed_at, e.recorded_at, e.actor)
+            for e in b.steps.values()
+            if e.late
+        ],
+        holds=[HoldLine(**h.__dict__) for h in b.holds],
+        missing_verifications=[e.step.id for e in b.missing_verifications()],
+        signatures=[
+            SignatureLine(
+                meaning=s["meaning"],
+                signer=s["signer"],
+                full_name=s["full_name"],
+                signed_at=s["signed_at"],
+                subject=s["subject"],
+            )
+            for s in b.signatures
+        ],
+        release_blockers=list(release_blockers),
+    )
+
+
+# --- one deviation --------------------------------------------------------------------------
+def deviation(dev: Deviation, history: list[dict[str, Any]]) -> DeviationView:
+    """A deviation with its investigation, closure and the audit rows of its events
+    (``history``: the batch's trail rows whose seq is in the deviation's history)."""
+    return DeviationView(
+        **dev.row(), investigation=dev.investigation, closure=dev.closure, history=history
+    )
+
+
+# --- printed documents: common parts --------------------------------------------------------
+def step_numbers(protocol: Protocol) -> dict[str, str]:
+    """Printed step numbers: one per stage, a branch's arms lettered (``9a``, ``9b``...)."""
+    numbers: dict[str, str] = {}
+    for i, stage in enumerate(protocol.stages(), start=1):
+        for j, step in enumerate(stage):
+            numbers[step.id] = (
+                f"{i}{'abcdefghijklmnopqrstuvwxyz'[j % 26]}" if len(stage) > 1 else str(i)
+            )
+    return numbers
+
+
+def sources(protocol: Protocol) -> list[SourceLine]:
+    from cmprep.render.documents import cite_short
+
+    return [SourceLine(s.id, cite_short(s), s.citation, s.doi, s.note) for s in protocol.sources]
+
+
+def _source_text(protocol: Protocol, source_id: str | None) -> str:
+    from cmprep.render.documents import cite_short
+
+    if not source_id:
+        return ""
+    if source_id == SITE_CHOICE:
+        return SITE_CHOICE
+    return cite_short(protocol.source(source_id)) or source_id
+
+
+def _window_text(protocol: Protocol, window: Window) -> str:
+    earlier = protocol.step(window.after)
+    title = f" ({earlier.title})" if earlier else ""
+    return f"{window.range.describe(window.unit)} after {window.after}{title}"
+
+
+def _branch_arms(protocol: Protocol, step: Step) -> list[Step]:
+    return [s for s in protocol.steps if step.branch and s.branch == step.branch]
+
+
+# --- the batch record -----------------------------------------------------------------------
+STATE_LABELS = {
+    "on_hold": "ON HOLD",
+    "awaiting_review": "awaiting QA review",
+    "released": "released",
+    "rejected": "rejected",
+}
+
+SIGNATURE_ROLES = {  # batch-level signature meaning -> the line it fills in the QA section
+    "reviewed": "Reviewed by (QA)",
+    "released": "Released by (QA)",
+    "rejected": "Rejected by (QA)",
+}
+
+QC_EXPLANATION = (
+    "Reference ranges are the review's typical MSC-CM composition: information only; "
+    "deviations come from the release spec and Westgard rules."
+)
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _record_summary(batch: Batch) -> RecordSummary:
+    entries = list(batch.steps.values())
+    return RecordSummary(
+        done=sum(e.status == "done" for e in entries),
+        skipped=sum(e.status == "skipped" for e in entries),
+        not_taken=sum(e.status == "not taken" for e in entries),
+        open_steps=sum(e.status in ("due", "pending") for e in entries),
+        late=sum(e.late for e in entries),
+        corrections=sum(len(v.corrections) for e in entries for v in e.values.values()),
+        alerts=sum(v.verdict == "alert" for e in entries for v in e.values.values()),
+        deviations=len(batch.deviations),
+        open_deviations=len(batch.open_deviations()),
+        holds=len(batch.holds),
+        missing_verifications=len(batch.missing_verifications()),
+    )
+
+
+def step_signatures(entry: StepEntry) -> list[SignatureRow]:
+    """A step's signatures: 'performed' first, then each verification, oldest first.
+
+    A verification counts only while the step is as it was signed; one signed before a later
+    correction is printed as superseded.
+    """
+    from cmprep.render.documents import SUPERSEDED, signature_row
+
+    rows = []
+    if entry.performed_signature:
+        rows.append(signature_row(entry.performed_signature))
+    for sig in entry.verifications:
+        valid = sig.get("content_hash") == entry.content_hash
+        rows.append(signature_row(sig, "valid" if valid else SUPERSEDED))
+    return rows
+
+
+def batch_signatures(batch: Batch) -> list[SignatureRow]:
+    """The batch-level signatures (reviewed, released, rejected) with the comment or reason
+    written with each, in log order."""
+    from cmprep.render.documents import signature_row
+
+    reasons = {e.seq: e.reason for e in batch.events}
+    return [
+        signature_row(
+            s,
+            comment=reasons.get(int(s.get("seq") or 0)),
+            line=SIGNATURE_ROLES.get(s["meaning"], s["meaning"]),
+        )
+        for s in batch.signatures
+        if (s.get("subject") or {}).get("kind") == "batch"
+    ]
+
+
+def _trace_deviations(batch: Batch, step_id: str, kind: str, ident: str) -> list[str]:
+    """The deviation ids opened at a step for an expired lot or an overdue instrument."""
+    return [
+        d.id
+        for d in batch.deviations.values()
+        if d.step == step_id and d.parameter == f"{kind}:{ident}"
+    ]
+
+
+def _record_step(batch: Batch, entry: StepEntry, numbers: dict[str, str]) -> RecordStep:
+    from cmprep.render.documents import equipment_text, lot_text
+
+    step = entry.step
+    return RecordStep(
+        entry=entry,
+        number=numbers[step.id],
+        branch_arms=[s.id for s in _branch_arms(batch.protocol, step)],
+        window_text=_window_text(batch.protocol, step.window) if step.window else "",
+        lots=[
+            TraceLine(lot_text(lot), _trace_deviations(batch, step.id, "lot", lot.get("lot", "")))
+            for lot in entry.lots
+        ],
+        equipment=[
+            TraceLine(
+                equipment_text(item),
+                _trace_deviations(batch, step.id, "equipment", item.get("id", "")),
+            )
+            for item in entry.equipment
+        ],
+        signatures=step_signatures(entry),
+        missing_verification=entry.needs_verification and not entry.verified,
+    )
+
+
+def _flag_text(note: str) -> str:
+    """The short form of a reference flag: ``ℹ above reference range``."""
+    if not note:
+        return ""
+    for side in ("above", "below"):
+        if f" is {side} " in note:
+            return f"ℹ {side} reference range"
+    return "ℹ see note"
+
+
+def _replicate_values(rep: dict[str, Any] | None) -> str:
+    from cmprep.render.documents import number_text
+
+    if not rep or not rep.get("values"):
+        return ""
+    values = ", ".join(number_text(v) for v in rep["values"])
+    return f"{values} {rep.get('unit') or ''}".strip()
+
+
+def _qc_unit(batch: Batch, row: QCSummaryRow) -> str:
+    step = batch.protocol.step(row.step)
+    param = step.parameter(row.name) if step else None
+    if param is not None and param.unit:
+        return str(param.unit)
+    return str((row.replicates or {}).get("unit") or "")
+
+
+def _history_text(row: QCSummaryRow, unit: str) -> str:
+    """``history: n=8, mean 300, SD 10 pg/mL`` (released batches of the same protocol)."""
+    from cmprep.render.documents import number_text
+
+    if not row.history:
+        return ""
+    parts = [f"history: n={len(row.history)}"]
+    if row.history_mean is not None:
+        parts.append(f"mean {number_text(row.history_mean)}")
+    if row.history_sd is not None:
+        parts.append(f"SD {number_text(row.history_sd)}")
+    text = ", ".join(parts)
+    return f"{text} {unit}" if unit and len(parts) > 1 else text
+
+
+def _deviation_ref(batch: Batch, dev_id: str, name: str) -> str:
+    """``DEV-0002 (Westgard 1-3s)`` or ``DEV-0001 (release spec)``: why it was opened."""
+    dev = batch.deviations.get(dev_id)
+    parameter = (dev.parameter or "") if dev else ""
+    if parameter.startswith(f"{name}:westgard:"):
+        return f"{dev_id} (Westgard {parameter.rsplit(':', 1)[1]})"
+    if parameter == name:
+        return f"{dev_id} (release spec)"
+    return dev_id
+
+
+def qc_record_rows(batch: Batch, qc: list[QCSummaryRow] | None) -> list[QCRecordRow]:
+    """The rows of the record's Quality control section.
+
+    Each QC summary row with what the templates print: the verdict mark, the reference
+    range with its citation, the short reference flag (the whole note kept beside it), the
+    replicates, and for a trended analyte with history the values of a sparkline (HTML,
+    PDF) and a text (all formats).
+    """
+    from cmprep.render.documents import VERDICT_MARKS, replicates_text
+
+    rows = []
+    for row in qc or []:
+        measured = bool(row.value)
+        verdict = row.verdict or ""
+        mark = VERDICT_MARKS.get(verdict) if measured else None
+        if mark and not row.spec and verdict == "in spec":
+            mark = None  # nothing to meet: recorded, as in the step tables
+        reference = row.reference or ""
+        if reference and row.reference_source:
+            reference += f" ({row.reference_source})"
+        history = [float(x) for x in row.history or []]
+        trend = bool(row.trend) and bool(history)
+        rows.append(
+            QCRecordRow(
+                step=row.step,
+                label=row.label,
+                method=row.method,
+                value=row.value,
+                spec=row.spec,
+                note=row.note or "",
+                measured=measured,
+                mark=mark,
+                result="—" if not measured else ("" if mark else "recorded"),
+                reference_text=reference,
+                flag=_flag_text(row.note or ""),
+                replicates_text=replicates_text(row.replicates),
+                replicate_values=_replicate_values(row.replicates),
+                deviation_refs=[_deviation_ref(batch, d, row.name) for d in row.deviations or []],
+                spark=([*history, float(row.number)] if trend and row.number is not None else []),
+                history_mean=row.history_mean,
+                history_sd=row.history_sd,
+                history_text=_history_text(row, _qc_unit(batch, row)) if trend else "",
+            )
+        )
+    return rows
+
+
+def record_view(
+    batch: Batch,
+    *,
+    qc: list[QCSummaryRow] | None = None,
+    ledger_head: str | None = None,
+    generated_at: str | None = None,
+) -> RecordView:
+    """The batch record's model. ``qc`` (the rows of ``QCService.summary``) adds the
+    Quality control section; ``ledger_head`` (the newest ledger hash) is printed in the
+    footer beside the batch's chain head. Without them the record is as before."""
+    if ledger_head is not None and not _HASH.fullmatch(ledger_head):
+        raise ValueError(f"ledger_head must be 64 hex digits, got {ledger_head!r}")
+    protocol = batch.protocol
+    numbers = step_numbers(protocol)
+    return RecordView(
+        batch=batch,
+        protocol=protocol,
+        generated_at=generated_at or _now(),
+        state_label=STATE_LABELS.get(batch.state, f"in progress (at {batch.state})"),
+        numbers=numbers,
+        sources=sources(protocol),
+        steps=[_record_step(batch, batch.steps[s.id], numbers) for s in protocol.steps],
+        summary=_record_summary(batch),
+        batch_signatures=batch_signatures(batch),
+        qc_rows=qc_record_rows(batch, qc),
+        qc_explanation=QC_EXPLANATION,
+        ledger_head=ledger_head or "",
+    )
+
+
+# --- the SOP checklist ----------------------------------------------------------------------
+def checklist_view(protocol: Protocol, *, generated_at: str | None = None) -> ChecklistView:
+    """The SOP checklist's model: each step with its number, branch arms, window and the
+    short source of each figure."""
+    numbers = step_numbers(protocol)
+    return ChecklistView(
+        protocol=protocol,
+        protocol_hash=protocol.content_hash(),
+        generated_at=generated_at or _now(),
+        sources=sources(protocol),
+        steps=[
+            ChecklistStep(
+                step=step,
+                number=numbers[step.id],
+                branch_arms=[s.title for s in _branch_arms(protocol, step)],
+                window_text=_window_text(protocol, step.window) if step.window else "",
+                window_source=_source_text(protocol, step.window.source) if step.window else "",
+                params=[
+                    ChecklistParam(p, _source_text(protocol, p.source)) for p in step.parameters
+                ],
+            )
+            for step in protocol.steps
+        ],
+    )
+
+
+# --- the deviation audit report -------------------------------------------------------------
+PARETO_CHARTS = (  # (key in the report data, heading, category column)
+    ("by_step", "Deviations by step", "Step"),
+    ("by_protocol", "Deviations by protocol", "Protocol"),
+    ("by_severity", "Deviations by severity", "Severity"),
+    ("by_person", "Deviations by person (opened by)", "Person"),
+)
+
+
+def audit_view(data: dict[str, Any]) -> AuditReportView:
+    """The audit report's model, from ``cmprep.domain.audit.report_data``."""
+    return AuditReportView(
+        since=data.get("since"),
+        generated_at=data.get("generated_at") or _now(),
+        total=int(data.get("total") or 0),
+        batches=int(data.get("batches") or 0),
+        charts=[
+            ParetoChart(key=key, title=title, column=column, rows=list(data.get(key) or []))
+            for key, title, column in PARETO_CHARTS
+        ],
+        open_rows=list(data.get("open") or []),
+        released=list(data.get("released") or []),
+        rejected=list(data.get("rejected") or []),
+    )
+
+
+__all__ = [
+    "audit_view",
+    "batch_signatures",
+    "checklist_view",
+    "deviation",
+    "parameter_needs",
+    "qc_record_rows",
+    "record_view",
+    "review",
+    "status",
+    "step_needs",
+    "step_numbers",
+    "step_signatures",
+]

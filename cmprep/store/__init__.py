@@ -1,28 +1,84 @@
-"""Storage of the event log and its query tables, behind one small interface.
+"""Storage of the event log and its query tables, behind one small contract.
 
-The domain never sees SQL: it asks the store for a batch's events and writes through a
-unit of work. A PostgreSQL store implements the same `EventStore` protocol.
+The service never sees SQL: it reads a stream's events and writes through a unit of work
+(``base.EventStore``, ``base.UnitOfWork``). ``open_store`` picks the backend from a URL or
+a path; a new backend is one more entry in ``_BACKENDS`` plus a class that passes
+``tests/test_store_contract.py``.
+
+Nothing heavy is imported here: the backend's module is imported only when it is opened.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Callable
 
-from cmprep.store.base import ClockBehind, ConcurrencyError, EventStore, StoreError, UnitOfWork
+from cmprep.errors import ClockBehind, ConcurrencyError, MissingExtra, StoreError
+from cmprep.store.base import EventStore, UnitOfWork
 
 DEFAULT_DB = "cmprep.db"
 
+ACCEPTED = "a file path (cmprep.db), sqlite:///relative/path.db or sqlite:////absolute/path.db"
 
-def open_store(path: str | os.PathLike | None = None) -> EventStore:
-    """The store at PATH, $CMPREP_DB or ./cmprep.db, created on first use."""
+
+def _open_sqlite(location: str) -> EventStore:
     from cmprep.store.sqlite import SQLiteStore
 
-    target = Path(path or os.environ.get("CMPREP_DB") or DEFAULT_DB)
-    return SQLiteStore(target)
+    return SQLiteStore(location)
+
+
+def _open_postgresql(location: str) -> EventStore:
+    # Refused before any import: the backend does not exist yet, and saying so beats an
+    # ImportError, or worse, a file called "postgresql:" in the working folder.
+    raise MissingExtra(
+        "PostgreSQL support is not available in this version of cmprep yet; "
+        f"use an SQLite database: {ACCEPTED}"
+    )
+
+
+# scheme -> opener of what follows "scheme://"
+_BACKENDS: dict[str, Callable[[str], EventStore]] = {
+    "sqlite": _open_sqlite,
+    "postgresql": _open_postgresql,
+    "postgres": _open_postgresql,
+}
+
+
+def _split_url(target: str) -> tuple[str, str]:
+    """(scheme, rest) of a URL; ("", target) for a plain path (Windows ``C:\\`` included,
+    since only ``scheme://`` makes a URL)."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or not scheme.replace("+", "").isalnum():
+        return "", target
+    return scheme.lower(), rest
+
+
+def open_store(url: str | os.PathLike[str] | None = None) -> EventStore:
+    """The store named by URL, else $CMPREP_DB, else ./cmprep.db; created on first use.
+
+    A plain path or ``sqlite:///path`` opens an SQLite file (three slashes and a relative
+    path, four for an absolute one, as in SQLAlchemy). ``postgresql://...`` is refused with
+    MissingExtra until that backend exists; any other scheme is a StoreError naming the
+    forms accepted, never a file created under a strange name.
+    """
+    target = os.fspath(url) if url else (os.environ.get("CMPREP_DB") or DEFAULT_DB)
+    scheme, rest = _split_url(target)
+    if not scheme:
+        return _open_sqlite(target)
+    opener = _BACKENDS.get(scheme.split("+")[0])
+    if opener is None:
+        raise StoreError(
+            f"cannot open database {target!r}: {scheme}:// is not known; give {ACCEPTED}"
+        )
+    if opener is _open_sqlite:
+        if not rest.startswith("/") or rest == "/":
+            raise StoreError(f"cannot open database {target!r}: give {ACCEPTED}")
+        return _open_sqlite(rest[1:])
+    return opener(rest)
 
 
 __all__ = [
+    "DEFAULT_DB",
     "ClockBehind",
     "ConcurrencyError",
     "EventStore",

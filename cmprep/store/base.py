@@ -1,64 +1,195 @@
-"""The store's contract: what any backend (SQLite here, PostgreSQL later) must give."""
+"""The store's contract: what any backend (SQLite here, PostgreSQL next) must give.
+
+The service depends on these two protocols only. A new backend is one class that passes
+``tests/test_store_contract.py``; what to write (seqs, hashes, ledger entries, refusals)
+it takes from ``cmprep.store.chain``, so only *how* to store differs between backends.
+
+Words used below:
+
+* a **stream** is one ordered log of events: a batch (``CM-20261102-001``) or a system
+  stream whose id starts with ``@`` (``@users``, ``@security``, ``@materials`` ...);
+* its **head** is its last event's (seq, hash); heads are also kept apart from the events,
+  so that cutting off a stream's newest events is seen by verification;
+* the **ledger** is one more chain, over every event of every stream in commit order;
+* the **projections** (batch and deviation rows) are query tables derived from the events,
+  rebuilt from them at will; they are never the truth.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
-from cmprep.events import Event, NewEvent
+from cmprep.events import Event, LedgerEntry, NewEvent
+from cmprep.store.chain import Head, KeyUse
 from cmprep.store.query import BatchFilter, DeviationFilter
 
 
+@runtime_checkable
 class UnitOfWork(Protocol):
-    """One transaction: everything in it is written, or nothing is."""
+    """One transaction on one stream, under the write lock: everything in it is written,
+    or nothing is.
 
-    def next_number(self, counter: str) -> int: ...
+    Got from ``EventStore.writing``. If the ``with`` block raises, every effect of the unit
+    is undone: events, ledger entries, the head, projection rows, counter numbers and
+    remembered keys. Another writer cannot interleave: a unit sees the store as it is when
+    the lock was taken, plus its own writes.
+    """
 
-    def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]: ...
+    def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
+        """Seal EVENTS after the stream's last one and store them; return them sealed.
 
-    def put_batch(self, row: dict[str, Any]) -> None: ...
+        Returns the new events in order, numbered from the head's seq + 1 and each chained
+        to the one before; each also gets its global ledger entry, and the stream's recorded
+        head moves to the last one. May be called more than once in a unit: later calls
+        continue after the earlier ones. An empty list writes nothing.
 
-    def put_deviation(self, row: dict[str, Any]) -> None: ...
+        Raises ClockBehind, writing nothing, when RECORDED_AT (ISO UTC text) is earlier than
+        the stream's last recorded time: the log stays in time order.
+        """
+        ...
 
-    def put_user(self, name: str, row: dict[str, Any]) -> None: ...
+    def next_number(self, counter: str) -> int:
+        """The next number of the named counter: 1, 2, 3 ... per name, without gaps.
 
-    def seen_key(self, key: str) -> tuple[str, int, int] | None: ...
+        Why gapless: deviation and batch numbers are printed on records, and a missing
+        number makes an inspector ask what was thrown away. The number is only taken if the
+        unit commits; a rolled-back unit gives its number to the next writer.
+        """
+        ...
 
-    def remember_key(self, key: str, first_seq: int, last_seq: int) -> None: ...
+    def put_batch(self, row: dict[str, Any]) -> None:
+        """Insert or replace one batch's query row (by ``batch_id``).
+
+        The row needs every key of ``query.BATCH_COLUMNS``; it is stored whole and
+        ``batch_rows`` returns it as given (JSON-safe values).
+        """
+        ...
+
+    def put_deviation(self, row: dict[str, Any]) -> None:
+        """Insert or replace one deviation's query row (by ``deviation_id``).
+
+        The row needs the keys of ``query.DEVIATION_COLUMNS`` (``parameter`` may be absent);
+        it is stored whole and ``deviation_rows`` returns it as given.
+        """
+        ...
+
+    def seen_key(self, key: str) -> KeyUse | None:
+        """What KEY was used for, seen inside the lock (None: not used yet).
+
+        Read here, not before the lock, to catch the same command saved by a second attempt
+        (a double click, a retried request) between looking and writing.
+        """
+        ...
+
+    def remember_key(self, key: str, first_seq: int, last_seq: int) -> None:
+        """Remember that KEY wrote this unit's events FIRST_SEQ..LAST_SEQ of its stream.
+
+        The seqs must be events appended in this unit (StoreError otherwise); a key already
+        remembered raises ConcurrencyError. Rolled back with the unit, so a key never points
+        at events that were not written.
+        """
+        ...
 
 
+@runtime_checkable
 class EventStore(Protocol):
-    def events(self, batch_id: str) -> list[Event]: ...
+    """The event log of every stream, its heads and ledger, and the query tables.
 
-    def head(self, batch_id: str) -> tuple[int, str] | None: ...
+    Reading methods see committed data only and never block a writer for long. Every list
+    has a fixed order (stated per method), so two backends give the same answers.
+    """
 
-    def writing(self, batch_id: str, expected_seq: int) -> AbstractContextManager[UnitOfWork]: ...
+    def events(self, stream: str) -> list[Event]:
+        """Every event of STREAM in seq order (1, 2, 3 ...); [] for an unknown stream."""
+        ...
 
-    def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]: ...
+    def head(self, stream: str) -> Head | None:
+        """(seq, hash) of STREAM's last stored event, or None when it has none.
 
-    def deviation_rows(self, where: DeviationFilter | None = None) -> list[dict[str, Any]]: ...
+        Read from the events themselves: it is what a writer is checked against.
+        """
+        ...
 
-    def batch_ids(self) -> list[str]: ...
+    def recorded_heads(self) -> dict[str, Head]:
+        """The head kept apart for each stream, by stream id.
 
-    def recorded_heads(self) -> dict[str, tuple[int, str]]: ...
+        Written with every append but stored separately from the events, so deleting a
+        stream's newest events leaves a head that points past the end: verification sees it.
+        """
+        ...
+
+    def writing(self, stream: str, expected_seq: int) -> AbstractContextManager[UnitOfWork]:
+        """Take the write lock, check STREAM still ends at EXPECTED_SEQ, and give the unit.
+
+        EXPECTED_SEQ is the seq of the last event the caller decided from (0: the stream
+        must not exist yet). If anyone wrote since, ConcurrencyError is raised before the
+        block runs and nothing is written: "batch X already exists; choose another id" when
+        0 was expected of an existing batch, otherwise "... changed while you were entering
+        ... try again" with ``Hint("try_again")``. A lock not got in time is also a
+        ConcurrencyError. The unit commits when the ``with`` block ends normally and rolls
+        back entirely when it raises.
+        """
+        ...
+
+    def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
+        """Batch query rows matching every set field of WHERE (all rows without one),
+        ordered by ``started_at`` then ``batch_id``."""
+        ...
+
+    def deviation_rows(self, where: DeviationFilter | None = None) -> list[dict[str, Any]]:
+        """Deviation query rows matching every set field of WHERE, ordered by
+        ``deviation_id``. ``since`` keeps those opened at or after it, ``until`` those
+        opened strictly before it (so consecutive periods never count one twice)."""
+        ...
+
+    def stream_ids(self) -> list[str]:
+        """Every stream with events or a recorded head, system streams included, sorted.
+
+        Streams known only by their head are listed too: their events may have been
+        deleted, and verification must still look at them.
+        """
+        ...
+
+    def batch_ids(self) -> list[str]:
+        """``stream_ids`` without the system streams (those starting with '@'), sorted."""
+        ...
+
+    def ledger(self) -> list[LedgerEntry]:
+        """Every ledger entry by position: 1, 2, 3 ... in the order events were committed."""
+        ...
+
+    def key_used(self, key: str) -> KeyUse | None:
+        """What KEY was used for (stream, first and last seq), or None if never used.
+
+        Lets a repeated command answer "already saved" without taking the write lock.
+        """
+        ...
 
     def replace_projections(
         self, batches: list[dict[str, Any]], deviations: list[dict[str, Any]]
-    ) -> None: ...
+    ) -> None:
+        """Replace every batch and deviation query row by the given ones, in one transaction.
 
-    def iter_all_events(self) -> Iterator[Event]: ...
+        Used after a repair or an upgrade to rebuild the query tables from the log; readers
+        see the old rows or the new ones, never a half-empty table. Events, heads, ledger,
+        counters and keys are untouched.
+        """
+        ...
 
-    def stream_ids(self) -> list[str]: ...
-
-    def ledger(self) -> list[dict[str, Any]]: ...
-
-    def key_used(self, key: str) -> tuple[str, int, int] | None: ...
-
-    def users(self) -> dict[str, dict[str, Any]]: ...
-
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the connection; the store must not be used afterwards."""
+        ...
 
 
-__all__ = ["ClockBehind", "ConcurrencyError", "EventStore", "StoreError", "UnitOfWork"]
+__all__ = [
+    "ClockBehind",
+    "ConcurrencyError",
+    "EventStore",
+    "Head",
+    "KeyUse",
+    "LedgerEntry",
+    "StoreError",
+    "UnitOfWork",
+]

@@ -1,11 +1,16 @@
 """The embedded default store: one SQLite file, WAL, synchronous=FULL.
 
-Writes go through `writing()`, which takes the write lock first (BEGIN IMMEDIATE) and
-then checks that the batch's last event is still the one the caller decided from. Two
-processes recording on one batch therefore never fork its history: the second one gets
-ConcurrencyError and is asked to look again. The events table refuses UPDATE and DELETE
-by trigger, and each batch's head (last seq and hash) is kept apart from the events so that
-deleting the newest event is caught by verification.
+Only SQL lives here. What to write (seqs, hashes, ledger entries) and when to refuse (a
+stale writer, a clock behind) comes from ``cmprep.store.chain``, shared with every other
+backend; this module takes the lock, reads the stream's tip and the ledger's tail, and
+stores the rows it is handed.
+
+Writes go through ``writing()``, which takes the write lock first (BEGIN IMMEDIATE) and
+only then reads the stream's tip, so the check and the write see the same log: two
+processes recording on one batch never fork its history, the second one gets
+ConcurrencyError. The events and ledger tables refuse UPDATE and DELETE by trigger, and
+each stream's head is kept apart from the events so that deleting the newest event is
+caught by verification.
 """
 
 from __future__ import annotations
@@ -17,9 +22,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cmprep.errors import ClockBehind, ConcurrencyError, Hint, StoreError
-from cmprep.events import GENESIS, Event, NewEvent, ledger_hash, seal
-from cmprep.store.query import BatchFilter, DeviationFilter
+from cmprep.errors import ConcurrencyError, Hint, StoreError
+from cmprep.events import Event, LedgerEntry, NewEvent
+from cmprep.store.chain import (
+    Appender,
+    Head,
+    KeyUse,
+    StreamTip,
+    is_system,
+    key_taken,
+    ledger_entries,
+    stream_name,
+)
+from cmprep.store.query import (
+    BATCH_COLUMNS,
+    DEVIATION_COLUMNS,
+    BatchFilter,
+    DeviationFilter,
+    query_values,
+)
 
 SCHEMA_VERSION = 1
 
@@ -91,34 +112,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     first_seq INTEGER NOT NULL,
     last_seq INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY, data TEXT NOT NULL
-);
 """
-
-_BATCH_COLS = (
-    "batch_id",
-    "protocol_id",
-    "protocol_version",
-    "protocol_hash",
-    "state",
-    "started_at",
-    "started_by",
-    "updated_at",
-    "head_seq",
-    "open_deviations",
-)
-_DEV_COLS = (
-    "deviation_id",
-    "batch_id",
-    "protocol_id",
-    "step",
-    "parameter",
-    "severity",
-    "status",
-    "opened_by",
-    "opened_at",
-)
 
 
 def _row_to_event(row: sqlite3.Row) -> Event:
@@ -136,34 +130,66 @@ def _row_to_event(row: sqlite3.Row) -> Event:
     )
 
 
+def _row_to_entry(row: sqlite3.Row) -> LedgerEntry:
+    return LedgerEntry(
+        pos=row["pos"],
+        stream=row["batch_id"],
+        seq=row["seq"],
+        event_hash=row["event_hash"],
+        prev=row["prev"],
+        hash=row["hash"],
+    )
+
+
+def _key_use(row: sqlite3.Row | None) -> KeyUse | None:
+    return KeyUse(row[0], row[1], row[2]) if row else None
+
+
 class _SQLiteUnit:
-    def __init__(
-        self, conn: sqlite3.Connection, batch_id: str, seq: int, prev_hash: str, last_at: str | None
-    ):
+    """One BEGIN IMMEDIATE transaction: the neutral ``Appender`` says what, this writes it."""
+
+    def __init__(self, conn: sqlite3.Connection, chain: Appender) -> None:
         self.conn = conn
-        self.batch_id = batch_id
-        self.seq = seq
-        self.prev_hash = prev_hash
-        self.last_at = last_at
-        self.written: list[Event] = []
+        self.chain = chain
 
-    def seen_key(self, key: str) -> tuple[str, int, int] | None:
-        row = self.conn.execute(
-            "SELECT batch_id, first_seq, last_seq FROM idempotency WHERE key = ?", (key,)
-        ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
-
-    def remember_key(self, key: str, first_seq: int, last_seq: int) -> None:
-        self.conn.execute(
-            "INSERT INTO idempotency (key, batch_id, first_seq, last_seq) VALUES (?,?,?,?)",
-            (key, self.batch_id, first_seq, last_seq),
+    def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
+        sealed = self.chain.seal(events, recorded_at)
+        if not sealed:
+            return []
+        self.conn.executemany(
+            "INSERT INTO events (batch_id, seq, type, actor, recorded_at, performed_at, "
+            "reason, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    e.batch_id,
+                    e.seq,
+                    e.type,
+                    e.actor,
+                    e.recorded_at,
+                    e.performed_at,
+                    e.reason,
+                    json.dumps(e.payload, ensure_ascii=False, sort_keys=True),
+                    e.prev_hash,
+                    e.hash,
+                )
+                for e in sealed
+            ],
         )
-
-    def put_user(self, name: str, row: dict[str, Any]) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO users (name, data) VALUES (?, ?)",
-            (name, json.dumps(row, ensure_ascii=False, sort_keys=True)),
+        tail = self.conn.execute("SELECT * FROM ledger ORDER BY pos DESC LIMIT 1").fetchone()
+        self.conn.executemany(
+            "INSERT INTO ledger (pos, batch_id, seq, event_hash, prev, hash) VALUES (?,?,?,?,?,?)",
+            [
+                (x.pos, x.stream, x.seq, x.event_hash, x.prev, x.hash)
+                for x in ledger_entries(_row_to_entry(tail) if tail else None, sealed)
+            ],
         )
+        head = self.chain.head
+        self.conn.execute(
+            "INSERT INTO heads (batch_id, seq, hash) VALUES (?,?,?) "
+            "ON CONFLICT(batch_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (self.chain.stream, head.seq, head.hash),
+        )
+        return sealed
 
     def next_number(self, counter: str) -> int:
         row = self.conn.execute(
@@ -173,89 +199,52 @@ class _SQLiteUnit:
         ).fetchone()
         return int(row[0])
 
-    def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
-        if self.last_at is not None and recorded_at < self.last_at:
-            raise ClockBehind(
-                f"the system clock ({recorded_at}) is earlier than the last entry of "
-                f"{self.batch_id} ({self.last_at}); nothing was written. Check the computer's "
-                "clock before entering anything else."
-            )
-        sealed: list[Event] = []
-        for new in events:
-            self.seq += 1
-            ev = seal(self.batch_id, self.seq, self.prev_hash, recorded_at, new)
-            self.conn.execute(
-                "INSERT INTO events (batch_id, seq, type, actor, recorded_at, performed_at, "
-                "reason, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    ev.batch_id,
-                    ev.seq,
-                    ev.type,
-                    ev.actor,
-                    ev.recorded_at,
-                    ev.performed_at,
-                    ev.reason,
-                    json.dumps(ev.payload, ensure_ascii=False, sort_keys=True),
-                    ev.prev_hash,
-                    ev.hash,
-                ),
-            )
-            self.prev_hash = ev.hash
-            _ledger_append(self.conn, ev)
-            sealed.append(ev)
-        if sealed:
-            self.conn.execute(
-                "INSERT INTO heads (batch_id, seq, hash) VALUES (?,?,?) "
-                "ON CONFLICT(batch_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                (self.batch_id, self.seq, self.prev_hash),
-            )
-        self.written.extend(sealed)
-        return sealed
-
     def put_batch(self, row: dict[str, Any]) -> None:
         _put_batch(self.conn, row)
 
     def put_deviation(self, row: dict[str, Any]) -> None:
         _put_deviation(self.conn, row)
 
+    def seen_key(self, key: str) -> KeyUse | None:
+        return _key_use(
+            self.conn.execute(
+                "SELECT batch_id, first_seq, last_seq FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
+        )
 
-def _ledger_append(conn: sqlite3.Connection, ev: Event) -> None:
-    """One global chain over every event of every batch: deleting a batch's newest event
-    must then also cut this chain, which verification sees."""
-    row = conn.execute("SELECT pos, hash FROM ledger ORDER BY pos DESC LIMIT 1").fetchone()
-    pos, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
-    conn.execute(
-        "INSERT INTO ledger (pos, batch_id, seq, event_hash, prev, hash) VALUES (?,?,?,?,?,?)",
-        (
-            pos,
-            ev.batch_id,
-            ev.seq,
-            ev.hash,
-            prev,
-            ledger_hash(pos, ev.batch_id, ev.seq, ev.hash, prev),
-        ),
-    )
+    def remember_key(self, key: str, first_seq: int, last_seq: int) -> None:
+        use = self.chain.key_use(key, first_seq, last_seq)
+        try:
+            self.conn.execute(
+                "INSERT INTO idempotency (key, batch_id, first_seq, last_seq) VALUES (?,?,?,?)",
+                (key, use.stream, use.first_seq, use.last_seq),
+            )
+        except sqlite3.IntegrityError:
+            raise key_taken(key) from None
 
 
 def _put_batch(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    values = [row[c] for c in _BATCH_COLS]
+    values = query_values(row, BATCH_COLUMNS, "batch")
     conn.execute(
-        f"INSERT OR REPLACE INTO batches ({', '.join(_BATCH_COLS)}, data) "
-        f"VALUES ({', '.join('?' * (len(_BATCH_COLS) + 1))})",
+        f"INSERT OR REPLACE INTO batches ({', '.join(BATCH_COLUMNS)}, data) "
+        f"VALUES ({', '.join('?' * (len(BATCH_COLUMNS) + 1))})",
         (*values, json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)),
     )
 
 
 def _put_deviation(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    values = [row.get(c) for c in _DEV_COLS]
+    values = query_values(row, DEVIATION_COLUMNS, "deviation", optional=("parameter",))
     conn.execute(
-        f"INSERT OR REPLACE INTO deviations ({', '.join(_DEV_COLS)}, data) "
-        f"VALUES ({', '.join('?' * (len(_DEV_COLS) + 1))})",
+        f"INSERT OR REPLACE INTO deviations ({', '.join(DEVIATION_COLUMNS)}, data) "
+        f"VALUES ({', '.join('?' * (len(DEVIATION_COLUMNS) + 1))})",
         (*values, json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)),
     )
 
 
 class SQLiteStore:
+    """The ``EventStore`` on one SQLite file, created (with its folder's permission) on
+    first use. One connection per store; open one store per process or thread."""
+
     def __init__(self, path: Path | str, *, timeout: float = 10.0):
         self.path = Path(path)
         if self.path.is_dir():
@@ -284,8 +273,8 @@ class SQLiteStore:
             return
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"database {self.path} was written by a newer cmprep (schema {version}); "
-                "upgrade cmprep"
+                f"database {self.path} was written by a newer cmprep (schema {version})",
+                hint=Hint("upgrade"),
             )
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -298,39 +287,32 @@ class SQLiteStore:
             raise
 
     # --- reading ------------------------------------------------------------------------
-    def events(self, batch_id: str) -> list[Event]:
+    def events(self, stream: str) -> list[Event]:
         rows = self.conn.execute(
-            "SELECT * FROM events WHERE batch_id = ? ORDER BY seq", (batch_id,)
+            "SELECT * FROM events WHERE batch_id = ? ORDER BY seq", (stream,)
         ).fetchall()
         return [_row_to_event(r) for r in rows]
 
-    def iter_all_events(self) -> Iterator[Event]:
-        for row in self.conn.execute("SELECT * FROM events ORDER BY batch_id, seq"):
-            yield _row_to_event(row)
-
-    def head(self, batch_id: str) -> tuple[int, str] | None:
+    def head(self, stream: str) -> Head | None:
         row = self.conn.execute(
-            "SELECT seq, hash FROM events WHERE batch_id = ? ORDER BY seq DESC LIMIT 1", (batch_id,)
+            "SELECT seq, hash FROM events WHERE batch_id = ? ORDER BY seq DESC LIMIT 1", (stream,)
         ).fetchone()
-        return (row[0], row[1]) if row else None
+        return Head(row[0], row[1]) if row else None
 
-    def recorded_heads(self) -> dict[str, tuple[int, str]]:
+    def recorded_heads(self) -> dict[str, Head]:
         return {
-            r[0]: (r[1], r[2]) for r in self.conn.execute("SELECT batch_id, seq, hash FROM heads")
+            r[0]: Head(r[1], r[2])
+            for r in self.conn.execute("SELECT batch_id, seq, hash FROM heads ORDER BY batch_id")
         }
-
-    def batch_ids(self) -> list[str]:
-        """Batches only: system streams (users, security log) start with '@'."""
-        rows = self.conn.execute(
-            "SELECT batch_id FROM heads UNION SELECT DISTINCT batch_id FROM events ORDER BY 1"
-        )
-        return [r[0] for r in rows if not r[0].startswith("@")]
 
     def stream_ids(self) -> list[str]:
         rows = self.conn.execute(
             "SELECT batch_id FROM heads UNION SELECT DISTINCT batch_id FROM events ORDER BY 1"
         )
         return [r[0] for r in rows]
+
+    def batch_ids(self) -> list[str]:
+        return [s for s in self.stream_ids() if not is_system(s)]
 
     def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT data FROM batches", []
@@ -361,32 +343,35 @@ class SQLiteStore:
         sql += " ORDER BY deviation_id"
         return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
 
+    def ledger(self) -> list[LedgerEntry]:
+        return [_row_to_entry(r) for r in self.conn.execute("SELECT * FROM ledger ORDER BY pos")]
+
+    def key_used(self, key: str) -> KeyUse | None:
+        return _key_use(
+            self.conn.execute(
+                "SELECT batch_id, first_seq, last_seq FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
+        )
+
     # --- writing ------------------------------------------------------------------------
     @contextmanager
-    def writing(self, batch_id: str, expected_seq: int) -> Iterator[_SQLiteUnit]:
+    def writing(self, stream: str, expected_seq: int) -> Iterator[_SQLiteUnit]:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
             raise ConcurrencyError(
-                f"the database is busy ({err}); nothing was written. Try again in a moment."
+                f"the database is busy ({err}); nothing was written to "
+                f"{stream_name(stream)}. Try again in a moment.",
+                hint=Hint("try_again") if is_system(stream) else Hint("try_again", batch=stream),
             ) from None
         try:
             row = self.conn.execute(
                 "SELECT seq, hash, recorded_at FROM events WHERE batch_id = ? "
                 "ORDER BY seq DESC LIMIT 1",
-                (batch_id,),
+                (stream,),
             ).fetchone()
-            seq, prev, last_at = (row[0], row[1], row[2]) if row else (0, GENESIS, None)
-            if seq != expected_seq:
-                if expected_seq == 0:
-                    raise ConcurrencyError(f"batch {batch_id} already exists; choose another id")
-                raise ConcurrencyError(
-                    f"batch {batch_id} changed while you were entering (someone saved entry "
-                    f"{seq} first); nothing was written. Look at the batch again and try again.",
-                    hint=Hint("try_again", batch=batch_id),
-                )
-            unit = _SQLiteUnit(self.conn, batch_id, seq, prev, last_at)
-            yield unit
+            tip = StreamTip(row[0], row[1], row[2]) if row else StreamTip()
+            yield _SQLiteUnit(self.conn, Appender(stream, tip, expected_seq))
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -407,18 +392,6 @@ class SQLiteStore:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-
-    def key_used(self, key: str) -> tuple[str, int, int] | None:
-        row = self.conn.execute(
-            "SELECT batch_id, first_seq, last_seq FROM idempotency WHERE key = ?", (key,)
-        ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
-
-    def ledger(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute("SELECT * FROM ledger ORDER BY pos")]
-
-    def users(self) -> dict[str, dict[str, Any]]:
-        return {r[0]: json.loads(r[1]) for r in self.conn.execute("SELECT name, data FROM users")}
 
     def close(self) -> None:
         self.conn.close()

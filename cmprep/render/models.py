@@ -1,0 +1,556 @@
+"""The read models: what each screen, JSON answer and printed document shows, as typed
+dataclasses.
+
+Why here, and not in ``cmprep.service``: these classes are the contract between the one
+place that builds them (the service, ``cmprep.service.views``) and everything that only
+shows them (the templates, the JSON output, the terminal screens). Rendering must never
+import ``cmprep.service`` (importing it pulls in the store and every service), so the
+models live at the presentation boundary, in a module that imports nothing but the
+standard library and the domain types a printed record carries. ``cmprep.service.models``
+re-exports them under the service's name, for code that thinks of them as what the
+service returns. ``cmprep.render`` loads its Jinja machinery lazily, so importing this
+module does not import Jinja.
+
+Why dataclasses: a field renamed in the service is then a TypeError where the view is
+built, not an empty cell in a signed record; each template's context is exactly the fields
+of one model, and ``tests/test_templates_contract.py`` fails on a field missing from the
+model or left unused by its template.
+
+JSON output is ``to_json()``: the fields in order, recursively, minus those marked
+``SCREEN_ONLY`` (extra data a terminal screen needs that the JSON never promised). The
+keys are those the command line printed before these models existed, so scripts that read
+them keep working. ``view["key"]`` reads a field like ``view.key``; it is there so callers
+written against the old dict answers keep working while they move to attributes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cmprep.domain.batch import Batch, StepEntry
+    from cmprep.domain.westgard import Violation
+    from cmprep.protocol.models import Parameter, Protocol, Step
+
+__all__ = [
+    "AlertLine",
+    "AuditReportView",
+    "ChecklistParam",
+    "ChecklistStep",
+    "ChecklistView",
+    "CompareRow",
+    "CompareView",
+    "CorrectionLine",
+    "DeviationView",
+    "DueStep",
+    "HoldLine",
+    "LateEntry",
+    "OutOfSpec",
+    "ParameterNeeds",
+    "ParetoChart",
+    "ProtocolRef",
+    "QCRecordRow",
+    "QCSummaryRow",
+    "RecordStep",
+    "RecordSummary",
+    "RecordView",
+    "ReviewCorrection",
+    "ReviewDeviation",
+    "ReviewView",
+    "SignatureLine",
+    "SignatureRow",
+    "SkippedStep",
+    "SourceLine",
+    "StatusView",
+    "StepStatus",
+    "TraceLine",
+    "TrendView",
+    "ValueStatus",
+    "View",
+    "WindowStatus",
+]
+
+
+# the metadata of a field a screen reads but the JSON answer leaves out (never promised)
+SCREEN_ONLY = {"json": False}
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` as JSON-ready data: dataclasses (views and domain records alike) as dicts
+    of their JSON fields, sequences as lists, mappings with their values converted."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if isinstance(obj, View):
+            return obj.to_json()
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj
+
+
+class View:
+    """What every read model has: JSON by ``to_json()`` and read access by key."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            f.name: plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if f.metadata.get("json", True)
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        """Transitional: ``view["x"]`` is ``view.x``, for callers of the old dict answers."""
+        if key not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
+            raise KeyError(key)
+        return getattr(self, key)
+
+
+# --- batch status (`batch status --format json`) ---------------------------------------------
+@dataclass(frozen=True)
+class ProtocolRef(View):
+    id: str
+    version: str
+    hash: str
+    title: str
+
+
+@dataclass(frozen=True)
+class ParameterNeeds(View):
+    """A parameter of a due step: what must be entered, and within what."""
+
+    name: str
+    label: str
+    type: str
+    unit: str | None
+    required: bool
+    spec: str | None
+    alert: str | None
+    limits: str | None
+    choices: list[str] | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class DueStep(View):
+    step: str
+    title: str
+    optional: bool
+    branch: str | None
+    parameters: list[ParameterNeeds]
+    window: str | None
+    materials: list[str] = field(
+        default_factory=list, metadata=SCREEN_ONLY
+    )  # kinds of lot it names
+    equipment: list[str] = field(
+        default_factory=list, metadata=SCREEN_ONLY
+    )  # kinds of instrument it names
+
+
+@dataclass(frozen=True)
+class CorrectionLine(View):
+    old: str
+    new: str
+    reason: str
+    actor: str
+    recorded_at: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class ValueStatus(View):
+    value: Any
+    display: str
+    unit: str
+    spec: str
+    verdict: str
+    deviations: list[str]
+    corrections: list[CorrectionLine]
+
+
+@dataclass(frozen=True)
+class WindowStatus(View):
+    display: str
+    spec: str
+    verdict: str
+    message: str = field(default="", metadata=SCREEN_ONLY)
+
+
+@dataclass(frozen=True)
+class StepStatus(View):
+    step: str
+    title: str
+    status: str
+    by: str | None
+    performed_at: str | None
+    recorded_at: str | None
+    late: bool
+    note: str | None
+    skip_reason: str | None
+    values: dict[str, ValueStatus]
+    window: WindowStatus | None
+
+
+@dataclass(frozen=True)
+class StatusView(View):
+    """Where a batch stands: ``batch status`` (text and JSON)."""
+
+    batch: str
+    protocol: ProtocolRef
+    state: str
+    held_from: str | None
+    started_at: str
+    started_by: str
+    events: int
+    head_hash: str
+    due: list[DueStep]
+    steps: list[StepStatus]
+    deviations: list[dict[str, Any]]  # Deviation.row(): the deviation table's columns
+    final: bool = field(
+        default=False, metadata=SCREEN_ONLY
+    )  # released or rejected: nothing is due any more
+
+
+# --- review by exception (`batch review`) ----------------------------------------------------
+@dataclass(frozen=True)
+class OutOfSpec(View):
+    step: str
+    parameter: str
+    value: str
+    spec: str
+    deviations: list[str]
+
+
+@dataclass(frozen=True)
+class AlertLine(View):
+    step: str
+    parameter: str
+    value: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ReviewDeviation(View):
+    id: str
+    step: str
+    severity: str
+    status: str
+    kind: str
+    decision: str | None
+
+
+@dataclass(frozen=True)
+class ReviewCorrection(View):
+    step: str
+    parameter: str
+    old: str
+    new: str
+    by: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SkippedStep(View):
+    step: str
+    by: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class LateEntry(View):
+    step: str
+    performed_at: str | None
+    entered_at: str | None
+    by: str | None
+
+
+@dataclass(frozen=True)
+class HoldLine(View):
+    actor: str
+    at: str
+    reason: str
+    resumed_by: str | None
+    resumed_at: str | None
+    resume_reason: str | None
+
+
+@dataclass(frozen=True)
+class SignatureLine(View):
+    meaning: str
+    signer: str
+    full_name: str
+    signed_at: str
+    subject: dict[str, Any]  # {"kind": "batch" | "step" | ..., "id": ...}
+
+
+@dataclass(frozen=True)
+class ReviewView(View):
+    """Review by exception: only what a reviewer must look at (``batch review``)."""
+
+    batch: str
+    protocol: str  # "id vversion"
+    state: str
+    out_of_spec: list[OutOfSpec]
+    alerts: list[AlertLine]
+    deviations: list[ReviewDeviation]
+    corrections: list[ReviewCorrection]
+    skipped: list[SkippedStep]
+    late_entries: list[LateEntry]
+    holds: list[HoldLine]
+    missing_verifications: list[str]  # step ids
+    signatures: list[SignatureLine]
+    release_blockers: list[str]
+
+
+# --- one deviation (`deviation show --format json`) ------------------------------------------
+@dataclass(frozen=True)
+class DeviationView(View):
+    """A deviation with its investigation, closure and the audit trail rows about it."""
+
+    deviation_id: str
+    batch_id: str
+    protocol_id: str
+    step: str
+    parameter: str | None
+    value: str
+    spec: str
+    severity: str
+    status: str
+    kind: str
+    message: str
+    opened_by: str
+    opened_at: str
+    investigated_by: str | None
+    justification: str | None
+    closed_by: str | None
+    closed_at: str | None
+    decision: str | None
+    capa: str | None
+    investigation: dict[str, Any] | None
+    closure: dict[str, Any] | None
+    history: list[dict[str, Any]]  # audit trail rows (describe()) of its events
+
+
+# --- QC views ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrendView(View):
+    """Levey-Jennings data of an analyte (``qc trend``)."""
+
+    analyte: str
+    label: str
+    unit: str
+    points: list[tuple[str, float, str]]  # (batch id, value in `unit`, batch state)
+    mean: float
+    sd: float
+    baseline_count: int  # released batches the mean and SD come from
+    violations: list[Violation]
+
+
+@dataclass(frozen=True)
+class CompareRow(View):
+    analyte: str
+    group: str  # printed under the grouping's name (protocol, source, preconditioning)
+    n: int
+    mean: str
+    sd: str
+    unit: str
+    by: str = field(default="", metadata=SCREEN_ONLY)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "analyte": self.analyte,
+            self.by: self.group,
+            "n": self.n,
+            "mean": self.mean,
+            "sd": self.sd,
+            "unit": self.unit,
+        }
+
+
+@dataclass(frozen=True)
+class CompareView(View):
+    """Groups of batches side by side (``qc compare``)."""
+
+    by: str
+    units: dict[str, str]  # analyte -> unit
+    table: dict[str, dict[str, list[float]]]  # analyte -> group -> values
+    rows: list[CompareRow]
+
+
+@dataclass(frozen=True)
+class QCSummaryRow(View):
+    """One analyte of a batch, as the record's Quality control section starts from."""
+
+    step: str
+    name: str
+    label: str
+    method: str
+    value: str  # as displayed, "" when not measured
+    number: float | None
+    verdict: str
+    spec: str
+    reference: str  # literature reference range, information only
+    reference_source: str
+    note: str
+    replicates: dict[str, Any] | None
+    deviations: list[str]
+    trend: bool
+    history: list[float]  # released batches of the same protocol
+    history_mean: float | None
+    history_sd: float | None
+
+
+# --- printed documents: common parts ---------------------------------------------------------
+@dataclass(frozen=True)
+class SourceLine(View):
+    """A cited source: ``short`` is the citation's short form (``Nasiri et al. 2026``)."""
+
+    id: str
+    short: str
+    citation: str
+    doi: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class SignatureRow(View):
+    """An electronic signature as printed (21 CFR 11.50): name, id, role, time, meaning."""
+
+    meaning: str
+    full_name: str
+    signer: str
+    role: str
+    signed_at: str
+    status: str = ""  # "", "valid", or the superseded text
+    comment: str = ""
+    line: str = ""  # batch signatures: the QA line it fills in ("Reviewed by (QA)")
+
+
+# --- the batch record (templates/record.*) ---------------------------------------------------
+@dataclass(frozen=True)
+class RecordSummary(View):
+    done: int
+    skipped: int
+    not_taken: int
+    open_steps: int
+    late: int
+    corrections: int
+    alerts: int
+    deviations: int
+    open_deviations: int
+    holds: int
+    missing_verifications: int
+
+
+@dataclass(frozen=True)
+class TraceLine(View):
+    """A lot or instrument a step used, with the deviations opened for it there."""
+
+    text: str
+    deviations: list[str]
+
+
+@dataclass(frozen=True)
+class RecordStep(View):
+    entry: StepEntry  # the folded step: status, values, times, notes
+    number: str  # printed step number ("9a")
+    branch_arms: list[str]  # ids of every arm of the step's branch, itself included
+    window_text: str
+    lots: list[TraceLine]
+    equipment: list[TraceLine]
+    signatures: list[SignatureRow]  # performed, then each verification
+    missing_verification: bool
+
+
+@dataclass(frozen=True)
+class QCRecordRow(View):
+    step: str
+    label: str
+    method: str
+    value: str
+    spec: str
+    note: str  # the whole reference note; `flag` is its short form
+    measured: bool
+    mark: tuple[str, str, str] | None  # (symbol, words, css class) of VERDICT_MARKS
+    result: str  # "—" (not measured), "recorded" (nothing to meet) or "" (see mark)
+    reference_text: str
+    flag: str
+    replicates_text: str
+    replicate_values: str
+    deviation_refs: list[str]  # "DEV-0002 (Westgard 1-3s)"
+    spark: list[float]  # history then this value, for the sparkline; [] for none
+    history_mean: float | None
+    history_sd: float | None
+    history_text: str
+
+
+@dataclass(frozen=True)
+class RecordView(View):
+    """Everything the batch record prints (templates/record.html and record.md)."""
+
+    batch: Batch  # the folded batch: holds, deviations, decision, chain head
+    protocol: Protocol
+    generated_at: str
+    state_label: str
+    numbers: dict[str, str]  # step id -> printed number
+    sources: list[SourceLine]
+    steps: list[RecordStep]  # in protocol order
+    summary: RecordSummary
+    batch_signatures: list[SignatureRow]
+    qc_rows: list[QCRecordRow]
+    qc_explanation: str
+    ledger_head: str  # "" when not given
+
+
+# --- the SOP checklist (templates/checklist.*) -----------------------------------------------
+@dataclass(frozen=True)
+class ChecklistParam(View):
+    param: Parameter
+    source: str  # short citation, the site-choice marker, or ""
+
+
+@dataclass(frozen=True)
+class ChecklistStep(View):
+    step: Step
+    number: str
+    branch_arms: list[str]  # titles of every arm of the step's branch
+    window_text: str
+    window_source: str
+    params: list[ChecklistParam]
+
+
+@dataclass(frozen=True)
+class ChecklistView(View):
+    """The printable SOP checklist of a protocol (templates/checklist.html and .md)."""
+
+    protocol: Protocol
+    protocol_hash: str
+    generated_at: str
+    sources: list[SourceLine]
+    steps: list[ChecklistStep]
+
+
+# --- the deviation audit report (templates/audit.*) ------------------------------------------
+@dataclass(frozen=True)
+class ParetoChart(View):
+    key: str
+    title: str
+    column: str  # the category column's heading
+    rows: list[dict[str, Any]]  # {name, count, cumulative}, most first
+
+
+@dataclass(frozen=True)
+class AuditReportView(View):
+    """The deviation audit report (templates/audit.html and audit.md)."""
+
+    since: str | None
+    generated_at: str
+    total: int  # deviations in the period
+    batches: int  # batches started in the period
+    charts: list[ParetoChart]
+    open_rows: list[dict[str, Any]]  # not closed, oldest first, with age_days
+    released: list[dict[str, Any]]  # batch rows
+    rejected: list[dict[str, Any]]

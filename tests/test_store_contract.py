@@ -1,0 +1,653 @@
+"""The store contract, tested through ``EventStore`` and ``UnitOfWork`` only.
+
+Every backend must pass this file unchanged. Adding one (PostgreSQL) is one more entry in
+``BACKENDS``: a factory giving a ``Backend`` that opens stores on one fresh database and
+can run one raw statement behind the store's back (to show the event log refuses UPDATE and
+DELETE). Nothing else here may name a backend.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cmprep.domain.audit import verify
+from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
+from cmprep.events import GENESIS, LedgerEntry, NewEvent, ledger_hash
+from cmprep.store import EventStore, UnitOfWork
+from cmprep.store.query import BatchFilter, DeviationFilter
+
+
+# --- backends -------------------------------------------------------------------------------
+@dataclass
+class Backend:
+    """How the suite reaches one backend: nothing but opening, and one raw edit."""
+
+    open: Callable[[], EventStore]  # a new store (its own connection) on the test database
+    # edits the stored log directly, as someone with database access would; the action is
+    # one of FORGERIES, the backend phrases it in its own SQL
+    forge: Callable[[str, str, int], None]
+    refused: tuple[type[BaseException], ...]  # what ``forge`` raises when the database says no
+
+
+FORGERIES = ("update_event", "delete_event", "update_ledger", "delete_ledger")
+
+
+def _sqlite(tmp_path: Path) -> Backend:
+    from cmprep.store.sqlite import SQLiteStore
+
+    path = tmp_path / "contract.db"
+    sql = {
+        "update_event": "UPDATE events SET actor = 'mallory' WHERE batch_id = ? AND seq = ?",
+        "delete_event": "DELETE FROM events WHERE batch_id = ? AND seq = ?",
+        "update_ledger": "UPDATE ledger SET hash = 'x' WHERE batch_id = ? AND seq = ?",
+        "delete_ledger": "DELETE FROM ledger WHERE batch_id = ? AND seq = ?",
+    }
+
+    def forge(action: str, stream: str, seq: int) -> None:
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute(sql[action], (stream, seq))
+            conn.commit()
+        finally:
+            conn.close()
+
+    return Backend(open=lambda: SQLiteStore(path), forge=forge, refused=(sqlite3.DatabaseError,))
+
+
+# name -> factory; a PostgreSQL factory would skip unless a test server's URL is given
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+def store(backend: Backend) -> Iterator[EventStore]:
+    s = backend.open()
+    yield s
+    s.close()
+
+
+# --- helpers --------------------------------------------------------------------------------
+T0 = "2026-11-02T08:00:00Z"
+T1 = "2026-11-02T09:00:00Z"
+T2 = "2026-11-02T10:00:00Z"
+
+
+def new(n: int = 1, actor: str = "alice", **payload: Any) -> list[NewEvent]:
+    return [NewEvent("step_recorded", actor, {"i": i, **payload}) for i in range(n)]
+
+
+def append(store: EventStore, stream: str, n: int = 1, at: str = T0, expected: int | None = None):
+    if expected is None:
+        head = store.head(stream)
+        expected = head.seq if head else 0
+    with store.writing(stream, expected) as unit:
+        return unit.append(new(n), at)
+
+
+def snapshot(store: EventStore) -> tuple:
+    """Everything the store holds that a rolled-back unit must not have changed."""
+    return (
+        {s: store.events(s) for s in store.stream_ids()},
+        store.recorded_heads(),
+        store.ledger(),
+        store.batch_rows(),
+        store.deviation_rows(),
+    )
+
+
+def batch_row(batch_id: str, **over: Any) -> dict[str, Any]:
+    row = {
+        "batch_id": batch_id,
+        "protocol_id": "cm-standard",
+        "protocol_version": "1.0",
+        "protocol_hash": "ab" * 32,
+        "state": "in_progress",
+        "started_at": T0,
+        "started_by": "alice",
+        "updated_at": T0,
+        "head_seq": 1,
+        "open_deviations": 0,
+        "extra": {"nested": ["kept", "as", "given"]},
+    }
+    return {**row, **over}
+
+
+def deviation_row(deviation_id: str, **over: Any) -> dict[str, Any]:
+    row = {
+        "deviation_id": deviation_id,
+        "batch_id": "B1",
+        "protocol_id": "cm-standard",
+        "step": "expansion",
+        "parameter": "viability",
+        "severity": "major",
+        "status": "open",
+        "opened_by": "alice",
+        "opened_at": T0,
+        "message": "viability 80 % below 90 %",
+    }
+    return {**row, **over}
+
+
+# --- the protocols ----------------------------------------------------------------------
+def test_the_backend_and_its_unit_satisfy_the_protocols(store: EventStore):
+    assert isinstance(store, EventStore)
+    with store.writing("B1", 0) as unit:
+        assert isinstance(unit, UnitOfWork)
+
+
+# --- appending and reading --------------------------------------------------------------
+def test_appended_events_read_back_in_order_with_every_field(store: EventStore):
+    events = [
+        NewEvent("batch_started", "alice", {"protocol_id": "p", "µ": "Ü", "n": [1, {"a": None}]}),
+        NewEvent("step_recorded", "bob", {"step": "s1"}, reason="late", performed_at=T0),
+        NewEvent("step_recorded", "alice", {}),
+    ]
+    with store.writing("B1", 0) as unit:
+        written = unit.append(events, T1)
+    assert store.events("B1") == written
+    assert [e.seq for e in written] == [1, 2, 3]
+    assert [(e.type, e.actor, e.payload) for e in written] == [
+        (n.type, n.actor, n.payload) for n in events
+    ]
+    assert written[1].reason == "late" and written[1].performed_at == T0
+    assert all(e.recorded_at == T1 for e in written)
+
+
+def test_seqs_are_gapless_and_each_event_is_chained_to_the_one_before(store: EventStore):
+    append(store, "B1", 2)
+    append(store, "B1", 3, at=T1)
+    events = store.events("B1")
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    prev = GENESIS
+    for e in events:
+        assert e.prev_hash == prev and e.hash == e.computed_hash()
+        prev = e.hash
+
+
+def test_appends_within_one_unit_continue_after_each_other(store: EventStore):
+    with store.writing("B1", 0) as unit:
+        first = unit.append(new(2), T0)
+        second = unit.append(new(1), T0)
+        assert unit.append([], T0) == []
+    assert [e.seq for e in first + second] == [1, 2, 3]
+    assert second[0].prev_hash == first[-1].hash
+    assert store.events("B1") == first + second
+
+
+def test_an_unknown_stream_has_no_events_and_no_head(store: EventStore):
+    assert store.events("nope") == []
+    assert store.head("nope") is None
+
+
+def test_the_head_is_the_last_event_and_is_also_recorded_apart(store: EventStore):
+    written = append(store, "B1", 3)
+    append(store, "B2", 1)
+    assert tuple(store.head("B1")) == (3, written[-1].hash)
+    assert store.head("B1").seq == 3 and store.head("B1").hash == written[-1].hash
+    heads = store.recorded_heads()
+    assert set(heads) == {"B1", "B2"}
+    assert tuple(heads["B1"]) == (3, written[-1].hash)
+
+
+def test_what_was_written_is_there_for_another_connection_and_after_reopening(
+    backend: Backend, store: EventStore
+):
+    written = append(store, "B1", 2)
+    other = backend.open()
+    try:
+        assert other.events("B1") == written
+        assert other.ledger() == store.ledger()
+    finally:
+        other.close()
+    store.close()
+    again = backend.open()
+    try:
+        assert again.events("B1") == written
+    finally:
+        again.close()
+
+
+# --- refusals: a stale writer, a taken id, a clock behind ---------------------------------
+def test_a_stale_expected_seq_is_refused_with_try_again_and_nothing_is_written(
+    store: EventStore,
+):
+    append(store, "B1", 2)
+    before = snapshot(store)
+    ran = False
+    with (
+        pytest.raises(ConcurrencyError, match="changed while you were entering") as err,
+        store.writing("B1", 1) as unit,
+    ):
+        ran = True
+        unit.append(new(1), T1)
+    assert not ran, "the block must not run when the head moved"
+    assert err.value.hint is not None and err.value.hint.kind == "try_again"
+    assert err.value.hint.data == {"batch": "B1"}
+    assert snapshot(store) == before
+
+
+def test_a_writer_on_a_second_connection_that_decided_from_an_old_head_is_refused(
+    backend: Backend, store: EventStore
+):
+    append(store, "B1", 1)
+    other = backend.open()
+    try:
+        seen = other.head("B1").seq  # both decide from entry 1
+        append(store, "B1", 1, at=T1, expected=1)  # the first one saves
+        with (
+            pytest.raises(ConcurrencyError, match="someone saved entry 2 first"),
+            other.writing("B1", seen) as unit,
+        ):
+            unit.append(new(1), T2)
+    finally:
+        other.close()
+    assert [e.seq for e in store.events("B1")] == [1, 2]
+
+
+def test_expecting_a_new_batch_where_one_exists_says_choose_another_id(store: EventStore):
+    append(store, "B1", 1)
+    before = snapshot(store)
+    with (
+        pytest.raises(ConcurrencyError, match="batch B1 already exists; choose another id"),
+        store.writing("B1", 0) as unit,
+    ):
+        unit.append(new(1), T1)
+    assert snapshot(store) == before
+
+
+def test_a_system_stream_is_never_told_to_choose_another_id(store: EventStore):
+    """Nobody chooses the id "@users": two first admins at once is a race, not a taken id."""
+    append(store, "@users", 1)
+    with (
+        pytest.raises(ConcurrencyError, match="changed while you were entering") as err,
+        store.writing("@users", 0),
+    ):
+        pass
+    assert err.value.hint is not None and err.value.hint.kind == "try_again"
+    assert "choose another id" not in str(err.value)
+
+
+def test_a_clock_behind_the_stream_is_refused_and_nothing_is_written(store: EventStore):
+    append(store, "B1", 1, at=T1)
+    before = snapshot(store)
+    with (
+        pytest.raises(ClockBehind, match="earlier than the last entry") as err,
+        store.writing("B1", 1) as unit,
+    ):
+        unit.next_number("deviation")
+        unit.append(new(1), T0)
+    assert err.value.hint is not None and err.value.hint.kind == "check_clock"
+    assert snapshot(store) == before
+    with store.writing("B1", 1) as unit:
+        assert unit.next_number("deviation") == 1  # the refused unit's number was not kept
+
+
+def test_the_same_time_as_the_last_entry_is_not_behind(store: EventStore):
+    append(store, "B1", 1, at=T1)
+    append(store, "B1", 1, at=T1)
+    assert len(store.events("B1")) == 2
+
+
+def test_the_clock_is_checked_per_stream(store: EventStore):
+    append(store, "B1", 1, at=T2)
+    append(store, "B2", 1, at=T0)  # another stream's later time does not matter
+    assert store.events("B2")[0].recorded_at == T0
+
+
+# --- one unit: everything or nothing -------------------------------------------------------
+def test_a_failing_unit_rolls_back_events_ledger_head_projections_counters_and_keys(
+    store: EventStore,
+):
+    append(store, "B1", 1)
+    with store.writing("B1", 1) as unit:
+        unit.put_batch(batch_row("B1"))
+        assert unit.next_number("deviation") == 1
+    before = snapshot(store)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), store.writing("B1", 1) as unit:
+        written = unit.append(new(2), T1)
+        unit.put_batch(batch_row("B1", state="on_hold", head_seq=3))
+        unit.put_batch(batch_row("B9"))
+        unit.put_deviation(deviation_row("DEV-0002"))
+        assert unit.next_number("deviation") == 2
+        unit.next_number("other")
+        unit.remember_key("k-1", written[0].seq, written[-1].seq)
+        append_elsewhere = unit.append(new(1), T1)
+        assert append_elsewhere[0].seq == 4
+        raise Boom
+    assert snapshot(store) == before
+    assert store.key_used("k-1") is None
+    with store.writing("B1", 1) as unit:
+        assert unit.next_number("deviation") == 2
+        assert unit.next_number("other") == 1
+
+
+def test_a_unit_that_appends_nothing_creates_no_stream(store: EventStore):
+    """Counters are taken in a unit on a stream that never gets events."""
+    with store.writing("__counter__", 0) as unit:
+        assert unit.next_number("batch-20261102") == 1
+    with store.writing("__counter__", 0) as unit:
+        assert unit.next_number("batch-20261102") == 2
+    assert store.stream_ids() == [] and store.head("__counter__") is None
+    assert store.ledger() == []
+
+
+# --- counters -------------------------------------------------------------------------------
+def test_counters_are_gapless_per_name_and_survive_reopening(backend: Backend, store: EventStore):
+    got: dict[str, list[int]] = {"deviation": [], "batch-20261102": []}
+    for i in range(5):
+        name = "deviation" if i % 2 else "batch-20261102"
+        with store.writing("__counter__", 0) as unit:
+            got[name].append(unit.next_number(name))
+    with store.writing("__counter__", 0) as unit:
+        got["deviation"].extend(unit.next_number("deviation") for _ in range(2))
+    assert got == {"deviation": [1, 2, 3, 4], "batch-20261102": [1, 2, 3]}
+    other = backend.open()
+    try:
+        with other.writing("__counter__", 0) as unit:
+            assert unit.next_number("deviation") == 5
+    finally:
+        other.close()
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+def test_a_remembered_key_is_found_inside_and_outside_a_unit(store: EventStore):
+    append(store, "B1", 1)
+    assert store.key_used("k-1") is None
+    with store.writing("B1", 1) as unit:
+        assert unit.seen_key("k-1") is None
+        written = unit.append(new(3), T1)
+        unit.remember_key("k-1", written[0].seq, written[-1].seq)
+    used = store.key_used("k-1")
+    assert used == ("B1", 2, 4)
+    assert (used.stream, used.first_seq, used.last_seq) == ("B1", 2, 4)
+    with store.writing("B1", 4) as unit:
+        assert unit.seen_key("k-1") == ("B1", 2, 4)
+        assert unit.seen_key("k-2") is None
+
+
+def test_a_key_is_remembered_once(store: EventStore):
+    with store.writing("B1", 0) as unit:
+        w = unit.append(new(1), T0)
+        unit.remember_key("k-1", w[0].seq, w[0].seq)
+    before = snapshot(store)
+    with (
+        pytest.raises(ConcurrencyError, match="saved meanwhile"),
+        store.writing("B1", 1) as unit,
+    ):
+        w = unit.append(new(1), T1)
+        unit.remember_key("k-1", w[0].seq, w[0].seq)
+    assert snapshot(store) == before
+    assert store.key_used("k-1") == ("B1", 1, 1)
+
+
+def test_a_key_can_only_name_events_of_its_own_unit(store: EventStore):
+    append(store, "B1", 2)
+    with pytest.raises(StoreError, match="same transaction"), store.writing("B1", 2) as unit:
+        unit.append(new(1), T1)
+        unit.remember_key("k-1", 1, 3)  # 1 and 2 were written by someone else
+    with pytest.raises(StoreError, match="same transaction"), store.writing("B1", 2) as unit:
+        unit.remember_key("k-1", 1, 1)  # nothing written in this unit
+    assert store.key_used("k-1") is None and len(store.events("B1")) == 2
+
+
+# --- query tables -------------------------------------------------------------------------
+@pytest.fixture
+def projections(store: EventStore) -> EventStore:
+    with store.writing("__projections__", 0) as unit:
+        unit.put_batch(batch_row("B2", started_at=T1, state="released", protocol_id="cm-b"))
+        unit.put_batch(batch_row("B3", started_at=T0))
+        unit.put_batch(batch_row("B1", started_at=T0, state="released"))
+        unit.put_deviation(deviation_row("DEV-0003", opened_at=T2, status="closed"))
+        unit.put_deviation(deviation_row("DEV-0001"))
+        unit.put_deviation(
+            deviation_row(
+                "DEV-0002",
+                batch_id="B2",
+                protocol_id="cm-b",
+                step="spin",
+                severity="minor",
+                opened_by="bob",
+                opened_at=T1,
+            )
+        )
+        row = deviation_row("DEV-0004", opened_at=T2)
+        del row["parameter"]  # a manual deviation names no parameter
+        unit.put_deviation(row)
+    return store
+
+
+def test_batch_rows_come_back_as_given_ordered_by_start_then_id(projections: EventStore):
+    rows = projections.batch_rows()
+    assert [r["batch_id"] for r in rows] == ["B1", "B3", "B2"]
+    assert rows[0] == batch_row("B1", started_at=T0, state="released")
+    assert projections.batch_rows(None) == rows == projections.batch_rows(BatchFilter())
+
+
+@pytest.mark.parametrize(
+    "where,expected",
+    [
+        (BatchFilter(state="released"), ["B1", "B2"]),
+        (BatchFilter(protocol_id="cm-standard"), ["B1", "B3"]),
+        (BatchFilter(protocol_id="cm-standard", state="released"), ["B1"]),
+        (BatchFilter(state="rejected"), []),
+    ],
+)
+def test_batch_rows_match_every_set_filter_field(projections: EventStore, where, expected):
+    assert [r["batch_id"] for r in projections.batch_rows(where)] == expected
+
+
+def test_deviation_rows_come_back_as_given_ordered_by_id(projections: EventStore):
+    rows = projections.deviation_rows()
+    assert [r["deviation_id"] for r in rows] == ["DEV-0001", "DEV-0002", "DEV-0003", "DEV-0004"]
+    assert rows[0] == deviation_row("DEV-0001")
+    assert "parameter" not in rows[3]
+
+
+@pytest.mark.parametrize(
+    "where,expected",
+    [
+        (DeviationFilter(deviation_id="DEV-0002"), ["DEV-0002"]),
+        (DeviationFilter(batch_id="B2"), ["DEV-0002"]),
+        (DeviationFilter(protocol_id="cm-standard"), ["DEV-0001", "DEV-0003", "DEV-0004"]),
+        (DeviationFilter(step="spin"), ["DEV-0002"]),
+        (DeviationFilter(severity="minor"), ["DEV-0002"]),
+        (DeviationFilter(status="closed"), ["DEV-0003"]),
+        (DeviationFilter(opened_by="bob"), ["DEV-0002"]),
+        (DeviationFilter(since=T1), ["DEV-0002", "DEV-0003", "DEV-0004"]),  # at or after
+        (DeviationFilter(until=T1), ["DEV-0001"]),  # strictly before
+        (DeviationFilter(since=T1, until=T2), ["DEV-0002"]),
+        (DeviationFilter(status="open", since=T2), ["DEV-0004"]),
+        (DeviationFilter(batch_id="B1", severity="minor"), []),
+    ],
+)
+def test_deviation_rows_match_every_set_filter_field(projections: EventStore, where, expected):
+    assert [r["deviation_id"] for r in projections.deviation_rows(where)] == expected
+
+
+def test_putting_a_row_again_replaces_it(projections: EventStore):
+    with projections.writing("__projections__", 0) as unit:
+        unit.put_batch(batch_row("B3", started_at=T0, state="rejected"))
+        unit.put_deviation(deviation_row("DEV-0001", status="closed"))
+    assert [r["state"] for r in projections.batch_rows(BatchFilter())] == [
+        "released",
+        "rejected",
+        "released",
+    ]
+    assert projections.deviation_rows(DeviationFilter(deviation_id="DEV-0001"))[0]["status"] == (
+        "closed"
+    )
+
+
+def test_a_row_missing_an_indexed_field_is_refused(store: EventStore):
+    row = batch_row("B1")
+    del row["state"]
+    with pytest.raises(StoreError, match="state"), store.writing("B1", 0) as unit:
+        unit.put_batch(row)
+    assert store.batch_rows() == []
+
+
+def test_replace_projections_replaces_every_row_and_touches_nothing_else(
+    projections: EventStore,
+):
+    append(projections, "B1", 2)
+    with projections.writing("__counter__", 0) as unit:
+        unit.next_number("deviation")
+    events, heads, ledger = (
+        projections.events("B1"),
+        projections.recorded_heads(),
+        projections.ledger(),
+    )
+    projections.replace_projections([batch_row("B7")], [deviation_row("DEV-0009")])
+    assert [r["batch_id"] for r in projections.batch_rows()] == ["B7"]
+    assert [r["deviation_id"] for r in projections.deviation_rows()] == ["DEV-0009"]
+    assert projections.events("B1") == events
+    assert projections.recorded_heads() == heads and projections.ledger() == ledger
+    with projections.writing("__counter__", 0) as unit:
+        assert unit.next_number("deviation") == 2
+    projections.replace_projections([], [])
+    assert projections.batch_rows() == [] and projections.deviation_rows() == []
+
+
+def test_replace_projections_is_all_or_nothing(projections: EventStore):
+    before = (projections.batch_rows(), projections.deviation_rows())
+    bad = batch_row("B8")
+    del bad["protocol_id"]
+    with pytest.raises(StoreError):
+        projections.replace_projections([batch_row("B7"), bad], [])
+    assert (projections.batch_rows(), projections.deviation_rows()) == before
+
+
+# --- streams ------------------------------------------------------------------------------------
+def test_stream_ids_list_every_stream_and_batch_ids_leave_out_system_ones(store: EventStore):
+    for stream in ("CM-2", "@users", "CM-1", "@security", "B-0"):
+        append(store, stream, 1)
+    assert store.stream_ids() == sorted(["CM-2", "@users", "CM-1", "@security", "B-0"])
+    assert store.batch_ids() == ["B-0", "CM-1", "CM-2"]
+
+
+# --- the global ledger --------------------------------------------------------------------------
+def test_the_ledger_lists_every_event_in_commit_order_gapless_and_chained(store: EventStore):
+    a = append(store, "B1", 2)
+    b = append(store, "@users", 1)
+    c = append(store, "B1", 1, at=T1)
+    d = append(store, "B2", 2, at=T1)
+    written = a + b + c + d
+    ledger = store.ledger()
+    assert all(isinstance(x, LedgerEntry) for x in ledger)
+    assert [x.pos for x in ledger] == list(range(1, len(written) + 1))
+    assert [(x.stream, x.seq, x.event_hash) for x in ledger] == [
+        (e.batch_id, e.seq, e.hash) for e in written
+    ]
+    prev = GENESIS
+    for x in ledger:
+        assert x.prev == prev
+        assert x.hash == ledger_hash(x.pos, x.stream, x.seq, x.event_hash, x.prev)
+        assert x.hash == x.computed_hash()
+        prev = x.hash
+
+
+def test_the_ledger_entry_is_immutable(store: EventStore):
+    append(store, "B1", 1)
+    entry = store.ledger()[0]
+    with pytest.raises(AttributeError):
+        entry.hash = "0" * 64  # type: ignore[misc]
+
+
+def test_what_the_store_returns_verifies(store: EventStore):
+    for stream, n in (("B1", 3), ("@users", 2), ("B2", 1), ("B1", 1)):
+        append(store, stream, n, at=T1)
+    streams = {s: store.events(s) for s in store.stream_ids()}
+    assert verify(streams, store.recorded_heads(), store.ledger()) == []
+
+
+# --- the log cannot be edited ------------------------------------------------------------------
+@pytest.mark.parametrize("action", FORGERIES)
+@pytest.mark.parametrize("seq", [1, 2])
+def test_the_event_log_and_ledger_refuse_update_and_delete(
+    backend: Backend, store: EventStore, action: str, seq: int
+):
+    append(store, "B1", 2)
+    before = snapshot(store)
+    with pytest.raises(backend.refused, match="append-only"):
+        backend.forge(action, "B1", seq)
+    assert snapshot(store) == before
+
+
+# --- choosing the backend -----------------------------------------------------------------------
+def _opened_file(store: EventStore) -> Path:
+    path = Path(store.path)  # type: ignore[attr-defined]
+    store.close()
+    return path.resolve()
+
+
+def test_a_plain_path_or_a_sqlite_url_opens_an_sqlite_file(tmp_path: Path, monkeypatch):
+    from cmprep.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    assert _opened_file(open_store(str(tmp_path / "a.db"))) == tmp_path / "a.db"
+    assert _opened_file(open_store(tmp_path / "b.db")) == tmp_path / "b.db"
+    assert _opened_file(open_store("sqlite:///sub/c.db")) == tmp_path / "sub" / "c.db"
+    assert _opened_file(open_store(f"sqlite:///{tmp_path}/d.db")) == tmp_path / "d.db"
+    assert (tmp_path / "d.db").exists()
+
+
+def test_without_a_url_the_environment_then_the_default_file_is_used(tmp_path: Path, monkeypatch):
+    from cmprep.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CMPREP_DB", str(tmp_path / "env.db"))
+    assert _opened_file(open_store()) == tmp_path / "env.db"
+    monkeypatch.delenv("CMPREP_DB")
+    assert _opened_file(open_store(None)) == tmp_path / "cmprep.db"
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://lab@db/cmprep", "postgres://db/x", "postgresql+psycopg://db"]
+)
+def test_postgresql_is_refused_clearly_until_its_backend_exists(tmp_path: Path, monkeypatch, url):
+    from cmprep.errors import MissingExtra
+    from cmprep.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MissingExtra, match="PostgreSQL support is not available") as err:
+        open_store(url)
+    assert err.value.hint is None  # no extra to install yet: nothing to point at
+    assert list(tmp_path.iterdir()) == []  # no file named after the URL
+
+
+@pytest.mark.parametrize("url", ["mysql://db/x", "sqlite://", "sqlite:///", "http://x/y.db"])
+def test_another_scheme_is_refused_naming_the_accepted_forms(tmp_path: Path, monkeypatch, url):
+    from cmprep.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=r"sqlite:///") as err:
+        open_store(url)
+    assert "--" not in str(err.value) and "cmprep " not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_importing_the_store_package_opens_no_backend():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cmprep.store; "
+        "print(sorted(m for m in ('cmprep.store.sqlite', 'sqlite3') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
