@@ -100,10 +100,6 @@ class MissingExtra(CmprepError):
     """An optional part (PDF, PNG, PostgreSQL) is not installed; the hint names it."""
 
 
-class OutputError(CmprepError):
-    """A document could not be written where asked (a missing folder, no permission)."""
-
-
 __all__ = [
     "HINT_KINDS",
     "ClockBehind",
@@ -113,7 +109,6 @@ __all__ = [
     "Hint",
     "MissingExtra",
     "NotFound",
-    "OutputError",
     "Refused",
     "StoreError",
 ]
