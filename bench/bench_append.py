@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import GOOD, STANDARD
+from conftest import GOOD, STANDARD, approve_bundled, seed_people
 
 from cmprep.service import Services
 from cmprep.store.sqlite import SQLiteStore
@@ -44,9 +44,8 @@ def raw_inserts(db: Path, n: int) -> list[float]:
 
 def cmprep_records(db: Path, n: int) -> list[float]:
     now = [datetime(2026, 11, 2, 8, tzinfo=timezone.utc)]
-    svc = Services(SQLiteStore(db), clock=lambda: now[0])
-    svc.people.add("admin", "Ada Admin", "admin", "bench-password", None)
-    svc.people.add("alice", "Alice Archer", "technician", "bench-password", "admin")
+    svc = Services(SQLiteStore(db, create=True), clock=lambda: now[0])
+    approve_bundled(seed_people(svc))  # people proven, protocols approved, as in the tests
     times = []
     for i in range(n):
         batch_id = f"B{i}"

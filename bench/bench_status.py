@@ -29,26 +29,35 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
-        env = {**os.environ, "CMPREP_DB": str(db), "CMPREP_USER": "alice"}
+        sessions = Path(tmp) / "sessions"
+        env = {**os.environ, "CMPREP_DB": str(db), "CMPREP_SESSIONS": str(sessions)}
+        env.pop("CMPREP_USER", None)
+        pw = "bench-password"
+
+        def cm(*args: str, stdin: str = "") -> None:
+            subprocess.run(
+                [sys.executable, "-m", "cmprep", *args],
+                input=stdin,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                text=True,
+            )
+
+        # the walk-through of a new lab: a database, people, a controlled protocol, a login
+        cm("init", "--admin", "root", "--full-name", "Ada Admin", "--password-stdin", stdin=pw)
+        for name, role in (("alice", "technician"), ("rita", "reviewer"), ("quinn", "qa")):
+            add = ["user", "add", name, "--full-name", name.title(), "--role", role]
+            cm(*add, "--as", "root", "--password-stdin", stdin=f"{pw}\n{pw}\n")
+        protocols = Path(__file__).resolve().parent.parent / "protocols"
+        protocol = str(protocols / "cm-standard-serum-free.yaml")
+        cm("protocol", "import", protocol, "--as", "rita", "--password-stdin", stdin=pw)
+        approve = ["protocol", "approve", "cm-standard-serum-free", "--version", "1.0"]
+        cm(*approve, "--as", "quinn", "--password-stdin", stdin=pw)
+        cm("login", "--as", "alice", "--password-stdin", stdin=pw)
+        cm("batch", "start", "cm-standard-serum-free", "--id", "B1")
+        cm("batch", "record", "B1", "isolation", "source_tissue=UC", "donor_id=D1")
         cmprep = [sys.executable, "-m", "cmprep"]
-        quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL, "text": True}
-        pw = "bench-password\n"
-        admin = ["user", "add", "admin", "--full-name", "A", "--role", "admin", "--password-stdin"]
-        subprocess.run([*cmprep, *admin], input=pw, **quiet)
-        alice = ["user", "add", "alice", "--full-name", "Alice", "--role", "technician"]
-        subprocess.run([*cmprep, *alice, "--password-stdin", "--as", "admin"], input=pw, **quiet)
-        subprocess.run(
-            [*cmprep, "batch", "start", "cm-standard-serum-free", "--id", "B1"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        subprocess.run(
-            [*cmprep, "batch", "record", "B1", "isolation", "source_tissue=UC", "donor_id=D1"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
         bare = timed([sys.executable, "-c", "pass"], env)
         helptime = timed([*cmprep, "--help"], env)
         status = timed([*cmprep, "batch", "status", "B1"], env)

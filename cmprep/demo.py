@@ -1,11 +1,12 @@
 """`make demo`: a lab's first half-year in cmprep, end to end, into demo-output/.
 
-- users (admin, two technicians, QA), material lots and instruments;
+- users (admin, two technicians, a reviewer, QA), material lots and instruments;
+- the bundled protocols imported by the reviewer and approved by QA (change control);
 - 22 released batches of two protocols (standard serum-free and hypoxic UC-MSC-CM), with
   their QC results and the occasional deviation, investigated and closed by QA;
 - DEMO-001, the featured batch: an out-of-spec spin (a deviation), lots and instruments
   named at each step, QC imported from a CSV of replicates, second-person verification,
-  QA's decision and release;
+  QA's decision, review and release;
 - DEMO-002, a hypoxic batch whose VEGF breaks a Westgard rule against the lab's history;
 - the batch record, the SOP checklist, the VEGF control chart, the hypoxic-vs-normoxic
   comparison and the deviation audit report.
@@ -30,6 +31,7 @@ PEOPLE = [
     ("admin", "Ada Admin", "admin"),
     ("alice", "Alice Archer", "technician"),
     ("bob", "Bob Baker", "technician"),
+    ("rita", "Rita Reviewer", "reviewer"),
     ("quinn", "Quinn Quality", "qa"),
 ]
 LOTS = [  # lot, material, expiry
@@ -102,7 +104,7 @@ class Lab:
         from cmprep.store.sqlite import SQLiteStore
 
         self.now = start
-        self.svc = Services(SQLiteStore(db), clock=lambda: self.now)
+        self.svc = Services(SQLiteStore(db, create=True), clock=lambda: self.now)
         self.rng = random.Random(20261129)
 
     def tick(self, hours: float) -> None:
@@ -165,9 +167,26 @@ class Lab:
                 "Justification accepted; no impact on the product.",
             )
         self.tick(1)
-        svc.quality.release(
-            batch_id, "quinn", DEMO_PASSWORD, "Record reviewed; all deviations closed."
+        svc.quality.sign_review(
+            batch_id, "quinn", DEMO_PASSWORD, "Record reviewed by exception; all deviations closed."
         )
+        self.tick(0.5)
+        svc.quality.release(batch_id, "quinn", DEMO_PASSWORD, "Meets specification.")
+
+
+def approve_protocols(lab: Lab) -> None:
+    """The bundled protocols under change control, as a lab puts its own there: rita
+    (reviewer) imports each file as a draft, quinn (QA) approves it with a signature. Only
+    then can a batch start from it."""
+    from cmprep.protocol.library import protocol_files
+
+    refs = []
+    for path in protocol_files():
+        stored = lab.svc.protocols.import_file(str(path), "rita")
+        lab.tick(0.5)
+        lab.svc.protocols.approve(stored.id, stored.version, "quinn", DEMO_PASSWORD)
+        refs.append(stored.ref)
+    print(f"Protocols: {', '.join(refs)} imported by rita, approved by quinn (QA)")
 
 
 def _qc_values(rng: random.Random, hypoxic: bool) -> dict[str, str]:
@@ -203,10 +222,13 @@ def run_demo(out: Path) -> dict[str, Path]:
     lab = Lab(db, datetime.now(timezone.utc).replace(microsecond=0, second=0) - timedelta(days=260))
     svc = lab.svc
     for name, full_name, role in PEOPLE:
-        svc.people.add(name, full_name, role, DEMO_PASSWORD, "admin")
+        svc.people.add(name, full_name, role, DEMO_PASSWORD, "admin", DEMO_PASSWORD)
+    for name, _full_name, _role in PEOPLE:  # each person proves themself, as at login
+        svc.gate.prove(name, DEMO_PASSWORD, "log in")
     print(
         f"Users: {', '.join(f'{n} ({r})' for n, _, r in PEOPLE)}; demo password {DEMO_PASSWORD!r}"
     )
+    approve_protocols(lab)
     for lot, material, expiry in LOTS:
         svc.materials.register_lot(lot, material, expiry, "alice")
     for ident, kind, due, radius in EQUIPMENT:
@@ -272,7 +294,7 @@ def run_demo(out: Path) -> dict[str, Path]:
         "Centrifuge left on the cell-pelleting programme (1950 rpm = 701 x g with rotor CF-02). "
         "Debris removal is only more thorough; the 0.22 um filtration that follows is unaffected.",
     )
-    print("DEMO-001: verified by bob, deviation accepted and batch released by quinn (QA)")
+    print("DEMO-001: verified by bob, deviation accepted, reviewed and released by quinn (QA)")
 
     # DEMO-002: a hypoxic batch whose VEGF is far above the lab's own history
     qc = {**_qc_values(lab.rng, True), "vegf": "640 pg/mL"}
@@ -344,6 +366,7 @@ def main() -> None:
     print(f"     CMPREP_DB={db} .venv/bin/cmprep qc trend vegf --protocol {HYPOXIA}")
     print(f"     CMPREP_DB={db} .venv/bin/cmprep qc compare --by preconditioning --analyte vegf")
     print(f"     CMPREP_DB={db} .venv/bin/cmprep audit verify")
+    print(f"     CMPREP_DB={db} .venv/bin/cmprep protocol list")
 
 
 if __name__ == "__main__":

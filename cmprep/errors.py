@@ -43,15 +43,25 @@ HINT_KINDS = (
     "correct_value",  # data: batch, step
     "record_step",  # data: batch, due (the step or arms due, comma separated)
     "investigate_deviation",  # data: deviation
+    "sign_review",  # data: batch; release needs a review that still counts
+    "reject_batch",  # data: batch; a rejected deviation leaves only rejection
     "list_deviations",  # an unknown deviation id
+    "import_protocol",  # a protocol not in the database (or a file): import it, QA approves
+    "approve_protocol",  # data: protocol, version; a draft cannot start a batch
+    "list_protocols",  # an unknown or retired protocol version
     "register_lot",  # data: lot
     "register_equipment",  # data: equipment
     "give_reason",  # a reason is required
     "give_output_file",  # a binary document needs a file to go to
     "install_extra",  # data: extra, package
     "check_clock",  # the system clock is behind the log
+    "anchor_folder",  # no usable folder for ledger checkpoints
     "try_again",  # data: batch (optional); a concurrent writer won
     "upgrade",  # the database is newer than this program
+    "init_database",  # data: path; no database there yet
+    "log_in",  # the person has not proven who they are (no session, no password)
+    "unlock_account",  # data: name; too many wrong passwords locked the account
+    "other_person",  # data: name; a session was asked to act as someone else
 )
 
 

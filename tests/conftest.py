@@ -76,8 +76,37 @@ PEOPLE = [  # (name, full name, role); the admin comes first
 
 
 def seed_people(svc: Services) -> Services:
+    """Add everyone (root first, then root adds the others with root's password) and prove
+    them all present in this service, as if each had logged in."""
     for name, full, role in PEOPLE:
-        svc.people.add(name, full, role, PASSWORD, "root")
+        svc.people.add(name, full, role, PASSWORD, "root", PASSWORD)
+    return present(svc)
+
+
+def present(svc: Services) -> Services:
+    """Prove every test person in this service (their passwords open their keys), so a
+    test can act as several people in turn, as several logged-in terminals would."""
+    for name, _full, _role in PEOPLE:
+        user = svc.gate.user(name)
+        if user is not None and user.active and not user.locked:  # only who can log in
+            svc.gate.prove(name, PASSWORD, "log in")
+    return svc
+
+
+def approve_file(svc: Services, path: str | Path) -> str:
+    """Put a protocol file under control as a lab would: rita (reviewer) imports it, quinn
+    (QA) approves it with PASSWORD. Returns ``ID@VERSION``, what a batch starts from."""
+    stored = svc.protocols.import_file(str(path), "rita")
+    svc.protocols.approve(stored.id, stored.version, "quinn", PASSWORD)
+    return stored.ref
+
+
+def approve_bundled(svc: Services) -> Services:
+    """Import and approve every bundled protocol, so batches can start from their ids."""
+    from cmprep.protocol.library import protocol_files
+
+    for path in protocol_files():
+        approve_file(svc, path)
     return svc
 
 
@@ -101,8 +130,8 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def svc(db_path: Path, clock: Clock) -> Services:
-    store = SQLiteStore(db_path)
-    yield seed_people(Services(store, clock=clock))
+    store = SQLiteStore(db_path, create=True)
+    yield approve_bundled(seed_people(Services(store, clock=clock)))
     store.close()
 
 

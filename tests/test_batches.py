@@ -6,25 +6,34 @@ import itertools
 import sqlite3
 
 import pytest
-from conftest import GOOD, STANDARD, run_to
+from conftest import GOOD, STANDARD, approve_file, run_to
 
 from cmprep import events as ev
 from cmprep.errors import Hint, NotFound, Refused
 from cmprep.store.query import DeviationFilter
 
 
-def test_a_batch_copies_the_protocol_it_started_from(svc, tmp_path):
+def test_a_batch_copies_the_approved_protocol_and_an_edited_file_changes_nothing(svc, tmp_path):
     proto = tmp_path / "p.yaml"
     src = svc.protocols.get(STANDARD)
-    proto.write_text(__import__("yaml").safe_dump(src.model_dump(mode="json"), sort_keys=False))
-    svc.batches.start(str(proto), "alice", "B1")
+    data = {**src.model_dump(mode="json"), "id": "cm-copy"}
+    proto.write_text(__import__("yaml").safe_dump(data, sort_keys=False))
+    ref = approve_file(svc, proto)
+    svc.batches.start(ref, "alice", "B1")
     before = svc.batches.batch("B1")
     text = proto.read_text().replace("max: 500.0", "max: 900.0")
     assert text != proto.read_text()
-    proto.write_text(text)
+    proto.write_text(text)  # the spin spec widened in the file, which still says approved
+    with pytest.raises(Refused, match="needs a new version number"):
+        svc.protocols.import_file(str(proto), "rita")
+    with pytest.raises(Refused, match="is a file; a batch starts only from a protocol imported"):
+        svc.batches.start(str(proto), "alice", "B2")
     after = svc.batches.batch("B1")
     assert after.protocol_hash == before.protocol_hash
+    assert after.protocol_hash == svc.protocols.stored("cm-copy").content_hash
     assert after.protocol.step("spin").parameter("rcf").spec.max == 500
+    second = svc.batches.start("cm-copy", "alice", "B2").batch
+    assert second.protocol.step("spin").parameter("rcf").spec.max == 500
 
 
 def test_filtration_before_spin_is_refused_naming_the_step_due(svc, clock):

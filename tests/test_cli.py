@@ -11,7 +11,7 @@ import sys
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD, STANDARD, seed_people
+from conftest import GOOD, STANDARD, approve_bundled, present, seed_people
 
 from cmprep.cli import Shell, main
 from cmprep.service import Services
@@ -23,8 +23,8 @@ def cli(db_path, monkeypatch, clock):
     """Runs cmprep in-process; the service gets the test clock, which each command moves on."""
     monkeypatch.delenv("CMPREP_USER", raising=False)
     monkeypatch.setenv("CMPREP_DB", str(db_path))
-    seed_people(Services(open_store(str(db_path)), clock=clock))
-    shell = Shell(lambda db: Services(open_store(db), clock=clock))
+    approve_bundled(seed_people(Services(open_store(str(db_path), create=True), clock=clock)))
+    shell = Shell(lambda db: present(Services(open_store(db), clock=clock)))
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None, user: str | None = "alice"):

@@ -6,7 +6,16 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD, PASSWORD, STANDARD, run_to, seed_people
+from conftest import (
+    GOOD,
+    PASSWORD,
+    STANDARD,
+    approve_bundled,
+    approve_file,
+    present,
+    run_to,
+    seed_people,
+)
 from test_qc import HISTORY, PROTOCOL
 
 from cmprep.cli import Shell, main
@@ -20,8 +29,10 @@ SHELL: list[Shell] = [Shell()]  # the test clock's services, set by the fixture
 def svc_cli(db_path, monkeypatch, clock):
     monkeypatch.setenv("CMPREP_DB", str(db_path))
     monkeypatch.setenv("CMPREP_USER", "alice")
-    SHELL[0] = Shell(lambda db: Services(open_store(db), clock=clock))
-    return seed_people(Services(open_store(str(db_path)), clock=clock))
+    SHELL[0] = Shell(lambda db: present(Services(open_store(db), clock=clock)))
+    return approve_bundled(
+        seed_people(Services(open_store(str(db_path), create=True), clock=clock))
+    )
 
 
 def run(*args: str):
@@ -93,10 +104,10 @@ def test_lots_and_equipment_from_the_command_line(svc_cli, clock):
 
 
 @pytest.fixture
-def proto(tmp_path):
+def proto(svc_cli, tmp_path):
     path = tmp_path / "qc-mini.yaml"
     path.write_text(PROTOCOL)
-    return str(path)
+    return approve_file(svc_cli, path)
 
 
 def _history(svc, clock, proto):
@@ -107,6 +118,7 @@ def _history(svc, clock, proto):
         svc.batches.record(b, "isolation", {"source_tissue": "UC"}, "alice")
         svc.batches.skip(b, "hypoxia", "alice", "normoxic")
         svc.batches.record(b, "qc", {"vegf": f"{v}", "sterility_passed": "yes"}, "alice")
+        svc.quality.sign_review(b, "rita", PASSWORD, "reviewed")
         svc.quality.release(b, "quinn", PASSWORD)
 
 

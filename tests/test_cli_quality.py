@@ -8,7 +8,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD, PASSWORD, STANDARD, run_to, seed_people
+from conftest import GOOD, PASSWORD, STANDARD, approve_bundled, present, run_to, seed_people
 
 from cmprep.cli import Shell, main
 from cmprep.service import Services
@@ -21,7 +21,7 @@ SHELL: list[Shell] = [Shell()]  # the test clock's services, set by the fixture
 def env(db_path, monkeypatch, clock):
     monkeypatch.delenv("CMPREP_USER", raising=False)
     monkeypatch.setenv("CMPREP_DB", str(db_path))
-    SHELL[0] = Shell(lambda db: Services(open_store(db), clock=clock))
+    SHELL[0] = Shell(lambda db: present(Services(open_store(db), clock=clock)))
     return db_path
 
 
@@ -38,7 +38,7 @@ def run(*args: str, user: str | None = None, password: str | None = None, input:
 @pytest.fixture
 def finished(env, clock):
     """A whole batch B1 by alice with DEV-0001 (spin at 650 x g)."""
-    svc = seed_people(Services(open_store(str(env)), clock=clock))
+    svc = approve_bundled(seed_people(Services(open_store(str(env), create=True), clock=clock)))
     svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
     svc.batches.record("B1", "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
@@ -48,15 +48,13 @@ def finished(env, clock):
     return svc
 
 
-def test_first_user_then_admin_adds_the_rest(env):
-    first = run(
-        "user", "add", "ada", "--full-name", "Ada Admin", "--role", "admin", password=PASSWORD
-    )
-    assert first.exit_code == 0 and "User ada (Ada Admin, admin) added." in first.output
+def test_init_makes_the_first_admin_who_then_adds_the_rest(env):
+    first = run("init", "--admin", "ada", "--full-name", "Ada Admin", password=PASSWORD)
+    assert first.exit_code == 0 and "ada (Ada Admin) is its admin" in first.output
     nobody = run(
         "user", "add", "bob", "--full-name", "Bob", "--role", "technician", password=PASSWORD
     )
-    assert nobody.exit_code == 1 and "who is doing this" in nobody.output
+    assert nobody.exit_code == 2 and "--password-stdin needs --as NAME" in nobody.output
     ok = run(
         "user",
         "add",
@@ -65,32 +63,36 @@ def test_first_user_then_admin_adds_the_rest(env):
         "Bob B",
         "--role",
         "technician",
+        "--password-stdin",
         user="ada",
-        password=PASSWORD,
+        input=f"{PASSWORD}\n{PASSWORD}\n",
     )
-    assert ok.exit_code == 0
+    assert ok.exit_code == 0, ok.output
     rows = json.loads(run("user", "list", "--format", "json").output)
     assert [(r["name"], r["role"], r["active"]) for r in rows] == [
         ("ada", "admin", True),
         ("bob", "technician", True),
     ]
-    assert run("user", "deactivate", "bob", "--reason", "left", user="ada").exit_code == 0
-    assert "deactivated" in run("batch", "start", STANDARD, user="bob").output
+    gone = run("user", "deactivate", "bob", "--reason", "left", user="ada", password=PASSWORD)
+    assert gone.exit_code == 0
+    assert "deactivated" in run("batch", "start", STANDARD, user="bob", password=PASSWORD).output
 
 
-def test_the_new_users_password_is_asked_twice_at_a_prompt(env):
-    result = run(
-        "user",
-        "add",
+def test_the_first_admins_password_is_asked_twice_at_a_prompt(env):
+    result = run("init", "--admin", "ada", "--full-name", "Ada", input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert result.exit_code == 0
+    assert PASSWORD not in result.output
+    mismatch = run(
+        "init",
+        "--db",
+        str(env.parent / "b.db"),
+        "--admin",
         "ada",
         "--full-name",
         "Ada",
-        "--role",
-        "admin",
-        input=f"{PASSWORD}\n{PASSWORD}\n",
+        input=f"{PASSWORD}\nsomething-else\n{PASSWORD}\n{PASSWORD}\n",
     )
-    assert result.exit_code == 0
-    assert PASSWORD not in result.output
+    assert "do not match" in mismatch.output.lower() or "don't match" in mismatch.output.lower()
 
 
 def test_release_from_the_command_line_lists_what_blocks_it_before_asking_a_password(finished):
@@ -139,7 +141,9 @@ def test_the_whole_qa_path_from_the_command_line(finished):
     assert closed.exit_code == 0 and "closed: accepted by quinn" in closed.output
     shown = run("deviation", "show", "DEV-0001").output
     assert "wrong programme" in shown and "approved by Quinn Quality" in shown
-    review = run("batch", "review", "B1").output
+    assert "no review signed" in run("batch", "review", "B1").output
+    review = run("batch", "review", "B1", "--sign", "reviewed", user="rita", password=PASSWORD)
+    review = review.output
     assert "Release: ready for QA release" in review and "650 x g" in review
     released = run("batch", "release", "B1", user="quinn", password=PASSWORD)
     assert released.exit_code == 0 and "released by quinn" in released.output

@@ -10,7 +10,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pytest
-from conftest import GOOD, PASSWORD, STANDARD, seed_people
+from conftest import GOOD, PASSWORD, STANDARD, approve_bundled, present, seed_people
 
 from cmprep import events as ev
 from cmprep.domain import people
@@ -23,7 +23,7 @@ CTX = mp.get_context("fork")
 
 def _slow_writer(db: str, loaded, go, result) -> None:
     """Folds the batch, then waits until the other process has written, then writes."""
-    store = SQLiteStore(db)
+    store = SQLiteStore(db, create=True)
     original = store.writing
 
     def writing(batch_id, expected_seq):
@@ -33,7 +33,7 @@ def _slow_writer(db: str, loaded, go, result) -> None:
 
     store.writing = writing  # type: ignore[method-assign]
     try:
-        Services(store).batches.record(
+        present(Services(store)).batches.record(
             "B1", "isolation", {"source_tissue": "BM", "donor_id": "D-2"}, "bob"
         )
         result.put("written")
@@ -43,14 +43,16 @@ def _slow_writer(db: str, loaded, go, result) -> None:
 
 def _fast_writer(db: str, loaded, go, result) -> None:
     loaded.wait(10)
-    Services(SQLiteStore(db)).batches.record("B1", "isolation", GOOD["isolation"], "alice")
+    svc = present(Services(SQLiteStore(db, create=True)))
+    svc.batches.record("B1", "isolation", GOOD["isolation"], "alice")
     result.put("written")
     go.set()
 
 
 def test_the_second_of_two_writers_gets_batch_changed_and_history_does_not_fork(tmp_path: Path):
     db = str(tmp_path / "race.db")
-    seed_people(Services(SQLiteStore(db))).batches.start(STANDARD, "alice", "B1")
+    svc = approve_bundled(seed_people(Services(SQLiteStore(db, create=True))))
+    svc.batches.start(STANDARD, "alice", "B1")
     loaded, go, result = CTX.Event(), CTX.Event(), CTX.Queue()
     procs = [
         CTX.Process(target=_slow_writer, args=(db, loaded, go, result)),
@@ -63,14 +65,14 @@ def test_the_second_of_two_writers_gets_batch_changed_and_history_does_not_fork(
     outcomes = sorted(result.get(timeout=5) for _ in procs)
     assert outcomes[1] == "written"
     assert outcomes[0].startswith("conflict: batch B1 changed") and "try again" in outcomes[0]
-    events = SQLiteStore(db).events("B1")
+    events = SQLiteStore(db, create=True).events("B1")
     assert [e.type for e in events] == [ev.BATCH_STARTED, ev.STEP_RECORDED]
     assert events[1].actor == "alice"
     assert ev.verify_chain("B1", events) is None
 
 
 def _hammer(db: str, who: str, rounds: int, result) -> None:
-    svc = Services(SQLiteStore(db, timeout=30))
+    svc = present(Services(SQLiteStore(db, timeout=30, create=True)))
     wins = conflicts = 0
     for i in range(rounds):
         try:
@@ -91,7 +93,8 @@ def _hammer(db: str, who: str, rounds: int, result) -> None:
 
 def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_path: Path):
     db = str(tmp_path / "hammer.db")
-    seed_people(Services(SQLiteStore(db))).batches.start(STANDARD, "alice", "B1")
+    svc = approve_bundled(seed_people(Services(SQLiteStore(db, create=True))))
+    svc.batches.start(STANDARD, "alice", "B1")
     result = CTX.Queue()
     procs = [CTX.Process(target=_hammer, args=(db, who, 40, result)) for who in ("alice", "bob")]
     for p in procs:
@@ -99,7 +102,7 @@ def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_pa
     for p in procs:
         p.join(60)
     wins = sum(result.get(timeout=5)[0] for _ in procs)
-    events = SQLiteStore(db).events("B1")
+    events = SQLiteStore(db, create=True).events("B1")
     assert len(events) == 1 + wins
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert ev.verify_chain("B1", events) is None
@@ -114,7 +117,7 @@ def _add_bob(db: str, full_name: str, meet_at_write: bool, barrier, result) -> N
     """One admin adding bob. With MEET_AT_WRITE, wait until the other process has also
     decided (both read @users without bob) before writing: the race at its worst."""
     people.SCRYPT_N = 2**8  # a subprocess does not get the test's monkeypatch
-    store = SQLiteStore(db, timeout=30)
+    store = SQLiteStore(db, timeout=30, create=True)
     original = store.writing
 
     met = []
@@ -130,7 +133,7 @@ def _add_bob(db: str, full_name: str, meet_at_write: bool, barrier, result) -> N
     else:
         barrier.wait(10)  # only start together
     try:
-        Services(store).people.add("bob", full_name, "technician", PASSWORD, "root")
+        Services(store).people.add("bob", full_name, "technician", PASSWORD, "root", PASSWORD)
         result.put(("added", full_name))
     except (ConcurrencyError, Refused) as err:
         result.put((type(err).__name__, str(err)))
@@ -143,7 +146,7 @@ def test_two_admins_adding_the_same_user_at_once_give_one_user_and_one_refusal(
     tmp_path: Path, meet_at_write: bool
 ):
     db = str(tmp_path / "users.db")
-    Services(SQLiteStore(db)).people.add("root", "Ada Admin", "admin", PASSWORD, None)
+    Services(SQLiteStore(db, create=True)).people.add("root", "Ada Admin", "admin", PASSWORD, None)
     barrier, result = CTX.Barrier(2), CTX.Queue()
     procs = [
         CTX.Process(target=_add_bob, args=(db, name, meet_at_write, barrier, result))
@@ -161,10 +164,10 @@ def test_two_admins_adding_the_same_user_at_once_give_one_user_and_one_refusal(
     kind, message = losers[0]
     if meet_at_write:  # both decided from the same head: the head check catches the loser,
         # which decides again from the stream as it now is and hears that bob exists
-        assert kind == "Refused" and "user 'bob' already exists" in message
+        assert kind == "Refused" and "user name 'bob' is taken" in message
     else:  # whichever check came first, the refusal is a clear one
-        assert ("changed while you were entering" in message) or ("already exists" in message)
-    events = SQLiteStore(db).events(people.USERS_STREAM)
+        assert ("changed while you were entering" in message) or ("is taken" in message)
+    events = SQLiteStore(db, create=True).events(people.USERS_STREAM)
     added = [e for e in events if e.type == people.USER_ADDED and e.payload["name"] == "bob"]
     assert len(added) == 1
     assert people.fold_users(events)["bob"].full_name == winners[0][1]

@@ -14,7 +14,7 @@ from cmprep.store.sqlite import SQLiteStore
 
 
 def test_the_first_user_needs_no_one_but_must_be_an_admin(tmp_path, clock):
-    svc = Services(SQLiteStore(tmp_path / "p.db"), clock=clock)
+    svc = Services(SQLiteStore(tmp_path / "p.db", create=True), clock=clock)
     with pytest.raises(Refused, match="first user must be an admin"):
         svc.people.add("alice", "Alice A", "technician", PASSWORD, None)
     admin = svc.people.add("ada", "Ada Admin", "admin", PASSWORD, None)
@@ -24,20 +24,20 @@ def test_the_first_user_needs_no_one_but_must_be_an_admin(tmp_path, clock):
 
 
 def test_before_any_user_exists_writes_are_refused_with_what_to_do(tmp_path, clock):
-    svc = Services(SQLiteStore(tmp_path / "p.db"), clock=clock)
+    svc = Services(SQLiteStore(tmp_path / "p.db", create=True), clock=clock)
     with pytest.raises(Refused, match="no users yet"):
         svc.batches.start(STANDARD, "alice", "B1")
 
 
 def test_only_an_admin_adds_users(svc):
     with pytest.raises(Refused, match="to manage users one must be: admin"):
-        svc.people.add("mallory", "M", "qa", PASSWORD, "alice")
+        svc.people.add("mallory", "M", "qa", PASSWORD, "alice", PASSWORD)
     assert "mallory" not in svc.people.users()
 
 
 def test_no_duplicate_accounts(svc):
-    with pytest.raises(Refused, match="already exists"):
-        svc.people.add("alice", "Alice Again", "qa", PASSWORD, "root")
+    with pytest.raises(Refused, match="is taken"):
+        svc.people.add("alice", "Alice Again", "qa", PASSWORD, "root", PASSWORD)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_no_duplicate_accounts(svc):
 )
 def test_weak_passwords_are_refused(svc, password, expected):
     with pytest.raises(Refused, match=expected):
-        svc.people.add("newbie", "New Bie", "technician", password, "root")
+        svc.people.add("newbie", "New Bie", "technician", password, "root", PASSWORD)
 
 
 def test_passwords_are_stored_only_as_salted_scrypt_hashes(svc, db_path):
@@ -74,7 +74,7 @@ def test_an_unknown_user_is_refused_and_the_attempt_logged(svc):
 def test_a_deactivated_user_can_do_nothing_but_keeps_their_entries(svc, clock):
     svc.batches.start(STANDARD, "bob", "B1")
     svc.batches.record("B1", "isolation", GOOD["isolation"], "bob")
-    svc.people.deactivate("bob", "root", "left the lab")
+    svc.people.deactivate("bob", "root", "left the lab", PASSWORD)
     with pytest.raises(Refused, match="deactivated"):
         svc.batches.record("B1", "expansion", GOOD["expansion"], "bob")
     assert svc.batches.batch("B1").steps["isolation"].actor == "bob"
@@ -84,11 +84,11 @@ def test_a_deactivated_user_can_do_nothing_but_keeps_their_entries(svc, clock):
 
 def test_deactivation_needs_an_admin_and_a_reason(svc):
     with pytest.raises(Refused, match="admin"):
-        svc.people.deactivate("bob", "alice", "x")
+        svc.people.deactivate("bob", "alice", "x", PASSWORD)
     with pytest.raises(Refused, match="reason"):
-        svc.people.deactivate("bob", "root", " ")
+        svc.people.deactivate("bob", "root", " ", PASSWORD)
     with pytest.raises(Refused, match="your own account"):
-        svc.people.deactivate("root", "root", "bye")
+        svc.people.deactivate("root", "root", "bye", PASSWORD)
 
 
 def test_qa_does_not_record_steps_and_admin_does_not_touch_batches(svc):

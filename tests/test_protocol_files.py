@@ -433,7 +433,7 @@ def test_protocol_check_lists_the_bad_files_problems_and_says_ok_for_the_good_on
         f"{bad}:{line_of(bad_text, 'unit: furlongs')}: steps[2:spin].parameters[0:rcf].unit:"
         in result.stderr
     )
-    assert "1 of 2 file(s) have problems" in result.stderr
+    assert "1 of 2 protocol(s) have problems" in result.stderr
     assert str(bad) not in result.stdout
 
 

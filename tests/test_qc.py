@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD
+from conftest import PASSWORD, approve_file
 
 from cmprep.errors import Refused
 
@@ -40,10 +40,11 @@ steps:
 
 
 @pytest.fixture
-def proto(tmp_path):
+def proto(svc, tmp_path):
+    """The protocol imported and approved: ``ID@VERSION``, what a batch starts from."""
     path = tmp_path / "qc-mini.yaml"
     path.write_text(PROTOCOL)
-    return str(path)
+    return approve_file(svc, path)
 
 
 def _batch(svc, clock, proto, batch_id, vegf, *, source="UC", hypoxia=False, release=True):
@@ -59,6 +60,7 @@ def _batch(svc, clock, proto, batch_id, vegf, *, source="UC", hypoxia=False, rel
     )
     if release and not out.deviations:
         clock.advance(hours=1)
+        svc.quality.sign_review(batch_id, "rita", PASSWORD, "reviewed")
         svc.quality.release(batch_id, "quinn", PASSWORD)
     return out
 

@@ -10,6 +10,8 @@ from conftest import GOOD, PASSWORD, STANDARD, run_to
 from cmprep.errors import ClockBehind
 from cmprep.store.query import DeviationFilter
 
+NO_REVIEW = "no review signed: the record must be reviewed once every step is done"
+
 
 def _done_with_deviation(svc, clock, batch_id="B1"):
     """A whole standard batch by alice, with one out-of-spec spin (DEV-0001)."""
@@ -53,7 +55,7 @@ def test_a_wrong_password_signs_nothing_and_is_logged(svc, clock):
     with pytest.raises(Exception, match="wrong password"):
         svc.quality.verify_step("B1", "filtration", "bob", "not the password")
     assert svc.batches.batch("B1").seq == before
-    assert svc.people.security_log()[-1]["reason"] == "wrong password"
+    assert svc.people.security_log()[-1]["reason"] == "wrong password (1 in a row)"
 
 
 def test_a_correction_after_verification_voids_it_until_verified_again(svc, clock):
@@ -66,7 +68,7 @@ def test_a_correction_after_verification_voids_it_until_verified_again(svc, cloc
         in svc.quality.release_blockers(batch, "quinn")
     )
     svc.quality.verify_step("B1", "filtration", "bob", PASSWORD)
-    assert svc.quality.release_blockers(svc.batches.batch("B1"), "quinn") == []
+    assert svc.quality.release_blockers(svc.batches.batch("B1"), "quinn") == [NO_REVIEW]
 
 
 def test_a_step_can_be_signed_as_performed(svc, clock):
@@ -153,6 +155,14 @@ def test_release_says_exactly_what_blocks_it(svc, clock):
     assert svc.batches.batch("B1").state == "awaiting_review"
 
 
+def test_release_needs_a_review_signed_after_every_step(svc, clock):
+    _ready(svc, clock)
+    with pytest.raises(Exception, match="no review signed"):
+        svc.quality.release("B1", "quinn", PASSWORD)
+    svc.quality.sign_review("B1", "rita", PASSWORD, "reviewed by exception")
+    assert svc.quality.release("B1", "quinn", PASSWORD).batch.state == "released"
+
+
 def test_release_needs_every_step_done(svc, clock):
     svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
@@ -162,10 +172,12 @@ def test_release_needs_every_step_done(svc, clock):
 
 def test_release_by_someone_who_performed_a_step_is_refused(svc, clock):
     # rita (reviewer) records a step; rita cannot release anyway, so make a QA performer
-    svc.people.add("quill", "Quill Q", "qa", PASSWORD, "root")
+    svc.people.add("quill", "Quill Q", "qa", PASSWORD, "root", PASSWORD)
+    svc.gate.prove("quill", PASSWORD, "log in")
     _ready(svc, clock)
     svc.batches.hold("B1", "quill", "check")
     svc.batches.resume("B1", "quinn", "ok")
+    svc.quality.sign_review("B1", "rita", PASSWORD, "reviewed by exception")
     # holds are not steps: quill may still release
     assert svc.quality.release_blockers(svc.batches.batch("B1"), "quill") == []
     blockers = svc.quality.release_blockers(svc.batches.batch("B1"), "alice")
@@ -176,17 +188,22 @@ def test_release_by_someone_who_performed_a_step_is_refused(svc, clock):
 
 def test_a_released_batch_takes_no_more_writes(svc, clock):
     _ready(svc, clock)
+    svc.quality.sign_review("B1", "rita", PASSWORD, "reviewed by exception")
     out = svc.quality.release("B1", "quinn", PASSWORD, "all closed")
     assert out.batch.state == "released" and out.batch.decision["by"] == "quinn"
     assert out.batch.signatures[-1]["meaning"] == "released"
     for write in (
         lambda: svc.batches.correct("B1", "qc", {"qc_report_id": "X"}, "alice", "late fix"),
         lambda: svc.batches.hold("B1", "alice", "x"),
-        lambda: svc.quality.open_deviation("B1", "qc", "minor", "alice", "x"),
+        lambda: svc.quality.sign_review("B1", "rita", PASSWORD, "again"),
         lambda: svc.quality.reject("B1", "quentin", PASSWORD, "second thoughts"),
     ):
         with pytest.raises(Exception, match="released; it takes no more entries"):
             write()
+    # only an addendum: a deviation found late, changing no value and not the decision
+    late = svc.quality.open_deviation("B1", "qc", "minor", "alice", "label smudged")
+    assert late.deviations[0]["addendum"] is True and late.batch.state == "released"
+    assert late.batch.steps["qc"].values == out.batch.steps["qc"].values
 
 
 def test_reject_needs_a_reason_and_a_signature(svc, clock):

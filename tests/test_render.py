@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, seed_people
+from conftest import PASSWORD, approve_file, seed_people
 
 from cmprep import render
 from cmprep.cli.hints import say
@@ -108,16 +108,19 @@ def protocol_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> tuple[Services, Clock]:
+def service(tmp_path: Path, protocol_file: Path) -> tuple[Services, Clock]:
+    """The service, its people, and the render test protocol imported and approved."""
     clock = Clock(T0)
-    return seed_people(Services(SQLiteStore(tmp_path / "t.db"), clock=clock)), clock
+    svc = seed_people(Services(SQLiteStore(tmp_path / "t.db", create=True), clock=clock))
+    approve_file(svc, protocol_file)
+    return svc, clock
 
 
 @pytest.fixture
 def batch(service: tuple[Services, Clock], protocol_file: Path):
     """A batch a reviewer would see: a skip, a deviation, a correction, a hold, a late entry."""
     svc, clock = service
-    svc.batches.start(str(protocol_file), "alice", "B1")
+    svc.batches.start("cm-render-test", "alice", "B1")
     clock.advance(minutes=5)
     svc.batches.skip("B1", "wash", "alice", reason=f"<b>no PBS</b> {MD_TRAP}")
     clock.advance(minutes=5)  # 08:10
@@ -251,7 +254,7 @@ def test_record_html_escapes_everything_a_person_typed(batch):
 
 def test_record_of_a_new_batch_on_hold_shows_what_is_due(service, protocol_file):
     svc, clock = service
-    svc.batches.start(str(protocol_file), "alice", "B2")
+    svc.batches.start("cm-render-test", "alice", "B2")
     clock.advance(minutes=1)
     svc.batches.hold("B2", "quinn", reason="waiting for medium")
     batch = svc.batches.batch("B2")
@@ -266,7 +269,7 @@ def test_record_of_a_new_batch_on_hold_shows_what_is_due(service, protocol_file)
 
 def test_a_collection_outside_its_window_shows_the_window_deviation(service, protocol_file):
     svc, clock = service
-    svc.batches.start(str(protocol_file), "alice", "B3")
+    svc.batches.start("cm-render-test", "alice", "B3")
     svc.batches.skip("B3", "wash", "alice", reason="not needed")
     svc.batches.record("B3", "conditioning", {"serum_percent": "1 %", "medium_lot": "L1"}, "alice")
     clock.advance(hours=80)
@@ -341,8 +344,9 @@ def signed(service: tuple[Services, Clock], protocol_file: Path):
     """A batch taken through verification, a correction after it, a deviation's
     investigation and closure; returns (svc, clock, batch_id) before the re-verification."""
     svc, clock = service
-    svc.people.add("eve", EVIL_NAME, "reviewer", PASSWORD, "root")
-    svc.batches.start(str(protocol_file), "alice", "S1")
+    svc.people.add("eve", EVIL_NAME, "reviewer", PASSWORD, "root", PASSWORD)
+    svc.gate.prove("eve", PASSWORD, "log in")
+    svc.batches.start("cm-render-test", "alice", "S1")
     clock.advance(minutes=5)  # 08:05
     svc.batches.skip("S1", "wash", "alice", reason="not needed")
     svc.batches.record(

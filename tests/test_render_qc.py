@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import PASSWORD
+from conftest import PASSWORD, approve_file
 from markupsafe import escape
 from test_qc import HISTORY, PROTOCOL
 
@@ -28,10 +28,10 @@ IL-6,900,pg/mL,ELISA,1
 
 
 @pytest.fixture
-def proto(tmp_path):
+def proto(svc, tmp_path):
     path = tmp_path / "qc-mini.yaml"
     path.write_text(PROTOCOL)
-    return str(path)
+    return approve_file(svc, path)
 
 
 def _released(svc, clock, proto, batch_id, vegf):
@@ -43,6 +43,7 @@ def _released(svc, clock, proto, batch_id, vegf):
         batch_id, "qc", {"vegf": f"{vegf} pg/mL", "sterility_passed": "yes"}, "alice"
     )
     clock.advance(hours=1)
+    svc.quality.sign_review(batch_id, "rita", PASSWORD, "reviewed")
     svc.quality.release(batch_id, "quinn", PASSWORD)
 
 

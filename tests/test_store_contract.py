@@ -33,6 +33,9 @@ class Backend:
     # one of FORGERIES, the backend phrases it in its own SQL
     forge: Callable[[str, str, int], None]
     refused: tuple[type[BaseException], ...]  # what ``forge`` raises when the database says no
+    # removes the rule that refuses "update_event" (SQLite: a trigger), as someone with
+    # database access could; ``missing_protections`` must then name it
+    unprotect: Callable[[], None]
 
 
 FORGERIES = ("update_event", "delete_event", "update_ledger", "delete_ledger")
@@ -57,7 +60,20 @@ def _sqlite(tmp_path: Path) -> Backend:
         finally:
             conn.close()
 
-    return Backend(open=lambda: SQLiteStore(path), forge=forge, refused=(sqlite3.DatabaseError,))
+    def unprotect() -> None:
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("DROP TRIGGER events_no_update")
+            conn.commit()
+        finally:
+            conn.close()
+
+    return Backend(
+        open=lambda: SQLiteStore(path, create=True),
+        forge=forge,
+        refused=(sqlite3.DatabaseError,),
+        unprotect=unprotect,
+    )
 
 
 # name -> factory; a PostgreSQL factory would skip unless a test server's URL is given
@@ -587,6 +603,25 @@ def test_the_event_log_and_ledger_refuse_update_and_delete(
     assert snapshot(store) == before
 
 
+def test_a_new_store_has_every_protection_of_the_log(store: EventStore):
+    assert store.missing_protections() == []
+
+
+def test_a_protection_removed_behind_the_stores_back_is_named_and_stays_named(
+    backend: Backend, store: EventStore
+):
+    append(store, "B1", 1)
+    backend.unprotect()
+    missing = store.missing_protections()
+    assert len(missing) == 1 and isinstance(missing[0], str) and missing[0]
+    reopened = backend.open()  # opening must not quietly put it back: verification must see it
+    try:
+        assert reopened.missing_protections() == missing
+    finally:
+        reopened.close()
+    backend.forge("update_event", "B1", 1)  # now goes through: that rule was what refused it
+
+
 # --- choosing the backend -----------------------------------------------------------------------
 def _opened_file(store: EventStore) -> Path:
     path = Path(store.path)  # type: ignore[attr-defined]
@@ -594,15 +629,49 @@ def _opened_file(store: EventStore) -> Path:
     return path.resolve()
 
 
+# --- sign-in state ---------------------------------------------------------------------------
+def test_each_database_has_its_own_lasting_id(backend: Backend, store: EventStore):
+    first = store.database_id()
+    assert len(first) >= 16
+    again = backend.open()
+    assert again.database_id() == first
+    again.close()
+
+
+def test_sessions_are_kept_touched_and_closed_by_token_or_person(backend: Backend, store):
+    from cmprep.store.base import SessionRow
+
+    row = SessionRow("h1", "alice", "2026-11-02T08:00:00Z", "2026-11-02T08:00:00Z", "k")
+    store.open_session(row)
+    store.open_session(SessionRow("h2", "alice", row.opened_at, row.last_seen, "k"))
+    store.open_session(SessionRow("h3", "bob", row.opened_at, row.last_seen, "k"))
+    assert store.session("h1") == row and store.session("nope") is None
+    store.touch_session("h1", "2026-11-02T08:10:00Z")
+    other = backend.open()
+    assert other.session("h1").last_seen == "2026-11-02T08:10:00Z"
+    assert other.close_sessions(token_hash="h1") == 1
+    assert store.session("h1") is None
+    assert store.close_sessions(user="alice") == 1 and store.session("h3") is not None
+    other.close()
+
+
+def test_wrong_passwords_are_counted_per_person_in_any_case_until_cleared(store: EventStore):
+    assert store.count_failure("alice") == 1
+    assert store.count_failure("ALICE") == 2
+    assert store.count_failure("bob") == 1
+    store.clear_failures("Alice")
+    assert store.count_failure("alice") == 1
+
+
 def test_a_plain_path_or_a_sqlite_url_opens_an_sqlite_file(tmp_path: Path, monkeypatch):
     from cmprep.store import open_store
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "sub").mkdir()
-    assert _opened_file(open_store(str(tmp_path / "a.db"))) == tmp_path / "a.db"
-    assert _opened_file(open_store(tmp_path / "b.db")) == tmp_path / "b.db"
-    assert _opened_file(open_store("sqlite:///sub/c.db")) == tmp_path / "sub" / "c.db"
-    assert _opened_file(open_store(f"sqlite:///{tmp_path}/d.db")) == tmp_path / "d.db"
+    assert _opened_file(open_store(str(tmp_path / "a.db"), create=True)) == tmp_path / "a.db"
+    assert _opened_file(open_store(tmp_path / "b.db", create=True)) == tmp_path / "b.db"
+    assert _opened_file(open_store("sqlite:///sub/c.db", create=True)) == tmp_path / "sub" / "c.db"
+    assert _opened_file(open_store(f"sqlite:///{tmp_path}/d.db", create=True)) == tmp_path / "d.db"
     assert (tmp_path / "d.db").exists()
 
 
@@ -611,9 +680,9 @@ def test_without_a_url_the_environment_then_the_default_file_is_used(tmp_path: P
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CMPREP_DB", str(tmp_path / "env.db"))
-    assert _opened_file(open_store()) == tmp_path / "env.db"
+    assert _opened_file(open_store(create=True)) == tmp_path / "env.db"
     monkeypatch.delenv("CMPREP_DB")
-    assert _opened_file(open_store(None)) == tmp_path / "cmprep.db"
+    assert _opened_file(open_store(None, create=True)) == tmp_path / "cmprep.db"
 
 
 @pytest.mark.parametrize(

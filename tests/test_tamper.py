@@ -1,4 +1,8 @@
-"""Someone edits the SQLite file behind cmprep's back: `audit verify` names the event."""
+"""Someone edits the SQLite file behind cmprep's back: `audit verify` names the event, the
+query-table row that no longer matches the log, and the protection that was removed.
+
+(Forgeries that leave the database consistent in itself, caught only by a checkpoint kept
+outside it, are in test_anchor.py.)"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from click.testing import CliRunner
 from conftest import PASSWORD, STANDARD, run_to
 
 from cmprep.cli import main
+from cmprep.store.query import BatchFilter, DeviationFilter
 
 
 @pytest.fixture
@@ -19,7 +24,7 @@ def batch_db(svc, clock, db_path):
     run_to(svc, clock, "B1")
     svc.quality.verify_step("B1", "filtration", "bob", PASSWORD)
     svc.batches.start(STANDARD, "bob", "B2")
-    assert svc.audit.verify()[1] == []
+    assert svc.audit.verify().problems == []
     return db_path
 
 
@@ -57,14 +62,15 @@ def _row_data(row: tuple) -> dict:
 
 
 def _first_break(svc, batch_id=None):
-    _checked, breaks = svc.audit.verify(batch_id)
+    breaks = svc.audit.verify(batch_id).problems
     assert breaks, "tampering went unnoticed"
     return breaks[0]
 
 
 def test_an_untouched_database_verifies(svc, batch_db):
-    checked, breaks = svc.audit.verify()
-    assert breaks == [] and checked > 15
+    result = svc.audit.verify()
+    assert result.problems == [] and result.checked > 15
+    assert (result.checkpoints, result.anchors) == (0, None)
 
 
 def test_a_changed_value_names_its_event(svc, batch_db):
@@ -256,10 +262,161 @@ def test_a_full_rehash_breaks_every_later_signature(svc, batch_db):
 
 
 def test_a_full_rehash_changes_the_ledger_head_printed_on_records(svc, batch_db):
-    """What no internal check can see, the ledger head kept outside the database shows."""
+    """The log's own checks pass a full rehash of unsigned events. What the forger left
+    behind inside the database (the dropped triggers, a query row still saying bob) is
+    reported, and the ledger head kept outside changes; test_anchor.py shows a signed
+    checkpoint catching it even when those traces are covered up too."""
     before = svc.audit.ledger_head()
     # B2 has no signature to anchor it (in B1, bob's signature would give the edit away)
     _sql(batch_db, "UPDATE events SET actor='alice' WHERE batch_id='B2' AND seq=1")
     _rehash_everything(batch_db)
-    assert svc.audit.verify()[1] == []  # a perfect forgery passes the internal checks...
-    assert svc.audit.ledger_head() != before  # ...but not a comparison with the head kept outside
+    problems = svc.audit.verify().problems
+    assert [p for p in problems if p.label == "BROKEN"] == []  # the log itself passes...
+    assert {p.label for p in problems} == {"UNPROTECTED", "DIFFERS"}  # ...its traces do not
+    assert "batches table, B2: started_by is 'bob' in the table, 'alice' in the log" in [
+        str(p) for p in problems
+    ]
+    assert svc.audit.ledger_head() != before  # ...nor a comparison with the head kept outside
+
+
+# --- the query tables: what lists, reports and QC history read -------------------------------
+def _raw(db_path, *statements: str) -> None:
+    """Edit the file with its triggers left in place (the query tables have none)."""
+    conn = sqlite3.connect(db_path)
+    for s in statements:
+        conn.execute(s)
+    conn.commit()
+    conn.close()
+
+
+def _said(svc, label: str, batch_id: str | None = None) -> list[str]:
+    return [str(p) for p in svc.audit.verify(batch_id).problems if p.label == label]
+
+
+@pytest.fixture
+def deviation_db(svc, batch_db):
+    """batch_db with DEV-0001 opened by hand on B2 (open, minor, at isolation)."""
+    svc.quality.open_deviation("B2", "isolation", "minor", "alice", "a flask was dropped")
+    (row,) = svc.quality.deviations()
+    assert (row["deviation_id"], row["status"]) == ("DEV-0001", "open")
+    assert svc.audit.verify().problems == []
+    return batch_db
+
+
+def test_a_batch_marked_released_in_its_state_column_alone_is_reported(svc, batch_db):
+    """The row reads back unchanged, but a list by state (and the QC history, which takes
+    released batches) now finds B1 among the released."""
+    state = svc.batches.batch("B1").state
+    _raw(batch_db, "UPDATE batches SET state = 'released' WHERE batch_id = 'B1'")
+    assert [r["batch_id"] for r in svc.batches.batches(BatchFilter(state="released"))] == ["B1"]
+    assert _said(svc, "DIFFERS") == [
+        f"batches table, B1: a search by state = {state!r} misses it, though the log says it "
+        "matches"
+    ]
+
+
+def test_a_batch_row_rewritten_as_released_is_reported_column_by_column(svc, batch_db):
+    state = svc.batches.batch("B1").state
+    _raw(
+        batch_db,
+        "UPDATE batches SET state = 'released', data = json_set(data, '$.state', 'released') "
+        "WHERE batch_id = 'B1'",
+    )
+    assert svc.audit.report()["released"][0]["batch_id"] == "B1"  # the report believes it
+    assert _said(svc, "DIFFERS") == [
+        f"batches table, B1: state is 'released' in the table, {state!r} in the log",
+        f"batches table, B1: a search by state = {state!r} misses it, though the log says it "
+        "matches",
+    ]
+    assert _said(svc, "DIFFERS", "B2") == []  # verifying one batch reports its rows only
+    svc.audit.rebuild_projections()
+    assert svc.audit.verify().problems == []
+
+
+def test_a_deviation_closed_in_the_table_only_is_reported(svc, deviation_db):
+    _raw(
+        deviation_db,
+        "UPDATE deviations SET status = 'closed', data = json_set(data, '$.status', 'closed', "
+        "'$.decision', 'accepted', '$.closed_by', 'quinn') WHERE deviation_id = 'DEV-0001'",
+    )
+    assert svc.quality.deviations(DeviationFilter(status="closed"))[0]["decision"] == "accepted"
+    assert _said(svc, "DIFFERS") == [
+        "deviations table, DEV-0001: closed_by is 'quinn' in the table, (none) in the log; "
+        "decision is 'accepted' in the table, (none) in the log; status is 'closed' in the "
+        "table, 'open' in the log",
+        "deviations table, DEV-0001: a search by status = 'open' misses it, though the log "
+        "says it matches",
+    ]
+    assert _said(svc, "DIFFERS", "B1") == [] and len(_said(svc, "DIFFERS", "B2")) == 2
+
+
+def test_a_deleted_deviation_row_is_reported(svc, deviation_db):
+    _raw(deviation_db, "DELETE FROM deviations WHERE deviation_id = 'DEV-0001'")
+    assert svc.quality.deviations() == [] and svc.audit.report()["total"] == 0
+    said = _said(svc, "DIFFERS")
+    assert said[0] == "deviations table, DEV-0001: missing from the table; the log has it"
+    missed = "a search by status = 'open' misses it, though the log says it matches"
+    assert f"deviations table, DEV-0001: {missed}" in said
+    assert all(s.startswith("deviations table, DEV-0001: ") for s in said)
+
+
+def test_a_deviation_moved_to_another_day_in_its_time_column_is_reported(svc, deviation_db):
+    """The audit report counts deviations by period from this column."""
+    _raw(
+        deviation_db,
+        "UPDATE deviations SET opened_at = '2020-01-01T00:00:00Z' WHERE deviation_id = 'DEV-0001'",
+    )
+    (said,) = _said(svc, "DIFFERS")
+    assert said.startswith("deviations table, DEV-0001: a search by deviation_id = 'DEV-0001', ")
+    assert said.endswith("misses it, though the log says it matches")
+
+
+def test_an_invented_batch_row_is_reported(svc, batch_db):
+    _raw(
+        batch_db,
+        "INSERT INTO batches SELECT 'B9', protocol_id, protocol_version, protocol_hash, state, "
+        "started_at, started_by, updated_at, head_seq, open_deviations, "
+        "json_set(data, '$.batch_id', 'B9') FROM batches WHERE batch_id = 'B2'",
+    )
+    assert "batches table, B9: in the table, but not in the log" in _said(svc, "DIFFERS")
+
+
+# --- the protections of the log ---------------------------------------------------------------
+def test_a_dropped_trigger_is_reported_by_name(svc, batch_db):
+    _raw(batch_db, "DROP TRIGGER ledger_no_delete")
+    assert [str(p) for p in svc.audit.verify().problems] == [
+        "database: the trigger ledger_no_delete is missing: DELETE of the ledger table is no "
+        "longer refused"
+    ]
+
+
+def test_a_trigger_replaced_by_one_that_refuses_nothing_is_reported(svc, batch_db):
+    _raw(
+        batch_db,
+        "DROP TRIGGER events_no_update",
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT 1; END",
+    )
+    assert _said(svc, "UNPROTECTED") == [
+        "database: the trigger events_no_update was replaced by another: UPDATE of the events "
+        "table may no longer be refused"
+    ]
+
+
+def test_the_command_names_table_rows_and_protections_and_says_what_to_do(batch_db, monkeypatch):
+    monkeypatch.setenv("CMPREP_DB", str(batch_db))
+    _raw(
+        batch_db,
+        "UPDATE batches SET state = 'released', data = json_set(data, '$.state', 'released') "
+        "WHERE batch_id = 'B1'",
+        "DROP TRIGGER events_no_delete",
+    )
+    bad = CliRunner().invoke(main, ["audit", "verify"])
+    assert bad.exit_code == 1
+    assert (
+        "UNPROTECTED database: the trigger events_no_delete is missing: DELETE of the events "
+        "table is no longer refused"
+    ) in bad.output
+    assert "DIFFERS batches table, B1: state is 'released' in the table, " in bad.output
+    assert "3 problem(s) in" in bad.output
+    assert "then recompute them with `cmprep db rebuild`" in bad.output
+    assert "restore the database from a verified backup" in bad.output

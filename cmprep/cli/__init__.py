@@ -17,6 +17,8 @@ from cmprep.cli.deviation import deviation
 from cmprep.cli.materials import equipment, materials
 from cmprep.cli.protocol import checklist, protocol
 from cmprep.cli.qc import qc
+from cmprep.cli.session import init, login, logout, whoami
+from cmprep.cli.site import site
 from cmprep.cli.user import user
 
 
@@ -28,16 +30,18 @@ def main(ctx: click.Context) -> None:
 
     \b
     Example:
-      cmprep user add admin --full-name "Ada Admin" --role admin
-      cmprep user add alice --full-name "Alice Archer" --role technician --as admin
-      cmprep protocol list
-      cmprep batch start cm-standard-serum-free --as alice
-      cmprep batch run CM-20261129-001 --as alice
+      cmprep init --admin root --full-name "Ada Admin"
+      cmprep user add alice --full-name "Alice Archer" --role technician --as root
+      cmprep login --as alice
+      cmprep batch start cm-standard-serum-free
+      cmprep batch run CM-20261129-001
     """
     ctx.ensure_object(Shell)
 
 
-for _group in (user, protocol, batch, deviation, qc, materials, equipment, audit, db):
+for _command in (init, login, logout, whoami, user, site):
+    main.add_command(_command)
+for _group in (protocol, batch, deviation, qc, materials, equipment, audit, db):
     main.add_command(_group)
 main.add_command(checklist)
 

@@ -1,4 +1,5 @@
-"""`cmprep audit ...`: trails, reports across batches, and proof that nothing was changed."""
+"""`cmprep audit ...`: trails, reports across batches, proof that nothing was changed, and
+signed checkpoints of the ledger kept outside the database."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import click
 from cmprep.cli.common import (
     DOC_FORMAT,
     OUTPUT,
+    PASSWORD_STDIN,
     TABLE_FORMAT,
     need_output,
+    read_password,
     table,
+    with_actor,
     with_app,
     write_or_print,
 )
@@ -47,27 +51,83 @@ def audit_trail(app: Services, batch_id: str, fmt: str) -> None:
 
 @audit.command("verify")
 @click.argument("batch_id", required=False, metavar="[BATCH]")
+@click.option(
+    "--anchors",
+    "anchors_dir",
+    default=None,
+    metavar="DIR",
+    help="Also check the ledger against the signed checkpoints in DIR "
+    "(default $CMPREP_ANCHORS, if set).",
+)
 @with_app
-def audit_verify(app: Services, batch_id: str | None) -> None:
-    """Recompute every hash chain, head, signature and the global ledger.
-    Names the first broken event; exit status 1 on any break.
+def audit_verify(app: Services, batch_id: str | None, anchors_dir: str | None) -> None:
+    """Recompute every hash chain, head, signature and the global ledger; check that the
+    ledger still extends every signed checkpoint, that the query tables (lists, reports)
+    match the log, and that the database still refuses edits of the log.
+    Names every problem; exit status 1 on any.
 
     \b
     Example:
       cmprep audit verify
       cmprep audit verify CM-20261129-001
+      cmprep audit verify --anchors /mnt/qa-share/cmprep-anchors
     """
-    checked, breaks = app.audit.verify(batch_id)
-    if breaks:
-        for b in breaks:
-            click.secho(f"BROKEN {b}", fg="red", err=True)
-        click.echo(f"{len(breaks)} break(s) in {checked} event(s) checked.")
+    result = app.audit.verify(batch_id, anchors_dir)
+    for problem in result.problems:
+        click.secho(f"{problem.label} {problem}", fg="red", err=True)
+    if result.problems:
+        click.echo(f"{len(result.problems)} problem(s) in {result.checked} event(s) checked.")
+        for label, advice in VERIFY_ADVICE.items():
+            if any(p.label == label for p in result.problems):
+                click.echo(advice)
         sys.exit(1)
     click.echo(
-        f"OK: {checked} event(s) checked; every chain, head, signature and the ledger are intact."
+        f"OK: {result.checked} event(s) checked; every chain, head, signature and the ledger "
+        "are intact, the query tables match the log, and the log is protected."
     )
-    head = app.audit.ledger_head()
-    click.echo(f"Ledger head: {head} (keep it outside the database; compare it next time)")
+    if result.anchors is not None:
+        click.echo(f"Checkpoints: the ledger extends all {result.checkpoints} in {result.anchors}.")
+    mark = app.audit.ledger_mark()
+    click.echo(
+        f"Ledger head: {mark.hash} at position {mark.pos} "
+        "(sign a checkpoint of it with `cmprep audit anchor`)"
+    )
+
+
+VERIFY_ADVICE = {  # a problem's label -> what to do about it
+    "DIFFERS": "The query tables (what lists and reports show) differ from the log; find out "
+    "who changed them, then recompute them with `cmprep db rebuild`.",
+    "UNPROTECTED": "The database no longer refuses edits of the log; find out who removed "
+    "the protection and restore the database from a verified backup.",
+}
+
+
+@audit.command("anchor")
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    metavar="DIR",
+    help="The checkpoint folder, on another disk or share than the database "
+    "(default $CMPREP_ANCHORS).",
+)
+@PASSWORD_STDIN
+@with_actor
+@with_app
+def audit_anchor(app: Services, to: str | None, password_stdin: bool, actor: str) -> None:
+    """Sign the ledger's head into a checkpoint file outside the database (reviewer, QA
+    or admin). `audit verify --anchors DIR` then fails if the log was cut short or
+    rewritten since. Every checkpoint is a new file; none is ever replaced.
+
+    \b
+    Example:
+      cmprep audit anchor --to /mnt/qa-share/cmprep-anchors --as rita
+    """
+    path, cp = app.audit.anchor(actor, read_password(password_stdin), to)
+    click.echo(
+        f"Ledger anchored at position {cp.position} ({cp.ledger_hash[:16]}…), "
+        f"signed by {cp.anchored_by}: {path}"
+    )
 
 
 @audit.command("report")

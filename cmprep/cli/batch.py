@@ -289,9 +289,11 @@ def batch_review(
       cmprep batch review CM-20261129-001 --sign "record reviewed, no further remarks" --as rita
     """
     report = app.quality.review_report(batch_id)
-    if comment is not None:
-        if not actor:
-            raise click.ClickException("signing a review needs --as NAME or CMPREP_USER")
+    if comment is not None:  # signing: prove who signs, as every write does
+        from cmprep.cli.identity import STDIN_FLAG, identify
+
+        click.get_current_context().meta[STDIN_FLAG] = password_stdin
+        actor = identify(app, actor)
         app.quality.sign_review(batch_id, actor, read_password(password_stdin), comment)
         report = app.quality.review_report(batch_id)
     if fmt == "json":
@@ -340,6 +342,36 @@ def batch_reject(
     app.batches.batch(batch_id)
     app.quality.reject(batch_id, actor, read_password(password_stdin), reason)
     click.echo(f"Batch {batch_id} rejected by {actor}.")
+
+
+@batch.command("complaint")
+@click.argument("batch_id", metavar="BATCH")
+@click.option("--reason", required=True, help="The complaint: who reported what, and when.")
+@click.option(
+    "--severity",
+    type=click.Choice(["minor", "major", "critical"]),
+    default="major",
+    show_default=True,
+    help="First classification; QA may change it when closing.",
+)
+@with_actor
+@with_app
+def batch_complaint(app: Services, batch_id: str, reason: str, severity: str, actor: str) -> None:
+    """Record a complaint about a released (or rejected) batch, as an addendum to its record.
+
+    It is investigated and closed like a deviation; the recorded values and the decision
+    stay as they are.
+
+    \b
+    Example:
+      cmprep batch complaint CM-20261129-001 --reason "study 7: vial 3 cloudy on thawing" --as quinn
+    """
+    out = app.quality.open_complaint(batch_id, severity, actor, reason)
+    c = out.deviations[0]["deviation_id"]
+    click.echo(
+        f"Complaint {c} opened ({severity}) as an addendum to {out.batch.state} batch "
+        f"{batch_id}; investigate and close it like a deviation ({c})."
+    )
 
 
 @batch.command("record-doc")

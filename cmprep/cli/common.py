@@ -16,6 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from cmprep.cli.hints import say
+from cmprep.cli.identity import (
+    STDIN_FLAG,
+    identify,
+    password_from_stdin,
+    read_line,
+    read_password,
+)
 
 if TYPE_CHECKING:
     from cmprep.service import Services
@@ -29,11 +36,15 @@ class Shell:
     def __init__(self, open_services: Callable[[str | None], Services] | None = None) -> None:
         self._open = open_services
 
-    def services(self, db: str | None) -> Services:
+    def services(self, db: str | None, *, create: bool = False) -> Services:
+        """The services on database DB; only ``init`` passes CREATE (a new file)."""
+        from cmprep.store import open_store
+
+        if create:
+            open_store(db, create=True).close()
         if self._open is not None:
             return self._open(db)
         from cmprep.service import Services
-        from cmprep.store import open_store
 
         return Services(open_store(db))
 
@@ -43,16 +54,28 @@ def error_message(err: BaseException) -> str:
     from cmprep.errors import CmprepError
 
     if isinstance(err, CmprepError):
-        return say(err)
+        return shown(say(err), keep="\n")
     if isinstance(err, OSError):  # an output file that cannot be written, a full disk
         where = f" {err.filename}" if err.filename else ""
         return f"cannot write{where}: {err.strerror or err}"
     raise err
 
 
+ACTS = "cmprep.acts"  # ctx.meta: the command writes as someone (with_actor), who must be proven
+
+
+def shown(text: str, keep: str = "") -> str:
+    """TEXT safe for a terminal: control characters (ESC, BEL, NUL ...) written as escapes,
+    so a value stored before they were refused cannot recolour or clear the screen."""
+    from cmprep.domain.text import printable
+
+    return printable(text, allow=keep)
+
+
 def with_app(func: F) -> F:
-    """Adds --db, hands the command its services, and turns every cmprep error into a
-    plain message and exit status 1 (never a traceback)."""
+    """Adds --db, hands the command its services, proves who is acting (for a command that
+    takes ``actor``), and turns every cmprep error into a plain message and exit status 1
+    (never a traceback)."""
 
     @click.option(
         "--db",
@@ -67,7 +90,10 @@ def with_app(func: F) -> F:
 
         shell = click.get_current_context().ensure_object(Shell)
         try:
-            return func(*args, app=shell.services(db), **kwargs)
+            app = shell.services(db)
+            if click.get_current_context().meta.get(ACTS):  # a write: prove who acts
+                kwargs["actor"] = identify(app, kwargs["actor"])
+            return func(*args, app=app, **kwargs)
         except (CmprepError, OSError) as err:
             raise click.ClickException(error_message(err)) from None
 
@@ -77,24 +103,34 @@ def with_app(func: F) -> F:
 
 
 def with_actor(func: F) -> F:
-    """Adds --as NAME (or $CMPREP_USER): who is doing this. Required for every write."""
+    """Adds --as NAME (or $CMPREP_USER) and --password-stdin: who is doing this, proven.
 
-    @click.option(
+    A name is never believed alone: the acting person is the owner of the live session
+    (``cmprep login``), or the person whose password is given for this one command. The
+    command's own --password-stdin (a signing command's) is reused, not declared twice.
+    """
+    import inspect
+
+    has_own = "password_stdin" in inspect.signature(func).parameters
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, actor: str | None, **kwargs: Any) -> Any:
+        meta = click.get_current_context().meta
+        meta[STDIN_FLAG] = kwargs["password_stdin"] if has_own else kwargs.pop("password_stdin")
+        meta[ACTS] = True
+        return func(*args, actor=actor, **kwargs)
+
+    if not has_own:
+        wrapper = PASSWORD_STDIN(wrapper)
+    wrapper = click.option(
         "--as",
         "actor",
         envvar="CMPREP_USER",
         default=None,
         metavar="NAME",
-        help="Who is doing this (or set $CMPREP_USER). Required for every write.",
-    )
-    @functools.wraps(func)
-    def wrapper(*args: Any, actor: str | None, **kwargs: Any) -> Any:
-        if not actor or not actor.strip():
-            raise click.ClickException(
-                "who is doing this? Give --as NAME or set CMPREP_USER; nothing was written"
-            )
-        return func(*args, actor=actor, **kwargs)
-
+        help="Who is doing this: your own name when logged in, or anyone's with their "
+        "password (--password-stdin or the prompt).",
+    )(wrapper)
     # as in with_app: a _Wrapped, not F; only click calls it
     return wrapper  # type: ignore[return-value]
 
@@ -148,17 +184,6 @@ def day(text: str | None, option: str) -> str | None:
         raise click.BadParameter(str(err), param_hint=option) from None
 
 
-def read_password(from_stdin: bool) -> str:
-    """The signer's password: typed at a hidden prompt, or one line on stdin for scripts.
-    Never a command-line argument (it would stay in the shell history)."""
-    if from_stdin:
-        line = sys.stdin.readline()
-        if not line:
-            raise click.UsageError("--password-stdin: no password on standard input")
-        return line.rstrip("\r\n")
-    return str(click.prompt("Password (to sign)", hide_input=True))
-
-
 def table(rows: list[dict[str, Any]], cols: list[str], fmt: str) -> None:
     """Rows as an aligned table, CSV (formula-safe) or JSON."""
     if fmt == "json":
@@ -179,10 +204,11 @@ def table(rows: list[dict[str, Any]], cols: list[str], fmt: str) -> None:
     if not rows:
         click.echo("(none)")
         return
-    widths = {c: max(len(c), *(len(str(r.get(c, "") or "")) for r in rows)) for c in cols}
+    cells = [{c: shown(str(r.get(c, "") or "")) for c in cols} for r in rows]
+    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in cols}
     click.echo("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
-    for r in rows:
-        click.echo("  ".join(str(r.get(c, "") or "").ljust(widths[c]) for c in cols).rstrip())
+    for r in cells:
+        click.echo("  ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
 
 
 TABLE_FORMAT = click.option(
@@ -203,7 +229,9 @@ OUTPUT = click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (needed for pdf)."
 )
 PASSWORD_STDIN = click.option(
-    "--password-stdin", is_flag=True, help="Read the signing password from standard input."
+    "--password-stdin",
+    is_flag=True,
+    help="Read your password from standard input (one line) instead of a prompt.",
 )
 KEY = click.option(
     "--key",
@@ -211,3 +239,5 @@ KEY = click.option(
     metavar="KEY",
     help="Idempotency key: the same command sent twice with it is saved once.",
 )
+
+__all__ = ["STDIN_FLAG", "password_from_stdin", "read_line", "read_password"]

@@ -85,12 +85,21 @@ def deviation_open(
 ) -> None:
     """Open a deviation by hand (a dropped flask, an incubator alarm).
 
+    On a released or rejected batch it is added to the record as an addendum: the recorded
+    values and the decision stay as they are.
+
     \b
     Example:
       cmprep deviation open CM-20261129-001 --step conditioning --severity major --reason "incubator alarm 02:10-02:40" --as alice
     """  # noqa: E501
     out = app.quality.open_deviation(batch_id, step, severity, actor, reason)
     d = out.deviations[0]
+    if d.get("addendum"):
+        click.echo(
+            f"Addendum to {out.batch.state} batch {batch_id}: deviation {d['deviation_id']} "
+            f"opened ({severity}) at {step}; the recorded values and the decision are unchanged."
+        )
+        return
     click.echo(f"Deviation {d['deviation_id']} opened ({severity}) at {step} of batch {batch_id}.")
 
 
@@ -161,8 +170,9 @@ def deviation_show(app: Services, deviation_id: str, fmt: str) -> None:
     if fmt == "json":
         echo_json(d.to_json())
         return
-    where = f"in batch {d.batch_id}, step {d.step}"
-    click.echo(f"{d.deviation_id} ({d.severity}, {d.kind}) {where}: {d.status}")
+    where = f"in batch {d.batch_id}" + (f", step {d.step}" if d.step else "")
+    addendum = ", addendum after the decision" if d.addendum else ""
+    click.echo(f"{d.deviation_id} ({d.severity}, {d.kind}{addendum}) {where}: {d.status}")
     if d.parameter:
         click.echo(f"  {d.parameter} = {d.value} (spec {d.spec})")
     click.echo(f"  {d.message}")

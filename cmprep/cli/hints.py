@@ -13,8 +13,10 @@ if TYPE_CHECKING:
     from cmprep.errors import CmprepError, Hint
 
 HINTS: dict[str, str] = {
-    "needs_person": "Give --as NAME or set CMPREP_USER.",
-    "first_admin": "Create the first admin: `cmprep user add NAME --full-name '...' --role admin`.",
+    "needs_person": "Log in with `cmprep login --as NAME`, or give --as NAME with "
+    "--password-stdin.",
+    "first_admin": "Create the database and its first admin with `cmprep init --admin NAME "
+    "--full-name '...'`.",
     "ask_admin": "An admin adds people with `cmprep user add`.",
     "start_batch": "Start one with `cmprep batch start PROTOCOL`.",
     "list_batches": "List them with `cmprep batch list`.",
@@ -24,6 +26,13 @@ HINTS: dict[str, str] = {
     "record_step": "See what it needs with `cmprep batch status {batch}`.",
     "investigate_deviation": "Add it with `cmprep deviation investigate {deviation} --reason ...`.",
     "list_deviations": "List them with `cmprep deviation list`.",
+    "import_protocol": "Import the file with `cmprep protocol import FILE`; QA then approves "
+    "it with `cmprep protocol approve ID --version V`.",
+    "approve_protocol": "QA approves it with `cmprep protocol approve {protocol} "
+    "--version {version}`.",
+    "list_protocols": "List the stored versions with `cmprep protocol list`.",
+    "sign_review": "Sign the review with `cmprep batch review {batch} --sign COMMENT`.",
+    "reject_batch": "Only rejection remains: `cmprep batch reject {batch} --reason ...`.",
     "register_lot": "Register it with `cmprep materials add {lot} --material ... "
     "--expiry YYYY-MM-DD`.",
     "register_equipment": "Register it with `cmprep equipment add {equipment} --kind ... "
@@ -32,8 +41,15 @@ HINTS: dict[str, str] = {
     "give_output_file": "Give a file with -o FILE.",
     "install_extra": "Install it with: pip install 'cmprep[{extra}]'.",
     "check_clock": "Check the computer's clock before entering anything else.",
+    "anchor_folder": "Give an existing folder on another disk or share than the database "
+    "with --to DIR, or set CMPREP_ANCHORS.",
     "try_again": "Check `cmprep batch status {batch}` and try again.",
     "upgrade": "Upgrade cmprep.",
+    "init_database": "Create it with `cmprep init --db {path} --admin NAME --full-name '...'`.",
+    "log_in": "Log in with `cmprep login --as NAME`, or give --password-stdin with this command.",
+    "other_person": "Log out first (`cmprep logout`), or give {name}'s own password with "
+    "--password-stdin.",
+    "unlock_account": "An admin unlocks it with `cmprep user unlock {name} --reason ...`.",
 }
 
 

@@ -142,9 +142,11 @@ def print_review(report: ReviewView) -> None:
         click.echo(f"  - {b}")
 
 
-def print_protocol(p: Any) -> None:
-    """A protocol's steps, parameters, specs and sources, as `protocol show` prints it."""
-    click.echo(f"{p.title}\n{p.id} v{p.version} ({p.status}), hash {p.content_hash()[:12]}\n")
+def print_protocol(p: Any, content_hash: str | None = None) -> None:
+    """A protocol's steps, parameters, specs and sources, as `protocol show` prints it.
+    CONTENT_HASH: the stored content's, when the status shown is the database's."""
+    digest = content_hash or p.content_hash()
+    click.echo(f"{p.title}\n{p.id} v{p.version} ({p.status}), hash {digest[:12]}\n")
     click.echo(p.summary.strip() + "\n")
     for n, step in enumerate(p.steps, 1):
         tags = [

@@ -4,14 +4,16 @@ deviations cluster. Pure functions over events and query rows; the service feeds
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 from cmprep import events as ev
 from cmprep.domain import people
+from cmprep.domain.anchors import CheckpointBreak
 from cmprep.domain.signatures import check_signatures
 from cmprep.events import Event, LedgerEntry, verify_chain
 
@@ -38,8 +40,10 @@ def describe(event: Event) -> dict[str, Any]:
         new = p["new"].get("display", "")
     elif event.type == ev.DEVIATION_OPENED:
         what = (
-            f"{p['deviation_id']} opened ({p['severity']}, {p.get('kind', 'automatic')}) "
-            f"at {p['step']}"
+            f"{p['deviation_id']} opened"
+            + (" as an addendum" if p.get("addendum") else "")
+            + f" ({p['severity']}, {p.get('kind', 'automatic')})"
+            + (f" at {p['step']}" if p.get("step") else "")
         )
         new = p.get("message", "")
     elif event.type == ev.DEVIATION_INVESTIGATED:
@@ -81,9 +85,124 @@ class Break:
     stream: str
     seq: int
     problem: str
+    label: ClassVar[str] = "BROKEN"
 
     def __str__(self) -> str:
         return f"{self.stream}: event {self.seq}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class TableDiff:
+    """A query-table row that is not what the log says.
+
+    Lists, the audit report and QC history read the query tables, not the log; a row
+    edited behind cmprep's back (a batch marked released, a deviation closed or deleted)
+    changes what people see while every hash still holds. Rebuilding the rows from the log
+    and comparing shows it.
+    """
+
+    table: str  # "batches" or "deviations"
+    key: str  # the batch or deviation id
+    stream: str  # the batch the row belongs to (to verify one batch)
+    problem: str
+    label: ClassVar[str] = "DIFFERS"
+
+    def __str__(self) -> str:
+        return f"{self.table} table, {self.key}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class Unprotected:
+    """A protection of the log (an append-only rule of the database) that is not in place:
+    without it, editing the log is no longer refused, only found afterwards."""
+
+    problem: str
+    label: ClassVar[str] = "UNPROTECTED"
+
+    def __str__(self) -> str:
+        return f"database: {self.problem}"
+
+
+# what verification can find; each has a ``label`` (BROKEN, UNPROTECTED, DIFFERS) and says
+# where and what in ``str()``
+Problem = Break | Unprotected | TableDiff | CheckpointBreak
+
+
+class Verification(NamedTuple):
+    """What ``audit verify`` found: events checked, every problem (the log's breaks, then
+    missing protections, query-table differences and checkpoint breaks), and the
+    checkpoints read with their folder. ``verify()[1]`` is every problem."""
+
+    checked: int  # events checked
+    problems: list[Problem]
+    checkpoints: int = 0  # checkpoints the ledger was checked against
+    anchors: str | None = None  # the folder they were read from
+
+
+def _plain(value: Any) -> Any:
+    """VALUE as the query tables keep it (JSON): tuples become lists, dates text."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value is None else repr(value)
+
+
+def compare_rows(
+    table: str, key: str, rebuilt: Sequence[Mapping[str, Any]], stored: Sequence[Mapping[str, Any]]
+) -> list[TableDiff]:
+    """Each row of TABLE missing, extra, or with a column other than the log gives.
+
+    REBUILT are the rows folded from the log, STORED those the table returns, both keyed
+    by their KEY column; every changed column of a row is named in one finding.
+    """
+    want = {str(r[key]): _plain(dict(r)) for r in rebuilt}
+    have = {str(r.get(key)): _plain(dict(r)) for r in stored}
+    found = []
+    for k in sorted(set(want) | set(have)):
+        row = want.get(k) or have[k]
+        stream = str(row.get("batch_id", k))
+        if k not in have:
+            found.append(TableDiff(table, k, stream, "missing from the table; the log has it"))
+        elif k not in want:
+            found.append(TableDiff(table, k, stream, "in the table, but not in the log"))
+        elif changed := _changed_columns(have[k], want[k]):
+            found.append(TableDiff(table, k, stream, "; ".join(changed)))
+    return found
+
+
+def _changed_columns(have: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+    """Each column of a stored row (HAVE) that differs from the rebuilt one (WANT)."""
+    changed = []
+    for c in sorted(set(want) | set(have)):
+        if c not in have:
+            changed.append(f"{c} is missing in the table ({_shown(want[c])} in the log)")
+        elif c not in want:
+            changed.append(f"{c} is in the table ({_shown(have[c])}) but not in the log")
+        elif have[c] != want[c]:
+            changed.append(f"{c} is {_shown(have[c])} in the table, {_shown(want[c])} in the log")
+    return changed
+
+
+def compare_search(
+    table: str, search: str, expected: set[str], got: set[str], batch_of: Mapping[str, str]
+) -> list[TableDiff]:
+    """What a search of TABLE (described by SEARCH, e.g. ``state = 'released'``) should
+    find by the log, EXPECTED, against what it found, GOT (keys; BATCH_OF gives each
+    key's batch).
+
+    The rows are kept whole beside the columns a search looks at; a column edited alone
+    changes what a filtered list, the report's period or the QC history finds, while the
+    row itself reads back unchanged.
+    """
+    return [
+        TableDiff(table, k, batch_of.get(k, k), f"a search by {search} {how}")
+        for keys, how in (
+            (expected - got, "misses it, though the log says it matches"),
+            (got - expected, "finds it, though the log says it does not match"),
+        )
+        for k in sorted(keys)
+    ]
 
 
 def verify(
@@ -102,6 +221,7 @@ def verify(
     every stream).
     """
     breaks: list[Break] = []
+    ring = people.key_ring(streams.get(people.USERS_STREAM, []))
     for stream, events in sorted(streams.items()):
         if only and stream != only:
             continue
@@ -112,7 +232,7 @@ def verify(
         if chain:
             breaks.append(Break(stream, chain.seq, chain.problem))
             continue  # signature checks on a broken chain would only repeat it
-        for seq, problem in check_signatures(events):
+        for seq, problem in check_signatures(events, ring):
             breaks.append(Break(stream, seq, problem))
     for stream in heads:
         if stream not in streams and (not only or stream == only):

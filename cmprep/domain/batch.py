@@ -95,6 +95,14 @@ class Deviation:
     investigation: dict[str, Any] | None = None
     closure: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # opened after the batch was released or rejected: an addendum to the record, linked to
+    # no value and changing neither the values nor the decision
+    addendum: bool = False
+
+    @property
+    def rejected(self) -> bool:
+        """Closed with the decision "rejected": the batch it belongs to cannot be released."""
+        return self.closure is not None and self.closure.get("decision") == "rejected"
 
     def row(self) -> dict[str, Any]:
         return {
@@ -117,6 +125,7 @@ class Deviation:
             "closed_at": self.closure["at"] if self.closure else None,
             "decision": self.closure["decision"] if self.closure else None,
             "capa": self.closure.get("capa") if self.closure else None,
+            "addendum": self.addendum,
         }
 
 
@@ -128,6 +137,32 @@ class Hold:
     resumed_by: str | None = None
     resumed_at: str | None = None
     resume_reason: str | None = None
+
+
+@dataclass
+class Review:
+    """A signed review ("reviewed") of the batch record, and whether it still counts.
+
+    It counts when it was signed with every step done (``complete``) and nothing that the
+    record shows was entered after it (``voided_by`` is the first such event): release
+    needs a review of the record as it is released, not of an earlier version of it.
+    """
+
+    by: str
+    at: str
+    seq: int
+    comment: str
+    complete: bool
+    voided_by: Event | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.complete and self.voided_by is None
+
+
+# the events that change what the record says about the batch: each voids a review before it
+# (verifications and deviation decisions are signed acts release checks on their own)
+CHANGES_RECORD = (ev.STEP_RECORDED, ev.STEP_SKIPPED, ev.VALUE_CORRECTED, ev.DEVIATION_OPENED)
 
 
 @dataclass
@@ -146,6 +181,7 @@ class Batch:
     events: list[Event] = field(default_factory=list)
     signatures: list[dict[str, Any]] = field(default_factory=list)
     decision: dict[str, Any] | None = None  # release or rejection: who, when, why
+    reviews: list[Review] = field(default_factory=list)  # oldest first
 
     def performers(self) -> set[str]:
         """Everyone who wrote a step's values (recorded, skipped or corrected one)."""
@@ -180,7 +216,25 @@ class Batch:
         return self.pipeline.due_steps(self.active_state)
 
     def open_deviations(self) -> list[Deviation]:
+        """Every deviation not yet closed, addenda included (they still need QA's decision)."""
         return [d for d in self.deviations.values() if d.status != "closed"]
+
+    def record_deviations(self) -> list[Deviation]:
+        """The deviations of the batch itself, opened before its release or rejection."""
+        return [d for d in self.deviations.values() if not d.addendum]
+
+    def addenda(self) -> list[Deviation]:
+        """Deviations and complaints opened after the decision, in the order opened."""
+        return [d for d in self.deviations.values() if d.addendum]
+
+    def rejected_deviations(self) -> list[Deviation]:
+        """The batch's own deviations closed as rejected: each one rules out release."""
+        return [d for d in self.record_deviations() if d.rejected]
+
+    @property
+    def review(self) -> Review | None:
+        """The newest review that still counts, or None."""
+        return next((r for r in reversed(self.reviews) if r.valid), None)
 
     def last_performed_at(self) -> str | None:
         times = [s.performed_at for s in self.steps.values() if s.performed_at]
@@ -243,6 +297,10 @@ def fold(events: list[Event]) -> Batch:
                 f"batch {batch.id}, event {event.seq} ({event.type}) does not replay: {err}"
             ) from err
         batch.events.append(event)
+        if event.type in CHANGES_RECORD and not event.payload.get("addendum"):
+            for review in batch.reviews:
+                if review.voided_by is None:
+                    review.voided_by = event
         if event.payload.get("signature"):
             batch.signatures.append({**event.payload["signature"], "seq": event.seq})
         dev_id = event.payload.get("deviation_id")
@@ -343,7 +401,9 @@ def _value_corrected(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Ev
 
 
 def _deviation_opened(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
-    """A new deviation, linked to the value (or the time window) it is about."""
+    """A new deviation, linked to the value (or the time window) it is about; an addendum
+    (opened after the decision: a deviation found late, or a complaint) is linked to nothing,
+    so the released values print as they were released."""
     p = event.payload
     dev = Deviation(
         id=p["deviation_id"],
@@ -360,10 +420,11 @@ def _deviation_opened(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: E
         opened_by=event.actor,
         opened_at=event.recorded_at,
         seq=event.seq,
+        addendum=bool(p.get("addendum")),
     )
     batch.deviations[dev.id] = dev
     entry = batch.steps.get(dev.step)
-    if entry is None:  # a deviation naming no step of this protocol: nothing to link
+    if entry is None or dev.addendum:  # no step of this protocol, or an addendum: no link
         return
     value_name = (dev.parameter or "").split(":")[0]  # "vegf:westgard:1-3s" -> vegf
     if value_name in entry.values:
@@ -409,7 +470,18 @@ def _step_verified(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Even
 
 
 def _batch_reviewed(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
-    """Nothing to fold: the review is its signature, which fold() collects for every event."""
+    """A review, complete when signed with every step done (looking through a hold); the
+    signature itself is collected by fold() as for every event."""
+    state = cursor.held_from if cursor.state == ON_HOLD and cursor.held_from else cursor.state
+    batch.reviews.append(
+        Review(
+            by=event.actor,
+            at=event.recorded_at,
+            seq=event.seq,
+            comment=event.reason or "",
+            complete=state == AWAITING_REVIEW,
+        )
+    )
 
 
 def _decided(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event, how: str) -> None:
@@ -471,4 +543,14 @@ def _mark_due(batch: Batch) -> None:
             batch.steps[step.id].status = "due"
 
 
-__all__ = ["AWAITING_REVIEW", "Batch", "CorruptLog", "Deviation", "StepEntry", "Value", "fold"]
+__all__ = [
+    "AWAITING_REVIEW",
+    "CHANGES_RECORD",
+    "Batch",
+    "CorruptLog",
+    "Deviation",
+    "Review",
+    "StepEntry",
+    "Value",
+    "fold",
+]

@@ -1,9 +1,12 @@
 """Electronic signatures: who signed, their printed name then, when, what it means, and
-a hash of exactly the content signed.
+a hash of exactly the content signed, all sealed with the signer's Ed25519 key.
 
 The content hash is recomputed from the log whenever a signature is checked, so a
 signature cannot be moved to other content, and one whose content later changed (a
-correction after a verification) no longer counts.
+correction after a verification) no longer counts. The Ed25519 seal over meaning, signer,
+time, subject and content hash is checked against the public key the signer held at that
+time (from the @users stream): someone who edits the file and recomputes every hash still
+cannot make a seal without the signer's password (see domain/keys.py).
 """
 
 from __future__ import annotations
@@ -11,10 +14,27 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from cmprep import events as ev
+from cmprep.domain import keys
+from cmprep.domain.keys import KeyRing
+from cmprep.domain.protocols import PROTOCOL_IMPORTED
+from cmprep.domain.protocols import content_hash as protocol_hash
 from cmprep.events import Event, canonical_json
 
-MEANINGS = ("performed", "verified", "reviewed", "approved", "released", "rejected")
+MEANINGS = (
+    "performed",
+    "verified",
+    "reviewed",
+    "approved",
+    "released",
+    "rejected",
+    "authorized",  # an admin's act on a person's account (added, role, reset, unlock)
+    "anchored",  # a checkpoint of the ledger written outside the database
+)
+# what the Ed25519 seal covers: everything a reader of the signature relies on
+SEALED = ("meaning", "signer", "full_name", "role", "signed_at", "subject", "content_hash")
 
 # which events make up the content of each kind of subject
 _STEP_EVENTS = (ev.STEP_RECORDED, ev.STEP_SKIPPED, ev.VALUE_CORRECTED)
@@ -57,6 +77,11 @@ def deviation_content(events: list[Event], deviation_id: str, before_seq: int | 
     )
 
 
+def sealed_text(sig: dict[str, Any]) -> bytes:
+    """The exact bytes the Ed25519 seal signs."""
+    return canonical_json({k: sig.get(k) for k in SEALED}).encode()
+
+
 def signature(
     meaning: str,
     signer: str,
@@ -65,9 +90,11 @@ def signature(
     signed_at: str,
     subject: dict[str, str],
     content_hash: str,
+    private: Ed25519PrivateKey,
 ) -> dict[str, Any]:
-    assert meaning in MEANINGS
-    return {
+    if meaning not in MEANINGS:
+        raise ValueError(f"unknown signature meaning {meaning!r}")
+    sig: dict[str, Any] = {
         "meaning": meaning,
         "signer": signer,
         "full_name": full_name,
@@ -75,7 +102,31 @@ def signature(
         "signed_at": signed_at,
         "subject": subject,
         "content_hash": content_hash,
+        "algorithm": keys.ALGORITHM,
     }
+    sig["seal"] = keys.sign(private, sealed_text(sig))
+    return sig
+
+
+def seal_problem(sig: dict[str, Any], ring: KeyRing) -> str | None:
+    """Why the Ed25519 seal of SIG does not hold, or None when it does."""
+    signer, at = str(sig.get("signer", "")), str(sig.get("signed_at", ""))
+    public = ring.key_at(signer, at)
+    if public is None:
+        return f"{sig.get('meaning')} signature by {signer!r}: no key was issued to them by {at}"
+    if sig.get("algorithm") != keys.ALGORITHM or not isinstance(sig.get("seal"), str):
+        return f"{sig.get('meaning')} signature by {signer!r} carries no {keys.ALGORITHM} seal"
+    if not keys.is_valid(public, sealed_text(sig), sig["seal"]):
+        return (
+            f"{sig.get('meaning')} signature by {signer!r} was not made with their key "
+            "(forged or altered)"
+        )
+    return None
+
+
+def payload_content(payload: dict[str, Any]) -> str:
+    """What a signature carried inside an event's own payload covers: the rest of it."""
+    return _digest([{k: v for k, v in payload.items() if k != "signature"}])
 
 
 def expected_content(events: list[Event], event: Event) -> str | None:
@@ -93,11 +144,28 @@ def expected_content(events: list[Event], event: Event) -> str | None:
         return deviation_content(events, subject["id"], event.seq)
     if subject["kind"] == "batch":
         return event.prev_hash
+    if subject["kind"] in ("user", "setting"):
+        return payload_content(event.payload)
+    if subject["kind"] == "protocol":
+        return protocol_content(events, subject["id"], event.seq)
     return None
 
 
-def check_signatures(events: list[Event]) -> list[tuple[int, str]]:
-    """(seq, problem) for every signature whose content hash does not match its content."""
+def protocol_content(events: list[Event], version_ref: str, before_seq: int) -> str | None:
+    """The hash of the content imported as ID@VERSION into @protocols before a point,
+    recomputed from that content (not taken from the hash stored beside it)."""
+    for e in events:
+        p = e.payload
+        if e.seq >= before_seq or e.type != PROTOCOL_IMPORTED:
+            continue
+        if f"{p.get('id')}@{p.get('version')}" == version_ref:
+            return protocol_hash(p.get("content") or {})
+    return None
+
+
+def check_signatures(events: list[Event], ring: KeyRing) -> list[tuple[int, str]]:
+    """(seq, problem) for every signature whose content hash does not match its content,
+    or whose seal was not made with the key its signer held then (RING)."""
     problems = []
     for e in events:
         sig = e.payload.get("signature")
@@ -120,4 +188,6 @@ def check_signatures(events: list[Event]) -> list[tuple[int, str]]:
             problems.append(
                 (e.seq, f"{sig.get('meaning')} signature does not match the content it signs")
             )
+        elif problem := seal_problem(sig, ring):
+            problems.append((e.seq, problem))
     return problems

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import Enum
 
 from cmprep.domain.clock import parse_time
+from cmprep.domain.text import control_problem
 from cmprep.errors import Hint
 from cmprep.protocol import units
 from cmprep.protocol.models import Parameter, ParamType, Severity, Spec, Step, Window
@@ -59,7 +60,14 @@ def format_value(param: Parameter, value: object) -> str:
 
 
 def _parse(param: Parameter, raw: str, rotor_radius_cm: float | None = None) -> object:
-    """The value in the parameter's own type and unit, or ValueError saying what is expected."""
+    """The value in the parameter's own type and unit, or ValueError saying what is expected.
+
+    A control character anywhere in what was typed (an ESC, a NUL, a line break) is refused
+    for every type: the raw text is kept in the record next to the value.
+    """
+    problem = control_problem(raw, "the value")
+    if problem:
+        raise ValueError(problem)
     text = raw.strip()
     if param.type in (ParamType.number, ParamType.duration, ParamType.integer):
         value = units.parse_quantity(text, param.unit, rotor_radius_cm=rotor_radius_cm)

@@ -6,7 +6,9 @@ every problem at once rather than stopping at the first one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,19 @@ from pydantic import ValidationError
 
 from cmprep.errors import CmprepError
 from cmprep.protocol.models import CrossReferenceError, Loc, Protocol
+from cmprep.protocol.text import control_problem
 
 MAX_BYTES = 512 * 1024  # a protocol is a few KiB; anything this large is not one
+# steps[3].parameters[0].spec.min is six levels deep; YAML nested far deeper is not a
+# protocol, and the composer recurses once per level (1,000 levels: RecursionError).
+MAX_DEPTH = 32
+# No limit, count or bound in a protocol needs more digits than this; Python refuses to
+# read an integer of over 4,300 digits at all (ValueError), so it is refused before that.
+MAX_DIGITS = 100
+# Text fields that are paragraphs: a line break (and a tab) is part of the text there.
+# Everywhere else (titles, labels, choices, units) a control character is refused.
+LONG_TEXT = frozenset({"instructions", "summary", "help", "note", "citation"})
+_INT_TAG = "tag:yaml.org,2002:int"
 
 
 @dataclass(frozen=True)
@@ -49,37 +62,115 @@ class ProtocolError(CmprepError, ValueError):
         self.details = list(problems)
 
 
-def _lines(
-    node: yaml.Node,
-    path: Loc,
-    out: dict[Loc, int],
-    dupes: list[tuple[Loc, int]],
-    seen_nodes: set[int] | None = None,
-) -> None:
-    """Record the line of every mapping key and sequence item, and duplicate keys.
+class _TooDeep(Exception):
+    """Raised by the composer past MAX_DEPTH, with the line it got to."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing nesting deeper than MAX_DEPTH while it composes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+@dataclass
+class _Scan:
+    """What a walk over the composed YAML found: the line of every key and item, and the
+    problems that are in the text itself rather than in what it means."""
+
+    lines: dict[Loc, int] = field(default_factory=dict)
+    found: list[tuple[Loc, int, str]] = field(default_factory=list)  # place, line, message
+    huge: set[Loc] = field(default_factory=set)  # numbers too long to read, already said
+
+
+def _scan(root: yaml.Node) -> _Scan:
+    """Walk every node once, without recursion: the line of every mapping key and
+    sequence item, duplicate keys, nesting past MAX_DEPTH, control characters in text,
+    and integers too long to read (these are turned into text, so constructing the
+    document cannot fail on them and the rest of the file is still checked).
 
     A node reached again through a YAML alias is not walked twice: a recursive alias
-    would never end and nested aliases would grow exponentially.
+    would never end and nested aliases would grow exponentially. Aliases can also chain
+    deeper than the text is nested, so depth is counted here as well as in the loader.
     """
-    seen_nodes = set() if seen_nodes is None else seen_nodes
-    if id(node) in seen_nodes:
-        return
-    seen_nodes.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            key_path: Loc = (*path, key)
-            if key in seen:
-                dupes.append((key_path, key_node.start_mark.line + 1))
-            seen.add(key)
-            out[key_path] = key_node.start_mark.line + 1
-            _lines(value_node, key_path, out, dupes, seen_nodes)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            item_path: Loc = (*path, i)
-            out[item_path] = item.start_mark.line + 1
-            _lines(item, item_path, out, dupes, seen_nodes)
+    scan = _Scan()
+    seen_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        line = node.start_mark.line + 1
+        if len(path) > MAX_DEPTH:
+            scan.found.append((path[:MAX_DEPTH], line, _TOO_DEEP))
+            continue
+        children: list[tuple[yaml.Node, Loc]] = []
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                key_path: Loc = (*path, key)
+                key_line = key_node.start_mark.line + 1
+                if key in keys:
+                    scan.found.append((key_path, key_line, "key appears twice"))
+                keys.add(key)
+                scan.lines.setdefault(key_path, key_line)
+                if isinstance(key_node, yaml.ScalarNode):
+                    _check_text(key_node, key_path, "the key", "", scan)
+                children.append((value_node, key_path))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                item_path: Loc = (*path, i)
+                scan.lines.setdefault(item_path, item.start_mark.line + 1)
+                children.append((item, item_path))
+        elif isinstance(node, yaml.ScalarNode):
+            named = [p for p in path if isinstance(p, str)]
+            long_text = bool(named) and named[-1] in LONG_TEXT
+            _check_text(node, path, "the text", "\n\t" if long_text else "", scan)
+            if node.tag == _INT_TAG and sum(c.isalnum() for c in node.value) > MAX_DIGITS:
+                scan.found.append(
+                    (
+                        path,
+                        line,
+                        f"a number {len(node.value)} characters long; "
+                        f"no protocol value needs over {MAX_DIGITS} digits",
+                    )
+                )
+                scan.huge.add(path)
+                node.tag = "tag:yaml.org,2002:str"
+        stack.extend(reversed(children))
+    return scan
+
+
+_TOO_DEEP = (
+    f"nested more than {MAX_DEPTH} levels deep; a protocol is a few levels "
+    "(steps, their parameters, a parameter's spec)"
+)
+
+
+def _check_text(node: yaml.ScalarNode, path: Loc, what: str, allow: str, scan: _Scan) -> None:
+    """Control characters in text (written as escapes in a quoted YAML string, e.g.
+    "\\x1b"; the YAML reader itself refuses them typed raw), with line breaks and tabs
+    allowed in the paragraph fields."""
+    problem = control_problem(str(node.value), what, allow)
+    if problem:
+        scan.found.append((path, node.start_mark.line + 1, problem))
 
 
 def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
@@ -124,12 +215,22 @@ def parse_text(text: str, filename: str) -> Protocol:
             ]
         )
     try:
-        loader = yaml.SafeLoader(text)
+        return _parse(text, filename)
+    except RecursionError:  # a last guard: the depth limits above should come first
+        raise ProtocolError([Problem(filename, None, "", _TOO_DEEP)]) from None
+
+
+def _parse(text: str, filename: str) -> Protocol:
+    try:
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
+            scan = _scan(node) if node is not None else _Scan()
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
+    except _TooDeep as err:
+        raise ProtocolError([Problem(filename, err.line, "", _TOO_DEEP)]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -147,18 +248,18 @@ def parse_text(text: str, filename: str) -> Protocol:
                 )
             ]
         )
-    lines: dict[Loc, int] = {}
-    dupes: list[tuple[Loc, int]] = []
-    _lines(node, (), lines, dupes)
+    lines = scan.lines
     problems = [
-        Problem(filename, line, _field_name(path, data), "key appears twice")
-        for path, line in dupes
+        Problem(filename, line, _field_name(path, data), message)
+        for path, line, message in scan.found
     ]
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as err:
         for e in err.errors():
             loc = e["loc"]
+            if any(loc[: len(huge)] == huge for huge in scan.huge):
+                continue  # already said: a number too long to read
             cause = (e.get("ctx") or {}).get("error")
             if isinstance(cause, CrossReferenceError):  # one problem each, at its own line
                 for place, message in cause.problems:
@@ -172,6 +273,11 @@ def parse_text(text: str, filename: str) -> Protocol:
                 msg = "unknown key (check its spelling against the README's protocol format)"
             elif e["type"] == "string_type" and loc and loc[-1] == "version":
                 msg = "version must be text: quote it, e.g. version: '1.0'"
+            elif e["type"] == "finite_number":
+                msg = (
+                    "must be a finite number, not NaN or infinity (a NaN limit would let "
+                    "every value pass); give a number, or leave an unneeded bound out"
+                )
             problems.append(Problem(filename, _line_for(loc, lines), _field_name(loc, data), msg))
         raise ProtocolError(problems) from None
     problems.extend(_reference_problems(protocol, filename, lines, data))
@@ -220,27 +326,51 @@ def _reference_problems(
 
 
 def load_file(path: str | Path) -> Protocol:
+    """Read and validate a protocol file; ProtocolError naming the file when it cannot be.
+
+    Only a regular file under MAX_BYTES is read, and never more than that: /dev/zero,
+    a named pipe or a terminal would otherwise be read for ever. The file is opened
+    without blocking and checked on the open handle, so it cannot be swapped for a pipe
+    between the check and the read.
+    """
     path = Path(path)
+
+    def refused(message: str) -> ProtocolError:
+        return ProtocolError([Problem(str(path), None, "", message)])
+
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ProtocolError(
-                [
-                    Problem(
-                        str(path),
-                        None,
-                        "",
-                        f"file is {size} bytes; a protocol must be under {MAX_BYTES}",
-                    )
-                ]
-            )
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise ProtocolError([Problem(str(path), None, "", "no such file")]) from None
+        raise refused("no such file") from None
     except IsADirectoryError:
-        raise ProtocolError(
-            [Problem(str(path), None, "", "is a folder, not a protocol file")]
-        ) from None
+        raise refused("is a folder, not a protocol file") from None
+    except OSError as err:
+        raise refused(f"cannot be read: {err.strerror or err}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise refused("is a folder, not a protocol file")
+        if not stat.S_ISREG(info.st_mode):
+            raise refused(
+                "is not a regular file (a device, a pipe or a socket); "
+                "give the path of a protocol's YAML file"
+            )
+        if info.st_size > MAX_BYTES:
+            raise refused(f"file is {info.st_size} bytes; a protocol must be under {MAX_BYTES}")
+        raw = b""
+        while len(raw) <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+    except OSError as err:
+        raise refused(f"cannot be read: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:  # it grew after it was measured
+        raise refused(f"file is over {MAX_BYTES} bytes; a protocol must be under {MAX_BYTES}")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError([Problem(str(path), None, "", "not UTF-8 text")]) from None
+        raise refused("not UTF-8 text") from None
     return parse_text(text, str(path))

@@ -20,7 +20,10 @@ _ID = r"^[a-z][a-z0-9_\-]*$"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `max: .nan` compares false with everything, so a NaN bound
+    # would pass every value, and `.inf` (or 1e400, which YAML reads as infinity) is no
+    # limit a lab can meet; both are refused with the field's name and line.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Severity(str, Enum):

@@ -92,11 +92,55 @@ _define("washes", "washes", 1, "wash", "x", "times")
 _define("flasks", "flasks", 1, "flask", "vessels")
 
 
+# The one dimension a reading may be below zero in: a freezer at -80 °C. A negative
+# duration, speed, volume, pore size, count or concentration is impossible, never a
+# reading, and is refused before it is converted (rpm is squared on the way to x g, so
+# -1500 rpm would otherwise pass as +1500).
+SIGNED_DIMENSIONS = frozenset({"temperature"})
+
+_NOUNS = {
+    "time": "a duration",
+    "length": "a length or pore size",
+    "rcf": "a centrifugal force",
+    "rotation": "a speed",
+    "fraction": "a percentage",
+    "volume": "a volume",
+    "count": "a count",
+    "washes": "a number of washes",
+    "flasks": "a number of flasks",
+    "molecular_weight": "a molecular weight",
+}
+
+
+def can_be_negative(unit: str | None) -> bool:
+    """Whether a value in this unit may be below zero; a plain number (no unit) is left to
+    the protocol's limits."""
+    return unit is None or lookup(unit).dimension in SIGNED_DIMENSIONS
+
+
+def negative_problem(value: float, unit: str | None) -> str | None:
+    """Why ``value`` cannot be a reading in ``unit``, or None."""
+    if value >= 0 or can_be_negative(unit):
+        return None
+    assert unit is not None  # can_be_negative is True without a unit
+    dimension = lookup(unit).dimension
+    noun = _NOUNS.get(dimension, f"a {dimension.replace('_', ' ')}")
+    return f"{value:g} {lookup(unit).symbol} is negative; {noun} cannot be below zero"
+
+
 RCF_PER_RPM2_CM = 1.118e-5  # RCF (x g) = 1.118e-5 x rotor radius (cm) x rpm^2
 
 
 def rpm_to_rcf(rpm: float, radius_cm: float) -> float:
-    """Relative centrifugal force of a rotor of that radius at that speed."""
+    """Relative centrifugal force of a rotor of that radius at that speed.
+
+    A negative speed or a radius that is not above zero is refused: the square would
+    otherwise hide the sign and turn an impossible reading into a plausible one.
+    """
+    if not (math.isfinite(rpm) and rpm >= 0):
+        raise UnitError(f"{rpm:g} rpm is impossible; a speed cannot be below zero")
+    if not (math.isfinite(radius_cm) and radius_cm > 0):
+        raise UnitError(f"a rotor radius of {radius_cm:g} cm is impossible")
     return float(f"{RCF_PER_RPM2_CM * radius_cm * rpm * rpm:.15g}")
 
 
@@ -144,12 +188,20 @@ def compatible_units(unit: str) -> list[str]:
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
+def leading_number(text: str) -> float | None:
+    """The number ``text`` starts with ("-5 pg/mL" -> -5.0), or None: for a caller that
+    must say which column of a file a sign is wrong in before reading the whole value."""
+    match = _NUMBER.match(unicodedata.normalize("NFKC", text).strip())
+    return float(match.group(0)) if match else None
+
+
 def parse_quantity(text: str, unit: str | None, *, rotor_radius_cm: float | None = None) -> float:
     """Read "650 x g", "2 d", "0.22 µm" or a bare number into a float in ``unit``.
 
     A bare number is taken in the protocol's unit. A speed in rpm for an x g value needs
     the centrifuge's rotor radius. Refuses, with a sentence a technician understands:
-    empty text, a decimal comma, NaN/infinity, an unknown unit, a unit of another dimension.
+    empty text, a decimal comma, NaN/infinity, an unknown unit, a unit of another dimension,
+    and a value below zero in any unit but a temperature's.
     """
     raw = unicodedata.normalize("NFKC", text).strip()
     if not raw:
@@ -171,17 +223,19 @@ def parse_quantity(text: str, unit: str | None, *, rotor_radius_cm: float | None
     match = _NUMBER.match(raw)
     if not match:
         raise UnitError(f"{text!r} does not start with a number")
-    number = float(match.group(0))
+    number = float(match.group(0)) + 0.0  # + 0.0: "-0" is 0, not "-0"
     if not math.isfinite(number):
         raise UnitError(f"{text!r} is too large to be a reading")
     rest = raw[match.end() :].strip()
     if not rest:
+        _refuse_negative(number, unit)
         return number
     if unit is None:
         raise UnitError(f"{text!r} has a unit ({rest}) but this parameter takes a plain number")
     if not is_known(rest):
         expected = ", ".join(compatible_units(unit))
         raise UnitError(f"unknown unit {rest!r} in {text!r}; expected one of: {expected}")
+    _refuse_negative(number, rest)
     if lookup(rest).dimension == "rotation" and lookup(unit).dimension == "rcf":
         if rotor_radius_cm is None:
             raise UnitError(
@@ -195,6 +249,12 @@ def parse_quantity(text: str, unit: str | None, *, rotor_radius_cm: float | None
         expected = ", ".join(compatible_units(unit))
         raise UnitError(f"{err}; expected one of: {expected}") from None
     return result
+
+
+def _refuse_negative(value: float, unit: str | None) -> None:
+    problem = negative_problem(value, unit)
+    if problem:
+        raise UnitError(problem)
 
 
 def canonical(unit: str) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cmprep.domain.batch import Batch, StepEntry
+    from cmprep.domain.batch import Batch, Deviation, StepEntry
     from cmprep.domain.westgard import Violation
     from cmprep.protocol.models import Parameter, Protocol, Step
 
@@ -332,6 +332,7 @@ class DeviationView(View):
     investigation: dict[str, Any] | None
     closure: dict[str, Any] | None
     history: list[dict[str, Any]]  # audit trail rows (describe()) of its events
+    addendum: bool = False  # opened after the batch's release or rejection
 
 
 # --- QC views ------------------------------------------------------------------------------
@@ -503,6 +504,9 @@ class RecordView(View):
     qc_rows: list[QCRecordRow]
     qc_explanation: str
     ledger_head: str  # "" when not given
+    ledger_pos: int  # the ledger's position (events in the log) with that head; 0: not given
+    deviations: list[Deviation]  # the batch's own, as opened
+    addenda: list[Deviation]  # deviations and complaints opened after the decision
 
 
 # --- the SOP checklist (templates/checklist.*) -----------------------------------------------
@@ -554,3 +558,5 @@ class AuditReportView(View):
     open_rows: list[dict[str, Any]]  # not closed, oldest first, with age_days
     released: list[dict[str, Any]]  # batch rows
     rejected: list[dict[str, Any]]
+    ledger_head: str  # the ledger head when it was made; "" when not given
+    ledger_pos: int  # the ledger's position (events in the log) then; 0 when not given

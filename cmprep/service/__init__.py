@@ -2,6 +2,7 @@
 shared context.
 
     app = Services(open_store("cmprep.db"))
+    app.sessions.login("alice", password)         # or app.gate.prove(...): nobody is believed
     app.batches.start("cm-standard-serum-free", "alice")
     app.batches.record("CM-20261129-001", "spin", {"rcf": "400 x g"}, "alice")
     app.quality.release("CM-20261129-001", "quinn", password)
@@ -26,6 +27,8 @@ from cmprep.service.people import PeopleService
 from cmprep.service.protocols import ProtocolService
 from cmprep.service.qc import QCService
 from cmprep.service.quality import QualityService
+from cmprep.service.sessions import SessionService
+from cmprep.service.settings import SettingsService
 from cmprep.store.base import EventStore
 
 
@@ -37,14 +40,16 @@ class Services:
     ) -> None:
         self.ctx = Context(store, clock, protocols_dir)
         self.gate = Gate(self.ctx)
-        self.protocols = ProtocolService(self.ctx)
+        self.protocols = ProtocolService(self.ctx, self.gate)
         self.people = PeopleService(self.ctx, self.gate)
+        self.sessions = SessionService(self.ctx, self.gate)
+        self.settings = SettingsService(self.ctx, self.gate)
         self.materials = MaterialsService(self.ctx, self.gate)
         self.consistency = ConsistencyService(self.ctx)
         self.batches = BatchService(self.ctx, self.gate, self.materials, self.consistency)
         self.quality = QualityService(self.ctx, self.gate)
         self.qc = QCService(self.ctx, self.batches, self.consistency)
-        self.audit = AuditService(self.ctx)
+        self.audit = AuditService(self.ctx, self.gate)
         self.documents = DocumentService(self.ctx, self.qc, self.audit)
 
     @property

@@ -18,7 +18,7 @@ from cmprep.domain.pipeline import Cursor
 from cmprep.domain.signatures import performed_content
 from cmprep.domain.validation import Finding, check_entries, check_window
 from cmprep.errors import Hint, Refused
-from cmprep.events import NewEvent
+from cmprep.events import Event, NewEvent
 from cmprep.protocol.models import Step
 from cmprep.service.access import Gate, reason_text
 from cmprep.service.consistency import ConsistencyService
@@ -54,14 +54,10 @@ class BatchService:
         self, protocol_ref: str, actor: str, batch_id: str | None = None, *, key: str | None = None
     ) -> Outcome:
         actor = self.gate.person(actor, "start")
-        if key and (done := self._seen(key)):
+        protocol = self.ctx.protocol(protocol_ref)  # approved in the database, never a file
+        command = {"command": "start", "batch": batch_id, "by": actor}
+        if key and (done := self._seen(key, {**command, "protocol": protocol.content_hash()})):
             return done
-        protocol = self.ctx.protocol(protocol_ref)
-        if protocol.status != "approved":
-            raise Refused(
-                f"protocol {protocol.id} v{protocol.version} is {protocol.status}; "
-                "only an approved protocol can start a batch"
-            )
         now = self.ctx.clock()
         if batch_id is not None:
             usable(batch_id, "batch id")
@@ -100,7 +96,17 @@ class BatchService:
         ``replicates`` carries QC replicate details from a CSV import.
         """
         actor = self.gate.person(actor, "record")
-        if key and (done := self._seen(key)):
+        command = {
+            "command": "record",
+            "batch": batch_id,
+            "step": step_id,
+            "by": actor,
+            "values": dict(entries),
+            "note": note or "",
+            "lots": sorted(set(lots or [])),
+            "equipment": sorted(set(equipment or [])),
+        }
+        if key and (done := self._seen(key, command)):
             return done
         batch = self.ctx.batch(batch_id)
         writable(batch)
@@ -148,7 +154,8 @@ class BatchService:
         self, batch_id: str, step_id: str, actor: str, reason: str, *, key: str | None = None
     ) -> Outcome:
         actor, reason = self.gate.person(actor, "skip"), reason_text(reason)
-        if key and (done := self._seen(key)):
+        command = {"command": "skip", "batch": batch_id, "step": step_id, "by": actor}
+        if key and (done := self._seen(key, {**command, "reason": reason})):
             return done
         batch = self.ctx.batch(batch_id)
         writable(batch)
@@ -178,7 +185,8 @@ class BatchService:
         key: str | None = None,
     ) -> Outcome:
         actor, reason = self.gate.person(actor, "correct"), reason_text(reason)
-        if key and (done := self._seen(key)):
+        command = {"command": "correct", "batch": batch_id, "step": step_id, "by": actor}
+        if key and (done := self._seen(key, {**command, "values": entries, "reason": reason})):
             return done
         batch = self.ctx.batch(batch_id)
         writable(batch)
@@ -230,19 +238,80 @@ class BatchService:
         new = [NewEvent(ev.BATCH_RESUMED, actor, {}, reason=reason)]
         return self.ctx.write(batch.id, batch.seq, new, self.ctx.clock(), batch)
 
-    def _seen(self, key: str) -> Outcome | None:
-        """The outcome of a command already saved under this idempotency key, if any."""
+    def _seen(self, key: str, command: dict[str, Any]) -> Outcome | None:
+        """The outcome of a command already saved under this idempotency key, if any.
+
+        A key stands for one command: sent again with the same content it answers "already
+        saved"; with other content (another batch, step, value, person...) it is refused, so
+        a key reused by mistake never passes off a different entry as saved. The content is
+        read back from the events the key wrote, so the store keeps nothing more.
+        """
         usable(key, "idempotency key")
         found = self.ctx.store.key_used(key)
         if found is None:
             return None
-        return Outcome(batch=self.ctx.batch(found[0]), duplicate=True)
+        stream, first, last = found
+        written = [e for e in self.ctx.store.events(stream) if first <= e.seq <= last]
+        saved = saved_command(stream, written)
+        differ = [
+            name
+            for name, value in command.items()
+            if value is not None and saved.get(name) != value
+        ]
+        if differ:
+            what = f"{saved.get('command', 'a command')} in batch {stream}"
+            if saved.get("step"):
+                what = f"{saved['command']} of {saved['step']} in batch {stream}"
+            raise Refused(
+                f"idempotency key {key!r} was already used for another command ({what}, by "
+                f"{saved.get('by')}); this one differs in {', '.join(differ)}. Nothing was "
+                "written: a new command needs a new key"
+            )
+        return Outcome(batch=self.ctx.batch(stream), duplicate=True)
 
 
 # --- rules every batch command shares -------------------------------------------------------
-def writable(batch: Batch) -> None:
-    if batch.is_final:
-        raise Refused(f"batch {batch.id} is {batch.state}; it takes no more entries")
+def saved_command(stream: str, written: list[Event]) -> dict[str, Any]:
+    """What the command saved under an idempotency key was, read back from its events, in
+    the terms each command's ``_seen`` check compares (entries as they were typed)."""
+    first = written[0] if written else None
+    if first is None:
+        return {}
+    p = first.payload
+    saved: dict[str, Any] = {"batch": stream, "by": first.actor, "step": p.get("step")}
+    if first.type == ev.BATCH_STARTED:
+        return {**saved, "command": "start", "protocol": p.get("protocol_hash")}
+    if first.type == ev.STEP_RECORDED:
+        return {
+            **saved,
+            "command": "record",
+            "values": {name: v.get("raw") for name, v in p.get("values", {}).items()},
+            "note": p.get("note") or "",
+            "lots": sorted({lot["lot"] for lot in p.get("lots", [])}),
+            "equipment": sorted({item["id"] for item in p.get("equipment", [])}),
+        }
+    if first.type == ev.STEP_SKIPPED:
+        return {**saved, "command": "skip", "reason": first.reason}
+    if first.type == ev.VALUE_CORRECTED:
+        values = {
+            e.payload["parameter"]: e.payload["new"].get("raw")
+            for e in written
+            if e.type == ev.VALUE_CORRECTED
+        }
+        return {**saved, "command": "correct", "values": values, "reason": first.reason}
+    return {**saved, "command": first.type.replace("_", " ")}
+
+
+def writable(batch: Batch, *, addendum: bool = False) -> None:
+    """Refuse an entry on a released or rejected batch. An ``addendum`` (a deviation or a
+    complaint opened after the decision, and its investigation and closure) is the one
+    kind of entry such a batch still takes: it changes no recorded value and not the
+    decision."""
+    if batch.is_final and not addendum:
+        raise Refused(
+            f"batch {batch.id} is {batch.state}; it takes no more entries "
+            "(a deviation or a complaint found now is added to its record as an addendum)"
+        )
 
 
 def step_of(batch: Batch, step_id: str) -> Step:

@@ -1,5 +1,5 @@
-"""What every service shares: the store, the clock, the protocol library, and the one
-write path of a batch.
+"""What every service shares: the store, the clock, the protocols stored in the database,
+and the one write path of a batch.
 
 Each command follows the same shape: fold the batch from its events, decide with the pure
 domain (pipeline for order, validation for values), and only then write every resulting
@@ -18,8 +18,10 @@ from typing import Any
 from cmprep import events as ev
 from cmprep.domain.batch import Batch, fold
 from cmprep.domain.clock import iso, utc_now
+from cmprep.domain.protocols import PROTOCOLS_STREAM, StoredProtocol, fold_protocols, for_batch
+from cmprep.domain.settings import SETTINGS_STREAM, SiteSettings, fold_settings
 from cmprep.domain.validation import Finding, Verdict
-from cmprep.errors import ConcurrencyError, Hint, NotFound
+from cmprep.errors import ConcurrencyError, Hint, NotFound, Refused
 from cmprep.events import Event, NewEvent
 from cmprep.protocol import library
 from cmprep.protocol.models import Protocol, Step
@@ -53,13 +55,20 @@ class Context:
 
     # --- reading --------------------------------------------------------------------------
     def protocol(self, ref: str) -> Protocol:
-        try:
-            return library.find(ref, self.protocols_dir)
-        except LookupError as err:
-            raise NotFound(str(err)) from None
+        """The protocol a new batch starts from: a version approved in this database, by
+        ``ID`` (its newest approved version) or ``ID@VERSION``. A file is refused (it can be
+        edited after QA read it), and so is a draft or a retired version."""
+        if library.is_file(ref):
+            raise Refused(
+                f"{ref} is a file; a batch starts only from a protocol imported into this "
+                "database and approved there by QA",
+                hint=Hint("import_protocol"),
+            )
+        return for_batch(self.protocols(), ref).protocol()
 
-    def protocols(self) -> list[Protocol]:
-        return library.bundled(self.protocols_dir)
+    def protocols(self) -> dict[str, StoredProtocol]:
+        """Every protocol version stored in this database, by ``ID@VERSION``."""
+        return fold_protocols(self.store.events(PROTOCOLS_STREAM))
 
     def batch(self, batch_id: str) -> Batch:
         events = self.store.events(batch_id)
@@ -119,8 +128,15 @@ class Context:
             batch=result, findings=findings, deviations=opened, late=late, written=len(written)
         )
 
+    def settings(self) -> SiteSettings:
+        """The site's settings as the admins last set them (defaults until then)."""
+        return fold_settings(self.store.events(SETTINGS_STREAM))
+
     def append_system(
-        self, stream: str, decide: Callable[[list[Event]], list[NewEvent]]
+        self,
+        stream: str,
+        decide: Callable[[list[Event]], list[NewEvent]],
+        now: datetime | None = None,
     ) -> list[Event]:
         """Write to a system stream (@users, @materials, @equipment) under the same head
         check as a batch: ``decide`` sees exactly the events the write is checked against,
@@ -128,13 +144,17 @@ class Context:
 
         ``decide`` is pure, so a write that lost the race is decided again from the stream as
         it now is (a few times at most): two admins adding different people at once both
-        succeed, and the second of two adding the same person hears "already exists"."""
+        succeed, and the second of two adding the same person hears "already exists".
+
+        NOW is the time to record: a caller that signed what it writes passes the time it
+        signed at, so the signature's time and the event's are the same instant."""
+        at = iso(now) if now is not None else None
         for attempt in range(SYSTEM_RETRIES):
             events = self.store.events(stream)
             new = decide(events)
             try:
                 with self.store.writing(stream, events[-1].seq if events else 0) as unit:
-                    return unit.append(new, iso(self.clock()))
+                    return unit.append(new, at or iso(self.clock()))
             except ConcurrencyError:
                 if attempt == SYSTEM_RETRIES - 1:
                     raise

@@ -28,10 +28,12 @@ class DocumentService:
     def record_view(self, batch_id: str, generated_at: str | None = None) -> RecordView:
         """The batch record's model: the batch, its QC summary and the ledger head."""
         batch = self.ctx.batch(batch_id)
+        mark = self.audit.ledger_mark()
         return views.record_view(
             batch,
             qc=self.qc.summary(batch),
-            ledger_head=self.audit.ledger_head(),
+            ledger_head=mark.hash,
+            ledger_pos=mark.pos,
             generated_at=generated_at,
         )
 
@@ -51,7 +53,11 @@ class DocumentService:
         return render_checklist(self.checklist_view(protocol_ref), fmt)
 
     def audit_view(self, since: str | None = None) -> AuditReportView:
-        return views.audit_view(self.audit.report(since))
+        """The report's model; the ledger mark is read after its rows, so the report shows
+        the log as it stood at that position or before."""
+        data = self.audit.report(since)
+        mark = self.audit.ledger_mark()
+        return views.audit_view(data, ledger_head=mark.hash, ledger_pos=mark.pos)
 
     def audit_report(self, since: str | None = None, fmt: str = "html") -> str | bytes:
         """The deviation audit report (Pareto charts, open deviations by age)."""

@@ -11,11 +11,13 @@ import csv
 import io
 import re
 import statistics
+from collections.abc import Iterator
 from typing import Any
 
 from cmprep.domain import westgard
 from cmprep.domain.batch import Batch, fold
 from cmprep.domain.numbers import usable_number
+from cmprep.domain.text import control_problem, printable
 from cmprep.errors import Refused
 from cmprep.protocol import units
 from cmprep.protocol.models import Parameter, Step
@@ -95,7 +97,8 @@ class QCService:
                 [f"unknown column(s) {', '.join(extra)}"] if extra else []
             )
             raise Refused(
-                f"{filename}, line 1: {'; '.join(parts)}; expected: {','.join(CSV_COLUMNS)}"
+                f"{filename}, line 1: {printable('; '.join(parts))}; "
+                f"expected: {','.join(CSV_COLUMNS)}"
             )
         reader.fieldnames = header
         by_key = {key: p for p in step.parameters if p.is_numeric for key in _keys(p)}
@@ -103,11 +106,19 @@ class QCService:
         values: dict[str, list[float]] = {}
         seen: set[tuple[str, int]] = set()
         rows = 0
-        for row in reader:
+        for row in _rows(reader, problems):
             line = reader.line_num
             rows += 1
             if None in row or any(v is None for v in row.values()):
                 problems.append(f"line {line}: expected {len(CSV_COLUMNS)} fields")
+                continue
+            controls = [
+                f"line {line}, column {column}: {problem}"
+                for column in CSV_COLUMNS
+                if (problem := control_problem(row[column], "the text"))
+            ]
+            if controls:
+                problems.extend(controls)
                 continue
             analyte = row["analyte"].strip()
             param = by_key.get(_norm(analyte))
@@ -137,6 +148,13 @@ class QCService:
                 problems.append(f"line {line}: {param.label} replicate {replicate} appears twice")
                 continue
             seen.add((param.name, replicate))
+            number = units.leading_number(row["value"])
+            if number is not None and number < 0 and not units.can_be_negative(param.unit):
+                problems.append(
+                    f"line {line}, column value: {param.label} {row['value'].strip()!r} is "
+                    "negative; a measured amount cannot be below zero"
+                )
+                continue
             try:
                 value = units.parse_quantity(
                     f"{row['value'].strip()} {row['unit'].strip()}".strip(), param.unit
@@ -320,6 +338,23 @@ class QCService:
                     )
                 )
         return rows
+
+
+def _rows(reader: csv.DictReader[str], problems: list[str]) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV; a line the csv module cannot read (a field over its size limit,
+    a stray carriage return) becomes a problem naming the line, and ends the reading: what
+    follows an unreadable line cannot be trusted to start where it seems to."""
+    try:
+        yield from reader
+    except csv.Error as err:
+        line = reader.reader.line_num  # the DictReader's own count stops at the last good row
+        if "field larger than field limit" in str(err):
+            problems.append(
+                f"line {line}: a field is over {csv.field_size_limit()} characters; "
+                "a QC result is a few characters (is this the right file?)"
+            )
+        else:
+            problems.append(f"line {line}: not readable as CSV ({printable(str(err))})")
 
 
 def _norm(text: str) -> str:

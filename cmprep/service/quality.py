@@ -1,8 +1,14 @@
 """QA's side of a batch: second-person verification, the deviation lifecycle, review,
-release and rejection.
+release and rejection, and the addenda (deviations and complaints) after the decision.
 
 Each act that carries meaning is signed at that moment with the signer's password; the
 signature holds a hash of exactly what it signs (see domain/signatures.py).
+
+Release rules: a batch is released only with a review ("reviewed") signed once every step
+was done and still counting (nothing recorded, corrected or opened after it), and with no
+deviation of its own closed as rejected (such a batch can only be rejected). After the
+decision the record's values and state are fixed; a deviation found late or a complaint
+is added as an addendum, with its own investigation and closure.
 """
 
 from __future__ import annotations
@@ -84,25 +90,50 @@ class QualityService:
     def open_deviation(
         self, batch_id: str, step_id: str, severity: str, actor: str, reason: str
     ) -> Outcome:
-        """A deviation opened by hand: a dropped flask, an incubator alarm."""
+        """A deviation opened by hand: a dropped flask, an incubator alarm. On a released or
+        rejected batch it is an addendum: the record keeps its values and its decision."""
         actor, reason = self.gate.person(actor, "open deviation"), reason_text(reason)
         batch = self.ctx.batch(batch_id)
-        writable(batch)
         step = step_of(batch, step_id)
+        fields = {"step": step.id, "parameter": None, "value": "", "spec": "", "kind": "manual"}
+        return self._open(batch, "deviation", "DEV", fields, severity, actor, reason)
+
+    def open_complaint(self, batch_id: str, severity: str, actor: str, reason: str) -> Outcome:
+        """A complaint about a released (or rejected) batch, added to its record as an
+        addendum and taken through the deviation lifecycle (investigated, then closed)."""
+        actor, reason = self.gate.person(actor, "open deviation"), reason_text(reason)
+        batch = self.ctx.batch(batch_id)
+        if not batch.is_final:
+            raise Refused(
+                f"batch {batch.id} is not released or rejected yet (it is at {batch.state}); "
+                "a problem found before the decision is a deviation at its step"
+            )
+        fields = {"step": "", "parameter": None, "value": "", "spec": "", "kind": "complaint"}
+        return self._open(batch, "complaint", "CMP", fields, severity, actor, reason)
+
+    def _open(
+        self,
+        batch: Batch,
+        counter: str,
+        prefix: str,
+        fields: dict[str, Any],
+        severity: str,
+        actor: str,
+        reason: str,
+    ) -> Outcome:
+        """Write one deviation_opened event, numbered from COUNTER; an addendum when the
+        batch is already released or rejected."""
         if severity not in {s.value for s in Severity}:
             raise Refused(f"severity {severity!r} is not one of: minor, major, critical")
         now = self.ctx.clock()
         with self.ctx.store.writing(batch.id, batch.seq) as unit:
-            number = unit.next_number("deviation")
+            number = unit.next_number(counter)
             dev = {
-                "deviation_id": f"DEV-{number:04d}",
-                "step": step.id,
-                "parameter": None,
-                "value": "",
-                "spec": "",
+                "deviation_id": f"{prefix}-{number:04d}",
+                **fields,
                 "severity": severity,
                 "message": reason,
-                "kind": "manual",
+                **({"addendum": True} if batch.is_final else {}),
             }
             written = unit.append(
                 [NewEvent(ev.DEVIATION_OPENED, actor, dev, reason=reason)], iso(now)
@@ -129,7 +160,7 @@ class QualityService:
     ) -> Outcome:
         actor, justification = self.gate.person(actor, "investigate"), reason_text(justification)
         batch, dev = self.deviation(deviation_id)
-        writable(batch)
+        writable(batch, addendum=dev.addendum)
         if dev.status == "closed":
             raise Refused(
                 f"{dev.id} is closed ({dev.closure['decision'] if dev.closure else ''}); "
@@ -156,7 +187,7 @@ class QualityService:
     ) -> Outcome:
         actor, reason = self.gate.person(actor, "close deviation"), reason_text(reason)
         batch, dev = self.deviation(deviation_id)
-        writable(batch)
+        writable(batch, addendum=dev.addendum)
         if decision not in DECISIONS:
             raise Refused(f"decision {decision!r} is not one of: {', '.join(DECISIONS)}")
         if dev.status == "closed":
@@ -221,13 +252,19 @@ class QualityService:
         if batch.on_hold:
             blockers.append("the batch is on hold")
         if batch.active_state != AWAITING_REVIEW:
-            left = [s.step.id for s in batch.steps.values() if s.status in ("due", "pending")]
-            blockers.append("steps not done: " + ", ".join(left))
+            blockers.append("steps not done: " + ", ".join(steps_left(batch)))
+        for d in batch.rejected_deviations():
+            blockers.append(
+                f"deviation {d.id} ({d.severity}) was closed as rejected by "
+                f"{(d.closure or {}).get('by')}; the batch cannot be released, only rejected"
+            )
         for d in batch.open_deviations():
             blockers.append(f"deviation {d.id} ({d.severity}) is {d.status}, not closed")
         for entry in batch.missing_verifications():
             why = " (changed after it was verified)" if entry.verifications else ""
             blockers.append(f"step {entry.step.id} needs second-person verification{why}")
+        if (problem := review_problem(batch)) is not None:
+            blockers.append(problem)
         if actor is not None:
             users = self.gate.users()
             user = users.get(actor)
@@ -257,6 +294,13 @@ class QualityService:
                 "review",
                 f"{actor} performed steps of {batch.id}; the review must be independent",
             )
+        if batch.active_state != AWAITING_REVIEW:
+            left = steps_left(batch)
+            raise Refused(
+                f"batch {batch.id} cannot be reviewed yet: steps not done: {', '.join(left)}; "
+                "the review is signed once every step is done",
+                hint=Hint("record_step", batch=batch.id, due=",".join(s.id for s in batch.due())),
+            )
         return self._sign_batch(batch, actor, password, "reviewed", ev.BATCH_REVIEWED, comment)
 
     def release(
@@ -269,7 +313,9 @@ class QualityService:
         if blockers:
             if any("performed steps" in b for b in blockers):
                 self.gate.log_refusal(actor, "release", "performed steps of the batch")
-            raise Refused(f"batch {batch.id} cannot be released:", blockers)
+            raise Refused(
+                f"batch {batch.id} cannot be released:", blockers, hint=release_hint(batch)
+            )
         return self._sign_batch(batch, actor, password, "released", ev.BATCH_RELEASED, reason)
 
     def reject(self, batch_id: str, actor: str, password: str | None, reason: str) -> Outcome:
@@ -294,3 +340,46 @@ class QualityService:
         sig = self.gate.signature(meaning, user, now, subject, batch.head_hash)
         new = [NewEvent(kind, actor, {"signature": sig}, reason=why)]
         return self.ctx.write(batch.id, batch.seq, new, now, batch)
+
+
+# --- release rules, in words ----------------------------------------------------------------
+def steps_left(batch: Batch) -> list[str]:
+    """The steps not yet done, skipped or not taken, in protocol order."""
+    return [s.step.id for s in batch.steps.values() if s.status in ("due", "pending")]
+
+
+def review_problem(batch: Batch) -> str | None:
+    """Why the batch has no review that counts for release, or None when it has one."""
+    if batch.review is not None:
+        return None
+    if not batch.reviews:
+        return "no review signed: the record must be reviewed once every step is done"
+    last = batch.reviews[-1]
+    signed = f"the review by {last.by} at {last.at}"
+    if not last.complete:
+        return f"{signed} was signed before every step was done; the record must be reviewed again"
+    if (e := last.voided_by) is not None:
+        p = e.payload
+        what = {
+            ev.STEP_RECORDED: f"recorded {p.get('step')}",
+            ev.STEP_SKIPPED: f"skipped {p.get('step')}",
+            ev.VALUE_CORRECTED: f"corrected {p.get('step')}.{p.get('parameter')}",
+            ev.DEVIATION_OPENED: f"opened {p.get('deviation_id')}",
+        }.get(e.type, e.type.replace("_", " "))
+        return (
+            f"{signed} no longer counts: {e.actor} {what} at {e.recorded_at}, after it "
+            f"(event {e.seq}); the record must be reviewed again"
+        )
+    return None
+
+
+def release_hint(batch: Batch) -> Hint | None:
+    """The one next step a refused release points to: only rejection is left when a
+    deviation was rejected; the steps first; then the review."""
+    if batch.rejected_deviations():
+        return Hint("reject_batch", batch=batch.id)
+    if batch.active_state != AWAITING_REVIEW:
+        return Hint("record_step", batch=batch.id, due=",".join(s.id for s in batch.due()))
+    if batch.review is None and not batch.open_deviations() and not batch.missing_verifications():
+        return Hint("sign_review", batch=batch.id)
+    return None

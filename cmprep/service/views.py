@@ -298,8 +298,8 @@ def _record_summary(batch: Batch) -> RecordSummary:
         late=sum(e.late for e in entries),
         corrections=sum(len(v.corrections) for e in entries for v in e.values.values()),
         alerts=sum(v.verdict == "alert" for e in entries for v in e.values.values()),
-        deviations=len(batch.deviations),
-        open_deviations=len(batch.open_deviations()),
+        deviations=len(batch.record_deviations()),
+        open_deviations=len([d for d in batch.record_deviations() if d.status != "closed"]),
         holds=len(batch.holds),
         missing_verifications=len(batch.missing_verifications()),
     )
@@ -478,11 +478,14 @@ def record_view(
     *,
     qc: list[QCSummaryRow] | None = None,
     ledger_head: str | None = None,
+    ledger_pos: int | None = None,
     generated_at: str | None = None,
 ) -> RecordView:
     """The batch record's model. ``qc`` (the rows of ``QCService.summary``) adds the
-    Quality control section; ``ledger_head`` (the newest ledger hash) is printed in the
-    footer beside the batch's chain head. Without them the record is as before."""
+    Quality control section; ``ledger_head`` (the newest ledger hash) and ``ledger_pos``
+    (its position) are printed in the footer beside the batch's chain head, so the record
+    says which state of the whole log it was made from. Without them the record is as
+    before."""
     if ledger_head is not None and not _HASH.fullmatch(ledger_head):
         raise ValueError(f"ledger_head must be 64 hex digits, got {ledger_head!r}")
     protocol = batch.protocol
@@ -500,6 +503,9 @@ def record_view(
         qc_rows=qc_record_rows(batch, qc),
         qc_explanation=QC_EXPLANATION,
         ledger_head=ledger_head or "",
+        ledger_pos=ledger_pos or 0,
+        deviations=batch.record_deviations(),
+        addenda=batch.addenda(),
     )
 
 
@@ -538,8 +544,13 @@ PARETO_CHARTS = (  # (key in the report data, heading, category column)
 )
 
 
-def audit_view(data: dict[str, Any]) -> AuditReportView:
-    """The audit report's model, from ``cmprep.domain.audit.report_data``."""
+def audit_view(
+    data: dict[str, Any], *, ledger_head: str | None = None, ledger_pos: int | None = None
+) -> AuditReportView:
+    """The audit report's model, from ``cmprep.domain.audit.report_data``; the ledger's
+    head and position (``AuditService.ledger_mark``) say which state of the log it shows."""
+    if ledger_head is not None and not _HASH.fullmatch(ledger_head):
+        raise ValueError(f"ledger_head must be 64 hex digits, got {ledger_head!r}")
     return AuditReportView(
         since=data.get("since"),
         generated_at=data.get("generated_at") or _now(),
@@ -552,6 +563,8 @@ def audit_view(data: dict[str, Any]) -> AuditReportView:
         open_rows=list(data.get("open") or []),
         released=list(data.get("released") or []),
         rejected=list(data.get("rejected") or []),
+        ledger_head=ledger_head or "",
+        ledger_pos=ledger_pos or 0,
     )
 
 

@@ -21,13 +21,13 @@ DEFAULT_DB = "cmprep.db"
 ACCEPTED = "a file path (cmprep.db), sqlite:///relative/path.db or sqlite:////absolute/path.db"
 
 
-def _open_sqlite(location: str) -> EventStore:
+def _open_sqlite(location: str, create: bool) -> EventStore:
     from cmprep.store.sqlite import SQLiteStore
 
-    return SQLiteStore(location)
+    return SQLiteStore(location, create=create)
 
 
-def _open_postgresql(location: str) -> EventStore:
+def _open_postgresql(location: str, create: bool) -> EventStore:
     # Refused before any import: the backend does not exist yet, and saying so beats an
     # ImportError, or worse, a file called "postgresql:" in the working folder.
     raise MissingExtra(
@@ -37,7 +37,7 @@ def _open_postgresql(location: str) -> EventStore:
 
 
 # scheme -> opener of what follows "scheme://"
-_BACKENDS: dict[str, Callable[[str], EventStore]] = {
+_BACKENDS: dict[str, Callable[[str, bool], EventStore]] = {
     "sqlite": _open_sqlite,
     "postgresql": _open_postgresql,
     "postgres": _open_postgresql,
@@ -53,8 +53,11 @@ def _split_url(target: str) -> tuple[str, str]:
     return scheme.lower(), rest
 
 
-def open_store(url: str | os.PathLike[str] | None = None) -> EventStore:
-    """The store named by URL, else $CMPREP_DB, else ./cmprep.db; created on first use.
+def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = False) -> EventStore:
+    """The store named by URL, else $CMPREP_DB, else ./cmprep.db.
+
+    Only CREATE (``cmprep init``) makes a new database: anywhere else a mistyped path must
+    be an error that names it, not a fresh empty database that silently takes the entries.
 
     A plain path or ``sqlite:///path`` opens an SQLite file (three slashes and a relative
     path, four for an absolute one, as in SQLAlchemy). ``postgresql://...`` is refused with
@@ -64,7 +67,7 @@ def open_store(url: str | os.PathLike[str] | None = None) -> EventStore:
     target = os.fspath(url) if url else (os.environ.get("CMPREP_DB") or DEFAULT_DB)
     scheme, rest = _split_url(target)
     if not scheme:
-        return _open_sqlite(target)
+        return _open_sqlite(target, create)
     opener = _BACKENDS.get(scheme.split("+")[0])
     if opener is None:
         raise StoreError(
@@ -73,8 +76,8 @@ def open_store(url: str | os.PathLike[str] | None = None) -> EventStore:
     if opener is _open_sqlite:
         if not rest.startswith("/") or rest == "/":
             raise StoreError(f"cannot open database {target!r}: give {ACCEPTED}")
-        return _open_sqlite(rest[1:])
-    return opener(rest)
+        return _open_sqlite(rest[1:], create)
+    return opener(rest, create)
 
 
 __all__ = [

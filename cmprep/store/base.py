@@ -18,6 +18,7 @@ Words used below:
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
@@ -93,6 +94,18 @@ class UnitOfWork(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SessionRow:
+    """A live sign-in: whose, since when, last used, and their signing key wrapped under
+    the session's token (which only the person's session file holds)."""
+
+    token_hash: str
+    user: str
+    opened_at: str
+    last_seen: str
+    wrapped_key: str
+
+
 @runtime_checkable
 class EventStore(Protocol):
     """The event log of every stream, its heads and ledger, and the query tables.
@@ -160,6 +173,17 @@ class EventStore(Protocol):
         """Every ledger entry by position: 1, 2, 3 ... in the order events were committed."""
         ...
 
+    def missing_protections(self) -> list[str]:
+        """Each protection of the log that is not in place, in plain words ([] when all are).
+
+        The backend refuses UPDATE and DELETE of events and ledger entries by its own means
+        (SQLite: triggers). Someone with access to the database can remove such a rule and
+        leave no event behind; verification asks the backend whether each rule is still
+        there, and as it was created (a rule replaced by one that lets everything through
+        counts as missing).
+        """
+        ...
+
     def key_used(self, key: str) -> KeyUse | None:
         """What KEY was used for (stream, first and last seq), or None if never used.
 
@@ -176,6 +200,39 @@ class EventStore(Protocol):
         see the old rows or the new ones, never a half-empty table. Events, heads, ledger,
         counters and keys are untouched.
         """
+        ...
+
+    # --- sign-in state (not part of the record) ----------------------------------------
+    # Sessions and the count of wrong passwords are kept beside the log, not in it: a
+    # session is touched by every command, and neither is evidence of what was done. What
+    # they lead to (a lock, a login) is written to @users / @security as events.
+
+    def database_id(self) -> str:
+        """A random id given to this database when it was created; names its session file."""
+        ...
+
+    def open_session(self, row: SessionRow) -> None:
+        """Keep a new session (its token only as a hash)."""
+        ...
+
+    def session(self, token_hash: str) -> SessionRow | None:
+        """The session with that token hash, or None."""
+        ...
+
+    def touch_session(self, token_hash: str, last_seen: str) -> None:
+        """Record that the session was used now (for the idle timeout)."""
+        ...
+
+    def close_sessions(self, *, token_hash: str | None = None, user: str | None = None) -> int:
+        """End one session (by token hash) or every session of USER; how many ended."""
+        ...
+
+    def count_failure(self, name: str) -> int:
+        """One more wrong password in a row for NAME; the count now."""
+        ...
+
+    def clear_failures(self, name: str) -> None:
+        """A right password (or an unlock): the count starts again at zero."""
         ...
 
     def close(self) -> None:

@@ -15,15 +15,19 @@ caught by verification.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from cmprep.errors import ConcurrencyError, Hint, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent
+from cmprep.store.base import SessionRow
 from cmprep.store.chain import (
     Appender,
     Head,
@@ -42,7 +46,7 @@ from cmprep.store.query import (
     query_values,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sessions, login_failures, a database id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +110,14 @@ CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
 BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    wrapped_key TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_failures (name TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY,
     batch_id TEXT NOT NULL,
@@ -143,6 +155,99 @@ def _row_to_entry(row: sqlite3.Row) -> LedgerEntry:
 
 def _key_use(row: sqlite3.Row | None) -> KeyUse | None:
     return KeyUse(row[0], row[1], row[2]) if row else None
+
+
+# SQLite's primary result codes that a person can act on (Python 3.11+ gives the code;
+# before that only the message, which says the same in SQLite's fixed English).
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+_MESSAGES = {
+    _BUSY: "database is locked",
+    _LOCKED: "database table is locked",
+    _READONLY: "readonly database",
+    _IOERR: "disk I/O error",
+    _CORRUPT: "database disk image is malformed",
+    _FULL: "database or disk is full",
+    _NOTADB: "file is not a database",
+}
+
+
+def _code(err: BaseException) -> int | None:
+    code = getattr(err, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF  # an extended code's low byte is its primary code
+    text = str(err)
+    return next((c for c, message in _MESSAGES.items() if message in text), None)
+
+
+def _store_error(path: Path, err: BaseException, doing: str) -> StoreError:
+    """A database error as one sentence naming the file and what to do next.
+
+    ``doing`` is "open", "read" or "write"; a write says nothing was written (the
+    transaction was rolled back, so the log and the heads are as they were).
+    """
+    code = _code(err)
+    after = "; nothing was written" if doing == "write" else ""
+    if code in (_BUSY, _LOCKED):
+        return ConcurrencyError(
+            f"the database {path} is busy ({err}){after}. Try again in a moment.",
+            hint=Hint("try_again"),
+        )
+    if code == _FULL:
+        return StoreError(
+            f"the disk or the database {path} is full{after or '; nothing can be written'}, "
+            "and what was recorded before is unchanged. Free some space and try again."
+        )
+    if code == _READONLY:
+        return StoreError(
+            f"database {path} is read-only{after or '; nothing can be written to it'}. "
+            "It can still be read; to record, use a writable database (or have this file "
+            "made writable)."
+        )
+    # ValueError: a stored text that is not UTF-8 or not JSON; SQLite's own "Could not
+    # decode to UTF-8" is an OperationalError without a code of its own
+    if code in (_CORRUPT, _NOTADB) or isinstance(err, ValueError) or "decode" in str(err):
+        what = str(err) if code in (_CORRUPT, _NOTADB) else "a stored text cannot be read"
+        return StoreError(
+            f"database file {path} is damaged ({what}){after}. Stop using it and restore "
+            "from backup (the last good copy of the file)."
+        )
+    if code in (_IOERR, _CANTOPEN):
+        return StoreError(f"cannot {doing} database {path}: {err} (a disk or file error){after}")
+    return StoreError(f"cannot {doing} database {path}: {err}{after}")
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _says(doing: str) -> Callable[[_Method], _Method]:
+    """A store method that meets a full disk, a read-only or damaged file or a busy
+    database says so as a StoreError naming the file, never a traceback (a garbled page
+    shows only when a query reaches it). ``doing``: "read" or "write"."""
+
+    def decorate(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def wrapper(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                raise  # a closed store or a wrong call: a bug, not the file
+            except (sqlite3.DatabaseError, json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise _store_error(self.path, err, doing) from None
+
+        return cast(_Method, wrapper)
+
+    return decorate
+
+
+def _marked_read_only(path: Path) -> bool:
+    """An existing file this user may not write, or whose mode gives no one write access:
+    such a file (an archived database) is opened read-only, even by an administrator, for
+    whom the system would not enforce the mode."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not mode & 0o222 or not os.access(path, os.W_OK)
 
 
 class _SQLiteUnit:
@@ -245,8 +350,14 @@ class SQLiteStore:
     """The ``EventStore`` on one SQLite file, created (with its folder's permission) on
     first use. One connection per store; open one store per process or thread."""
 
-    def __init__(self, path: Path | str, *, timeout: float = 10.0):
+    def __init__(self, path: Path | str, *, timeout: float = 10.0, create: bool = False):
         self.path = Path(path)
+        self.create = create
+        if not create and not self.path.exists():
+            raise StoreError(
+                f"no database at {self.path}; nothing was created",
+                hint=Hint("init_database", path=str(self.path)),
+            )
         if self.path.is_dir():
             raise StoreError(
                 f"database path {self.path} is a folder; "
@@ -256,16 +367,22 @@ class SQLiteStore:
             raise StoreError(
                 f"cannot create database {self.path}: folder {self.path.parent} does not exist"
             )
+        self.read_only = _marked_read_only(self.path)
+        target = self.path.resolve().as_uri() + "?mode=ro" if self.read_only else str(self.path)
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+            self.conn = sqlite3.connect(
+                target, timeout=timeout, isolation_level=None, uri=self.read_only
+            )
             self.conn.row_factory = sqlite3.Row
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                self._refuse_foreign()  # before WAL, which would rewrite the file's header
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as err:
-            raise StoreError(f"cannot open database {self.path}: {err}") from None
+            raise _store_error(self.path, err, "open") from None
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -280,31 +397,103 @@ class SQLiteStore:
         try:
             for statement in _split(_SCHEMA):
                 self.conn.execute(statement)
+            self.conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', ?)",
+                (secrets.token_hex(16),),
+            )
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
 
+    def _refuse_foreign(self) -> None:
+        """A file that is not (yet) a cmprep database is never altered: one with tables of
+        its own belongs to something else; an empty one is made a database only by init."""
+        tables = self.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables:
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a cmprep one; it was not changed"
+            )
+        if not self.create:
+            raise StoreError(
+                f"{self.path} is empty, not a cmprep database; nothing was created",
+                hint=Hint("init_database", path=str(self.path)),
+            )
+
+    # --- sign-in state -------------------------------------------------------------------
+    @_says("read")
+    def database_id(self) -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'database_id'").fetchone()
+        return str(row[0])
+
+    @_says("write")
+    def open_session(self, row: SessionRow) -> None:
+        self.conn.execute(
+            "INSERT INTO sessions (token_hash, user, opened_at, last_seen, wrapped_key) "
+            "VALUES (?,?,?,?,?)",
+            (row.token_hash, row.user, row.opened_at, row.last_seen, row.wrapped_key),
+        )
+
+    @_says("read")
+    def session(self, token_hash: str) -> SessionRow | None:
+        row = self.conn.execute(
+            "SELECT token_hash, user, opened_at, last_seen, wrapped_key FROM sessions "
+            "WHERE token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        return SessionRow(*row) if row else None
+
+    @_says("write")
+    def touch_session(self, token_hash: str, last_seen: str) -> None:
+        self.conn.execute(
+            "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (last_seen, token_hash)
+        )
+
+    @_says("write")
+    def close_sessions(self, *, token_hash: str | None = None, user: str | None = None) -> int:
+        if token_hash is not None:
+            cur = self.conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+        else:
+            cur = self.conn.execute("DELETE FROM sessions WHERE user = ?", (user,))
+        return cur.rowcount
+
+    @_says("write")
+    def count_failure(self, name: str) -> int:
+        row = self.conn.execute(
+            "INSERT INTO login_failures (name, count) VALUES (?, 1) "
+            "ON CONFLICT(name) DO UPDATE SET count = count + 1 RETURNING count",
+            (name.casefold(),),
+        ).fetchone()
+        return int(row[0])
+
+    @_says("write")
+    def clear_failures(self, name: str) -> None:
+        self.conn.execute("DELETE FROM login_failures WHERE name = ?", (name.casefold(),))
+
     # --- reading ------------------------------------------------------------------------
+    @_says("read")
     def events(self, stream: str) -> list[Event]:
         rows = self.conn.execute(
             "SELECT * FROM events WHERE batch_id = ? ORDER BY seq", (stream,)
         ).fetchall()
         return [_row_to_event(r) for r in rows]
 
+    @_says("read")
     def head(self, stream: str) -> Head | None:
         row = self.conn.execute(
             "SELECT seq, hash FROM events WHERE batch_id = ? ORDER BY seq DESC LIMIT 1", (stream,)
         ).fetchone()
         return Head(row[0], row[1]) if row else None
 
+    @_says("read")
     def recorded_heads(self) -> dict[str, Head]:
         return {
             r[0]: Head(r[1], r[2])
             for r in self.conn.execute("SELECT batch_id, seq, hash FROM heads ORDER BY batch_id")
         }
 
+    @_says("read")
     def stream_ids(self) -> list[str]:
         rows = self.conn.execute(
             "SELECT batch_id FROM heads UNION SELECT DISTINCT batch_id FROM events ORDER BY 1"
@@ -314,6 +503,7 @@ class SQLiteStore:
     def batch_ids(self) -> list[str]:
         return [s for s in self.stream_ids() if not is_system(s)]
 
+    @_says("read")
     def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT data FROM batches", []
         conditions = []
@@ -325,6 +515,7 @@ class SQLiteStore:
         sql += " ORDER BY started_at, batch_id"
         return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
 
+    @_says("read")
     def deviation_rows(self, where: DeviationFilter | None = None) -> list[dict[str, Any]]:
         where = where or DeviationFilter()
         sql, args = "SELECT data FROM deviations", []
@@ -343,9 +534,27 @@ class SQLiteStore:
         sql += " ORDER BY deviation_id"
         return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
 
+    @_says("read")
     def ledger(self) -> list[LedgerEntry]:
         return [_row_to_entry(r) for r in self.conn.execute("SELECT * FROM ledger ORDER BY pos")]
 
+    @_says("read")
+    def missing_protections(self) -> list[str]:
+        found = {
+            r[0]: _normal_sql(r[1] or "")
+            for r in self.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        }
+        missing = []
+        for name, (sql, what) in _protections().items():
+            if name not in found:
+                missing.append(f"the trigger {name} is missing: {what} is no longer refused")
+            elif found[name] != sql:
+                missing.append(
+                    f"the trigger {name} was replaced by another: {what} may no longer be refused"
+                )
+        return missing
+
+    @_says("read")
     def key_used(self, key: str) -> KeyUse | None:
         return _key_use(
             self.conn.execute(
@@ -359,6 +568,8 @@ class SQLiteStore:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as err:
+            if _code(err) not in (_BUSY, _LOCKED):
+                raise _store_error(self.path, err, "write") from None
             raise ConcurrencyError(
                 f"the database is busy ({err}); nothing was written to "
                 f"{stream_name(stream)}. Try again in a moment.",
@@ -373,9 +584,19 @@ class SQLiteStore:
             tip = StreamTip(row[0], row[1], row[2]) if row else StreamTip()
             yield _SQLiteUnit(self.conn, Appender(stream, tip, expected_seq))
             self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as err:
+            self._roll_back()
+            if isinstance(err, sqlite3.DatabaseError) and not isinstance(
+                err, (sqlite3.ProgrammingError, sqlite3.InterfaceError)
+            ):
+                raise _store_error(self.path, err, "write") from None
             raise
+
+    def _roll_back(self) -> None:
+        """ROLLBACK if a transaction is still open: SQLite has already rolled it back
+        itself after some errors (a full disk), and a second ROLLBACK would fail."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
     def replace_projections(
         self, batches: list[dict[str, Any]], deviations: list[dict[str, Any]]
@@ -389,12 +610,33 @@ class SQLiteStore:
             for row in deviations:
                 _put_deviation(self.conn, row)
             self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as err:
+            self._roll_back()
+            if isinstance(err, sqlite3.OperationalError):
+                raise _store_error(self.path, err, "write") from None
             raise
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _normal_sql(sql: str) -> str:
+    """A CREATE TRIGGER statement as SQLite keeps it (no IF NOT EXISTS, no final ';'),
+    spaces folded, so the schema's text and sqlite_master's compare equal."""
+    text = " ".join(sql.replace("IF NOT EXISTS ", "").split())
+    return text.removesuffix(";")
+
+
+def _protections() -> dict[str, tuple[str, str]]:
+    """The schema's triggers: name -> (their SQL, normalised; what each refuses)."""
+    found = {}
+    for statement in _split(_SCHEMA):
+        words = statement.split()
+        if words[:2] == ["CREATE", "TRIGGER"]:
+            name = words[5] if words[2:5] == ["IF", "NOT", "EXISTS"] else words[2]
+            op, table = words[words.index("ON") - 1], words[words.index("ON") + 1]
+            found[name] = (_normal_sql(statement), f"{op} of the {table} table")
+    return found
 
 
 def _split(script: str) -> list[str]:

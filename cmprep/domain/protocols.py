@@ -1,0 +1,242 @@
+"""Controlled master protocols: which versions this database holds, who imported and who
+approved each, and which one a batch may start from.
+
+A protocol file on a disk can be edited by anyone (a spin spec widened to 800 x g) while it
+still says ``status: approved``; so a batch never starts from a file. A version is imported
+into the "@protocols" stream (hash-chained like a batch) as a draft, QA approves it with a
+signature over its content hash, and a retired version starts no new batch. The status is
+the stream's, never the file's.
+
+The stored content is the validated model with its ``status`` field set to "approved":
+what a batch copies once the version is approved. So the content hash QA signs is exactly
+the ``protocol_hash`` of every batch started from that version, and the same file imported
+with ``status: draft`` or ``status: approved`` is the same content.
+
+Pure: the fold and the lookups read events; the service decides and writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from cmprep.errors import CorruptLog, Hint, NotFound, Refused
+from cmprep.events import Event, canonical_json
+from cmprep.protocol.models import Protocol
+
+PROTOCOLS_STREAM = "@protocols"
+
+PROTOCOL_IMPORTED = "protocol_imported"
+PROTOCOL_APPROVED = "protocol_approved"
+PROTOCOL_RETIRED = "protocol_retired"
+PROTOCOL_EVENTS = (PROTOCOL_IMPORTED, PROTOCOL_APPROVED, PROTOCOL_RETIRED)
+
+DRAFT, APPROVED, RETIRED = "draft", "approved", "retired"
+STORED_STATUS = APPROVED  # the status field of every stored content (see the module text)
+
+
+def as_stored(protocol: Protocol) -> Protocol:
+    """The protocol as it is stored and copied by a batch: the file's status left out."""
+    return protocol.model_copy(update={"status": STORED_STATUS})
+
+
+def content_hash(content: dict[str, Any]) -> str:
+    """SHA-256 of stored content; the same as ``Protocol.content_hash`` of its model."""
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+def ref(protocol_id: str, version: str) -> str:
+    """``cm-standard-serum-free@1.0``: one stored version, in one word."""
+    return f"{protocol_id}@{version}"
+
+
+def split_ref(text: str) -> tuple[str, str | None]:
+    """``ID@VERSION`` as (id, version); a bare id as (id, None)."""
+    protocol_id, _, version = text.strip().partition("@")
+    return protocol_id.strip(), (version.strip() or None)
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Versions in numeric order: 1.10 comes after 1.9."""
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:  # not written by this program's loader; sorts first
+        return (-1,)
+
+
+@dataclass
+class StoredProtocol:
+    """One protocol version held in this database, and where it stands."""
+
+    id: str
+    version: str
+    title: str
+    content: dict[str, Any]
+    content_hash: str
+    source: str  # the file it was imported from, as named then
+    imported_by: str
+    imported_at: str
+    status: str = DRAFT
+    approved_by: str | None = None
+    approved_at: str | None = None
+    retired_by: str | None = None
+    retired_at: str | None = None
+    retired_reason: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return ref(self.id, self.version)
+
+    def protocol(self) -> Protocol:
+        """The stored model, validated again and checked against its hash; its ``status``
+        is the stream's (a draft reads "draft", so its checklist says it must not be used).
+
+        Content that no longer validates or no longer matches its hash was not written by
+        this program: CorruptLog, never a batch started from it."""
+        try:
+            model = Protocol.model_validate(self.content)
+        except ValidationError as err:
+            raise CorruptLog(
+                f"stored protocol {self.ref} no longer validates; "
+                "run an audit verify and restore the database from a backup",
+                [str(e["msg"]) for e in err.errors()],
+            ) from None
+        if model.content_hash() != self.content_hash:
+            raise CorruptLog(
+                f"stored protocol {self.ref} does not match the content hash it was imported "
+                "with; run an audit verify and restore the database from a backup"
+            )
+        return (
+            model
+            if self.status == STORED_STATUS
+            else model.model_copy(update={"status": self.status})
+        )
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "protocol": self.id,
+            "version": self.version,
+            "status": self.status,
+            "title": self.title,
+            "hash": self.content_hash,
+            "source": self.source,
+            "imported_by": self.imported_by,
+            "imported_at": self.imported_at,
+            "approved_by": self.approved_by,
+            "approved_at": self.approved_at,
+            "retired_by": self.retired_by,
+            "retired_at": self.retired_at,
+            "retired_reason": self.retired_reason,
+        }
+
+
+def fold_protocols(events: list[Event]) -> dict[str, StoredProtocol]:
+    """Every stored version by ``ID@VERSION``, as the @protocols stream leaves it."""
+    stored: dict[str, StoredProtocol] = {}
+    for e in events:
+        p = e.payload
+        if e.type == PROTOCOL_IMPORTED:
+            content = p["content"]
+            stored[ref(p["id"], p["version"])] = StoredProtocol(
+                id=p["id"],
+                version=p["version"],
+                title=str(content.get("title", "")),
+                content=content,
+                content_hash=p["content_hash"],
+                source=p.get("source", ""),
+                imported_by=e.actor,
+                imported_at=e.recorded_at,
+            )
+            continue
+        found = stored.get(ref(p.get("id", ""), p.get("version", "")))
+        if found is None:
+            continue
+        if e.type == PROTOCOL_APPROVED:
+            found.status, found.approved_by, found.approved_at = APPROVED, e.actor, e.recorded_at
+        elif e.type == PROTOCOL_RETIRED:
+            found.status, found.retired_by, found.retired_at = RETIRED, e.actor, e.recorded_at
+            found.retired_reason = e.reason
+    return stored
+
+
+def versions(stored: dict[str, StoredProtocol], protocol_id: str) -> list[StoredProtocol]:
+    """The stored versions of one protocol, oldest first."""
+    return sorted(
+        (s for s in stored.values() if s.id == protocol_id), key=lambda s: version_key(s.version)
+    )
+
+
+def _listing(found: list[StoredProtocol]) -> str:
+    return ", ".join(f"{s.version} ({s.status})" for s in found)
+
+
+def find(stored: dict[str, StoredProtocol], text: str) -> StoredProtocol:
+    """The version ``ID@VERSION`` names, or for a bare ``ID`` its newest approved version
+    (its newest version of any status when none is approved): what a person looks at."""
+    protocol_id, version = split_ref(text)
+    found = versions(stored, protocol_id)
+    if not found:
+        known = sorted({s.id for s in stored.values()})
+        listing = f"stored protocols: {', '.join(known)}" if known else "none is stored yet"
+        raise NotFound(
+            f"no protocol {protocol_id!r} in this database; {listing}",
+            hint=Hint("import_protocol"),
+        )
+    if version is None:
+        approved = [s for s in found if s.status == APPROVED]
+        return (approved or found)[-1]
+    match = stored.get(ref(protocol_id, version))
+    if match is None:
+        raise NotFound(
+            f"no version {version} of {protocol_id} in this database; "
+            f"stored versions: {_listing(found)}",
+            hint=Hint("list_protocols"),
+        )
+    return match
+
+
+def for_batch(stored: dict[str, StoredProtocol], text: str) -> StoredProtocol:
+    """The approved version a new batch starts from: ``ID`` (its newest approved version)
+    or ``ID@VERSION``. A draft or a retired version is refused, saying what to do."""
+    chosen = find(stored, text)
+    if chosen.status == APPROVED:
+        return chosen
+    if chosen.status == RETIRED:
+        why = f" ({chosen.retired_reason})" if chosen.retired_reason else ""
+        newer = [s for s in versions(stored, chosen.id) if s.status == APPROVED]
+        others = f"; approved: {', '.join(s.ref for s in newer)}" if newer else ""
+        raise Refused(
+            f"protocol {chosen.ref} was retired by {chosen.retired_by} at "
+            f"{chosen.retired_at}{why}; no new batch can start from it{others}",
+            hint=Hint("list_protocols"),
+        )
+    whole = "" if "@" in text else f"{chosen.id} has no approved version; "
+    raise Refused(
+        f"{whole}protocol {chosen.ref} is a draft (imported by {chosen.imported_by}); "
+        "only a version QA approved can start a batch",
+        hint=Hint("approve_protocol", protocol=chosen.id, version=chosen.version),
+    )
+
+
+__all__ = [
+    "APPROVED",
+    "DRAFT",
+    "PROTOCOLS_STREAM",
+    "PROTOCOL_APPROVED",
+    "PROTOCOL_EVENTS",
+    "PROTOCOL_IMPORTED",
+    "PROTOCOL_RETIRED",
+    "RETIRED",
+    "StoredProtocol",
+    "as_stored",
+    "content_hash",
+    "find",
+    "fold_protocols",
+    "for_batch",
+    "ref",
+    "split_ref",
+    "version_key",
+]
