@@ -359,3 +359,22 @@ def test_a_user_event_is_recorded_at_the_instant_its_signature_was_made(tmp_path
     svc.people.add("dan", "Dan D", "technician", PASSWORD, "root", PASSWORD)
     added = svc.store.events(people.USERS_STREAM)[-1]
     assert added.payload["signature"]["signed_at"] == added.recorded_at
+
+
+def test_the_trail_says_what_happened_to_accounts_keys_protocols_and_settings(svc):
+    svc.people.change_role("rita", "qa", "root", "moved to QA", PASSWORD)
+    svc.people.reset_password("bob", "a-new-password", "root", "forgot it", PASSWORD)
+    svc.settings.change("idle_minutes", "15", "root", PASSWORD, "shared tablet")
+    users = [row["what"] for row in svc.audit.trail(people.USERS_STREAM)]
+    assert "user role changed: rita (qa)" in users
+    reset = svc.audit.trail(people.USERS_STREAM)[-1]
+    assert reset["what"] == "password reset: bob" and reset["new"].startswith("new signing key ")
+    assert reset["why"] == "forgot it"
+    setting = svc.audit.trail("@settings")[-1]
+    assert (setting["what"], setting["new"], setting["who"]) == (
+        "setting idle_minutes changed",
+        "15",
+        "root",
+    )
+    approved = [r["what"] for r in svc.audit.trail("@protocols")]
+    assert "protocol approved: cm-standard-serum-free@1.0" in approved

@@ -400,3 +400,11 @@ def test_cli_release_says_the_review_is_missing_before_any_password(svc, clock, 
     assert out.exit_code == 1
     assert "no review signed: the record must be reviewed once every step is done" in out.output
     assert "Sign the review with `cmprep batch review B1 --sign COMMENT`." in out.output
+
+
+def test_the_audit_report_counts_a_complaint_under_its_kind_not_a_blank_step(svc, clock):
+    _released(svc, clock)
+    clock.advance(days=10)
+    svc.quality.open_complaint("B1", "major", "quinn", "study 7: vial 3 cloudy")
+    by_step = {row["name"]: row["count"] for row in svc.audit.report()["by_step"]}
+    assert by_step.get("(complaint)") == 1 and "" not in by_step

@@ -44,7 +44,7 @@ def batch() -> None:
 def batch_start(
     app: Services, protocol_ref: str, batch_id: str | None, key: str | None, actor: str
 ) -> None:
-    """Start a batch from a protocol (a bundled id or a YAML file).
+    """Start a batch from a protocol approved in this database (ID, or ID@VERSION).
 
     \b
     Example:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar, NamedTuple
 
 from cmprep import events as ev
-from cmprep.domain import people
+from cmprep.domain import keys, people, protocols, settings
 from cmprep.domain.anchors import CheckpointBreak
 from cmprep.domain.signatures import check_signatures
 from cmprep.events import Event, LedgerEntry, verify_chain
@@ -57,10 +57,19 @@ def describe(event: Event) -> dict[str, Any]:
             new = (new + "; " if new else "") + f"CAPA {p['capa']}"
     elif event.type == ev.STEP_VERIFIED:
         what = f"verified {p['step']}"
-    elif event.type in (people.USER_ADDED, people.USER_DEACTIVATED):
+    elif event.type in people.USER_EVENTS:
         what = f"{event.type.replace('_', ' ')}: {p['name']}" + (
             f" ({p['role']})" if "role" in p else ""
         )
+        if p.get("key_issued"):
+            new = f"new signing key {p['key_issued']}"
+        elif p.get("public_key"):
+            new = f"signing key {keys.fingerprint(p['public_key'])}"
+    elif event.type in protocols.PROTOCOL_EVENTS:
+        what = f"{event.type.replace('_', ' ')}: {p['id']}@{p['version']}"
+        new = str(p.get("content_hash", ""))[:12]
+    elif event.type == settings.SETTING_CHANGED:
+        what, new = f"setting {p['name']} changed", str(p["value"])
     elif event.type == people.ACCESS_REFUSED:
         what = f"refused: {p.get('action')}"
     sig = p.get("signature")
@@ -306,7 +315,7 @@ def report_data(
         "since": since,
         "generated_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "total": len(devs),
-        "by_step": pareto(Counter(d["step"] for d in devs)),
+        "by_step": pareto(Counter(d["step"] or f"({d.get('kind') or 'no step'})" for d in devs)),
         "by_protocol": pareto(Counter(d["protocol_id"] for d in devs)),
         "by_severity": pareto(Counter(d["severity"] for d in devs)),
         "by_person": pareto(Counter(d["opened_by"] for d in devs)),
