@@ -28,13 +28,19 @@ def test_a_plain_install_ships_templates_and_bundled_protocols(tmp_path):
     elsewhere.mkdir()
     env = {**os.environ, "CMPREP_DB": str(elsewhere / "x.db")}
 
-    def run(*args: str) -> str:
+    def run(*args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
-            [str(cmprep), *args], cwd=elsewhere, env=env, capture_output=True, text=True
+            [str(cmprep), *args],
+            cwd=elsewhere,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
+    run("init", "--admin", "root", "--full-name", "A", "--password-stdin", stdin="pw-pw-pw-pw\n")
     assert "cm-standard-serum-free" in run("protocol", "list")
     assert "Low-speed spin" in run("checklist", "cm-hypoxia-uc", "--format", "md")
     where = subprocess.run(

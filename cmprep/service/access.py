@@ -112,18 +112,7 @@ class Gate:
     def person(self, actor: str | None, action: str) -> str:
         """The acting user's name (as registered), if they are proven present, active, not
         locked, and their role allows the act."""
-        name = person_name(actor)
-        users = self.users()
-        if not users:
-            raise Refused("no users yet: create the first admin", hint=Hint("first_admin"))
-        user = people.find(users, name)
-        if user is None:
-            self.log_refusal(name, action, "unknown user")
-            raise Refused(
-                f"{name!r} is not a user of this database; ask an admin to add you",
-                hint=Hint("ask_admin"),
-            )
-        self._usable(user, action)
+        user = self._usable_user(actor, action)
         if user.name.casefold() not in self.present:
             self.log_refusal(user.name, action, "identity not proven (no password, no session)")
             raise Refused(
@@ -137,6 +126,23 @@ class Gate:
             roles = ", ".join(sorted(r.value for r in allowed))
             raise Refused(f"{user.name} is {user.role.value}; to {action} one must be: {roles}")
         return user.name
+
+    def _usable_user(self, actor: str | None, action: str) -> User:
+        """The registered user ACTOR names (in any case), if they exist, are active and not
+        locked; every refusal is logged."""
+        name = person_name(actor)
+        users = self.users()
+        if not users:
+            raise Refused("no users yet: create the first admin", hint=Hint("first_admin"))
+        user = people.find(users, name)
+        if user is None:
+            self.log_refusal(name, action, "unknown user")
+            raise Refused(
+                f"{name!r} is not a user of this database; ask an admin to add you",
+                hint=Hint("ask_admin"),
+            )
+        self._usable(user, action)
+        return user
 
     def _usable(self, user: User, action: str) -> None:
         if not user.active:
@@ -163,15 +169,7 @@ class Gate:
         A wrong password is logged and counted; the site's limit in a row locks the
         account. A right one clears the count.
         """
-        name = person_name(actor)
-        user = self.user(name)
-        if user is None:
-            self.log_refusal(name, action, "unknown user")
-            raise Refused(
-                f"{name!r} is not a user of this database; ask an admin to add you",
-                hint=Hint("ask_admin"),
-            )
-        self._usable(user, action)
+        user = self._usable_user(actor, action)
         if not password or not people.check_password(password, user.password_hash):
             self._wrong_password(user, action)
         self.ctx.store.clear_failures(user.name)
