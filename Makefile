@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
+# `make bench SIZE=10000`: batches in the database the bench generates (bench/generate.py)
+SIZE ?= 1000
+BENCH_DIR ?= bench-output
 
 .PHONY: venv demo test lint bench clean
 
@@ -12,7 +15,10 @@ $(BIN)/cmprep: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(BIN)/cmprep
 
+# Compiled bytecode, written even where PYTHONDONTWRITEBYTECODE is set (compileall ignores
+# it): without it every command compiles each module it imports, at every start.
 venv: $(BIN)/cmprep
+	$(BIN)/python -m compileall -q cmprep
 
 demo: venv
 	$(BIN)/python -m cmprep.demo --out $(DEMO_DIR)
@@ -30,6 +36,11 @@ bench: venv
 	$(BIN)/python bench/bench_append.py
 	$(BIN)/python bench/bench_status.py
 	$(BIN)/python bench/bench_units.py
+	$(BIN)/python bench/bench_qc.py  # the QC step with 15 and 1,500 released batches
+	$(BIN)/python bench/bench_web.py  # the bench board and a step page, 10,000 batches
+	$(BIN)/python bench/generate.py --size $(SIZE) --out $(BENCH_DIR)/bench-$(SIZE).db
+	$(BIN)/python bench/bench_queries.py --db $(BENCH_DIR)/bench-$(SIZE).db  # lists, report, start-up
+	$(BIN)/python bench/bench_verify.py --db $(BENCH_DIR)/bench-$(SIZE).db  # audit verify beside its floor
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) build dist *.egg-info .pytest_cache

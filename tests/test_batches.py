@@ -13,7 +13,7 @@ from cmprep.errors import Hint, NotFound, Refused
 from cmprep.store.query import DeviationFilter
 
 
-def test_a_batch_copies_the_approved_protocol_and_an_edited_file_changes_nothing(svc, tmp_path):
+def test_a_batch_follows_the_approved_protocol_and_an_edited_file_changes_nothing(svc, tmp_path):
     proto = tmp_path / "p.yaml"
     src = svc.protocols.get(STANDARD)
     data = {**src.model_dump(mode="json"), "id": "cm-copy"}

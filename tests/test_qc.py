@@ -204,6 +204,116 @@ def test_compare_groups_by_preconditioning_and_source(svc, clock, proto):
         svc.qc.compare("donor")
 
 
+# --- the QC history is a projection: kept by the write path, rebuilt, verified ------------
+def _points(svc, **where):
+    from cmprep.store.query import QCPointFilter
+
+    return svc.store.qc_points(QCPointFilter(**where))
+
+
+def test_the_write_path_keeps_each_batchs_qc_points_with_its_state(svc, clock, proto):
+    _batch(svc, clock, proto, "B1", 250, release=False)
+    [point] = _points(svc, name="vegf")
+    assert (point["batch_id"], point["value"], point["unit"], point["state"]) == (
+        "B1",
+        250.0,
+        "pg/mL",
+        "awaiting_review",
+    )
+    assert (point["source"], point["preconditioning"], point["method"]) == ("UC", "none", "ELISA")
+    clock.advance(hours=1)
+    svc.batches.correct("B1", "qc", {"vegf": "260 pg/mL"}, "alice", "transcription error")
+    svc.quality.sign_review("B1", "rita", PASSWORD, "reviewed")
+    svc.quality.release("B1", "quinn", PASSWORD)
+    [point] = _points(svc, name="vegf")
+    assert (point["value"], point["state"]) == (260.0, "released")
+    [correction] = svc.batches.batch("B1").steps["qc"].values["vegf"].corrections
+    assert point["recorded_at"] == correction.recorded_at > point["started_at"]
+
+
+def test_westgard_and_the_sparkline_use_only_the_newest_released_batches(
+    svc, clock, proto, monkeypatch
+):
+    from cmprep.service import consistency
+
+    monkeypatch.setattr(consistency, "HISTORY_POINTS", 5)
+    for i, v in enumerate([900, 900, 900, *HISTORY]):  # three old outliers, then steady
+        _batch(svc, clock, proto, f"H{i}", v)
+    out = _batch(svc, clock, proto, "NEW", 345, release=False)
+    [dev] = out.deviations  # against the newest five only
+    assert "Westgard 1-3s against 5 released batches (mean 300, SD 11.2 pg/mL)" in dev["message"]
+    vegf = next(r for r in svc.qc.summary(svc.batches.batch("NEW")) if r.name == "vegf")
+    assert vegf.history == [305.0, 295.0, 300.0, 315.0, 285.0]
+
+
+def test_a_trend_shows_the_newest_points_and_finds_an_analyte_by_its_label(
+    svc, clock, proto, monkeypatch
+):
+    from cmprep.service import qc
+
+    for i, v in enumerate(HISTORY):
+        _batch(svc, clock, proto, f"H{i}", v)
+    monkeypatch.setattr(qc, "TREND_POINTS", 4)
+    data = svc.qc.trend("VEGF (ELISA)")
+    assert [p[0] for p in data.points] == ["H4", "H5", "H6", "H7"]
+    assert data.baseline_count == 4 and data.label == "VEGF" and data.unit == "pg/mL"
+    with pytest.raises(Refused, match="no batch has a value for 'sterility'"):
+        svc.qc.trend("sterility")  # a yes/no is not a point
+    with pytest.raises(Refused, match="no batch has a value for '---' in protocol qc-mini"):
+        svc.qc.trend("---", "qc-mini")
+
+
+def test_an_edited_qc_point_is_named_by_verify_and_put_right_by_rebuild(svc, clock, proto, db_path):
+    import sqlite3
+
+    for i, v in enumerate(HISTORY[:3]):
+        _batch(svc, clock, proto, f"H{i}", v)
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("UPDATE qc_points SET value = 999 WHERE batch_id = 'H1'")
+        conn.execute("DELETE FROM qc_points WHERE batch_id = 'H2'")
+    conn.close()
+    problems = [str(p) for p in svc.audit.verify()[1]]
+    assert problems == [
+        "qc_points table, H1/qc/vegf: value is 999.0 in the table, 310.0 in the log",
+        "qc_points table, H2/qc/vegf: missing from the table; the log has it",
+    ]
+    assert [str(p) for p in svc.audit.verify("H1")[1]] == problems[:1]
+    assert svc.qc.trend("vegf").points[1] == ("H1", 999.0, "released")  # what people would see
+    svc.audit.rebuild_projections()
+    assert svc.audit.verify()[1] == []
+    assert [p[1] for p in svc.qc.trend("vegf").points] == [300.0, 310.0, 290.0]
+
+
+def test_a_database_from_before_the_qc_points_gets_them_by_a_rebuild(svc, clock, proto, db_path):
+    """An older database has no QC points table: opening it adds the table, verification
+    names every point the log has and the table lacks, and a rebuild fills it."""
+    import sqlite3
+
+    from cmprep.service import Services
+    from cmprep.store.sqlite import SQLiteStore
+
+    for i, v in enumerate(HISTORY[:2]):
+        _batch(svc, clock, proto, f"H{i}", v)
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("DROP TABLE qc_points")
+        conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    svc.close()
+    again = Services(SQLiteStore(db_path), clock=clock)  # as the next command opens it
+    try:
+        assert again.store.conn.execute("PRAGMA user_version").fetchone()[0] > 2
+        assert [p.problem for p in again.audit.verify()[1]] == [
+            "missing from the table; the log has it"
+        ] * 2
+        assert again.audit.rebuild_projections() == 2
+        assert [p["batch_id"] for p in _points(again)] == ["H0", "H1"]
+        assert again.audit.verify()[1] == []
+    finally:
+        again.close()
+
+
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

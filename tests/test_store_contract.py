@@ -8,6 +8,8 @@ DELETE). Nothing else here may name a backend.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,9 +20,9 @@ import pytest
 
 from cmprep.domain.audit import verify
 from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
-from cmprep.events import GENESIS, LedgerEntry, NewEvent, ledger_hash
+from cmprep.events import GENESIS, LedgerEntry, NewEvent, canonical_json, ledger_hash
 from cmprep.store import EventStore, UnitOfWork
-from cmprep.store.query import BatchFilter, DeviationFilter
+from cmprep.store.query import QC_POINT_COLUMNS, ROW, BatchFilter, DeviationFilter, QCPointFilter
 
 
 # --- backends -------------------------------------------------------------------------------
@@ -36,9 +38,14 @@ class Backend:
     # removes the rule that refuses "update_event" (SQLite: a trigger), as someone with
     # database access could; ``missing_protections`` must then name it
     unprotect: Callable[[], None]
+    # removes every rule that refuses FORGERIES, so each can be made and verification's
+    # reads shown to see it
+    unprotect_all: Callable[[], None]
 
 
 FORGERIES = ("update_event", "delete_event", "update_ledger", "delete_ledger")
+# the rules refusing them (SQLite and PostgreSQL name them alike)
+TRIGGERS = ("events_no_update", "events_no_delete", "ledger_no_update", "ledger_no_delete")
 
 
 def _sqlite(tmp_path: Path) -> Backend:
@@ -60,10 +67,11 @@ def _sqlite(tmp_path: Path) -> Backend:
         finally:
             conn.close()
 
-    def unprotect() -> None:
+    def unprotect(*triggers: str) -> None:
         conn = sqlite3.connect(path)
         try:
-            conn.execute("DROP TRIGGER events_no_update")
+            for trigger in triggers or ("events_no_update",):
+                conn.execute(f"DROP TRIGGER {trigger}")
             conn.commit()
         finally:
             conn.close()
@@ -73,11 +81,48 @@ def _sqlite(tmp_path: Path) -> Backend:
         forge=forge,
         refused=(sqlite3.DatabaseError,),
         unprotect=unprotect,
+        unprotect_all=lambda: unprotect(*TRIGGERS),
     )
 
 
-# name -> factory; a PostgreSQL factory would skip unless a test server's URL is given
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
+def _postgresql(tmp_path: Path) -> Backend:
+    """A fresh database on the session's throwaway PostgreSQL cluster (tests/pgserver.py)."""
+    from pgserver import cluster, psycopg_or_skip
+
+    psycopg_or_skip()
+    import psycopg
+
+    from cmprep.store.postgres import PostgresStore
+
+    url = cluster().new_database()
+    sql = {
+        "update_event": "UPDATE events SET actor = 'mallory' WHERE batch_id = %s AND seq = %s",
+        "delete_event": "DELETE FROM events WHERE batch_id = %s AND seq = %s",
+        "update_ledger": "UPDATE ledger SET hash = 'x' WHERE batch_id = %s AND seq = %s",
+        "delete_ledger": "DELETE FROM ledger WHERE batch_id = %s AND seq = %s",
+    }
+
+    def forge(action: str, stream: str, seq: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql[action], (stream, seq))  # type: ignore[call-overload]
+
+    def unprotect(*triggers: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for trigger in triggers or ("events_no_update",):
+                table = trigger.split("_")[0]
+                conn.execute(f"DROP TRIGGER {trigger} ON {table}")  # type: ignore[call-overload]
+
+    return Backend(
+        open=lambda: PostgresStore(url, create=True),
+        forge=forge,
+        refused=(psycopg.Error,),
+        unprotect=unprotect,
+        unprotect_all=lambda: unprotect(*TRIGGERS),
+    )
+
+
+# name -> factory: every backend passes this whole file
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite, "postgresql": _postgresql}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -118,6 +163,7 @@ def snapshot(store: EventStore) -> tuple:
         store.ledger(),
         store.batch_rows(),
         store.deviation_rows(),
+        store.qc_points(QCPointFilter()),
     )
 
 
@@ -338,6 +384,7 @@ def test_a_failing_unit_rolls_back_events_ledger_head_projections_counters_and_k
         unit.put_batch(batch_row("B1", state="on_hold", head_seq=3))
         unit.put_batch(batch_row("B9"))
         unit.put_deviation(deviation_row("DEV-0002"))
+        unit.put_qc_points("B1", [point_row("B1", "qc", "vegf")])
         assert unit.next_number("deviation") == 2
         unit.next_number("other")
         unit.remember_key("k-1", written[0].seq, written[-1].seq)
@@ -494,6 +541,109 @@ def test_deviation_rows_match_every_set_filter_field(projections: EventStore, wh
     assert [r["deviation_id"] for r in projections.deviation_rows(where)] == expected
 
 
+# --- lists and counts: only the columns asked for, streamed ---------------------------------
+def test_a_batch_table_gives_only_the_columns_asked_in_the_order_of_the_rows(
+    projections: EventStore,
+):
+    rows = projections.batch_table(None, ("batch_id", "state"))
+    assert iter(rows) is rows  # an iterator: read as the caller goes, never a whole list
+    assert list(rows) == [("B1", "released"), ("B3", "in_progress"), ("B2", "released")]
+    assert list(projections.batch_table(BatchFilter(state="released"), ("batch_id",))) == [
+        ("B1",),
+        ("B2",),
+    ]
+
+
+def test_the_row_column_is_the_whole_stored_row_as_json(projections: EventStore):
+    (text,) = next(projections.batch_table(BatchFilter(protocol_id="cm-b"), (ROW,)))
+    assert json.loads(text) == batch_row("B2", started_at=T1, state="released", protocol_id="cm-b")
+    texts = [t for (t,) in projections.deviation_table(None, (ROW,))]
+    assert [json.loads(t) for t in texts] == projections.deviation_rows()
+
+
+def test_a_deviation_table_reads_fields_kept_only_in_the_row(projections: EventStore):
+    rows = list(projections.deviation_table(None, ("deviation_id", "message", "value", "step")))
+    assert rows[0] == ("DEV-0001", "viability 80 % below 90 %", None, "expansion")
+    assert [r[0] for r in rows] == ["DEV-0001", "DEV-0002", "DEV-0003", "DEV-0004"]
+    (parameter,) = next(
+        projections.deviation_table(DeviationFilter(deviation_id="DEV-0004"), ("parameter",))
+    )
+    assert parameter is None  # absent from the row: a manual deviation names no parameter
+
+
+@pytest.mark.parametrize(
+    "where,expected",
+    [
+        (BatchFilter(state="released"), ["B1", "B2"]),
+        (BatchFilter(protocol_id="cm-standard", state="released"), ["B1"]),
+        (BatchFilter(started_since=T1), ["B2"]),  # at or after
+        (BatchFilter(updated_since=T1), []),
+        (BatchFilter(updated_since=T0, state="released"), ["B1", "B2"]),
+        (BatchFilter(batch_id="B3"), ["B3"]),
+    ],
+)
+def test_a_batch_table_and_count_match_every_set_filter_field(
+    projections: EventStore, where: BatchFilter, expected: list[str]
+):
+    assert [r[0] for r in projections.batch_table(where, ("batch_id",))] == expected
+    assert [r["batch_id"] for r in projections.batch_rows(where)] == expected
+    assert projections.batch_count(where) == len(expected)
+
+
+@pytest.mark.parametrize(
+    "where,expected",
+    [
+        (DeviationFilter(batch_id="B2"), ["DEV-0002"]),
+        (DeviationFilter(step="spin", severity="minor"), ["DEV-0002"]),
+        (DeviationFilter(since=T1, until=T2), ["DEV-0002"]),
+        (DeviationFilter(not_status="closed"), ["DEV-0001", "DEV-0002", "DEV-0004"]),
+        (DeviationFilter(not_status="closed", since=T2), ["DEV-0004"]),
+        (DeviationFilter(batch_id="B1", severity="minor"), []),
+    ],
+)
+def test_a_deviation_table_matches_every_set_filter_field_as_the_rows_do(
+    projections: EventStore, where: DeviationFilter, expected: list[str]
+):
+    assert [r[0] for r in projections.deviation_table(where, ("deviation_id",))] == expected
+    assert [r["deviation_id"] for r in projections.deviation_rows(where)] == expected
+
+
+@pytest.mark.parametrize("column", ["data", "batch_id; DROP TABLE batches", "", "due"])
+def test_a_column_the_table_does_not_have_is_refused_by_name(projections: EventStore, column):
+    with pytest.raises(StoreError, match="has no column") as err:
+        projections.batch_table(None, ("batch_id", column))
+    assert repr(column) in str(err.value)
+    with pytest.raises(StoreError, match="has no column"):
+        projections.deviation_table(None, (column,))
+    with pytest.raises(StoreError, match="has no column"):
+        projections.deviation_counts((column,))
+    assert len(projections.batch_rows()) == 3  # nothing was changed
+
+
+def test_no_column_at_all_and_counting_whole_rows_are_refused(projections: EventStore):
+    with pytest.raises(StoreError, match="at least one column"):
+        projections.batch_table(None, ())
+    with pytest.raises(StoreError, match="whole row"):
+        projections.deviation_counts((ROW,))
+
+
+def test_deviations_are_counted_by_the_columns_asked_with_the_first_id_of_each_group(
+    projections: EventStore,
+):
+    assert projections.deviation_counts(("severity",)) == [
+        (("major",), 3, "DEV-0001"),
+        (("minor",), 1, "DEV-0002"),
+    ]
+    assert projections.deviation_counts(("step", "kind", "opened_by")) == [
+        (("expansion", None, "alice"), 3, "DEV-0001"),
+        (("spin", None, "bob"), 1, "DEV-0002"),
+    ]
+    assert projections.deviation_counts(("protocol_id",), DeviationFilter(since=T2)) == [
+        (("cm-standard",), 2, "DEV-0003")
+    ]
+    assert projections.deviation_counts(("status",), DeviationFilter(batch_id="none")) == []
+
+
 def test_putting_a_row_again_replaces_it(projections: EventStore):
     with projections.writing("__projections__", 0) as unit:
         unit.put_batch(batch_row("B3", started_at=T0, state="rejected"))
@@ -547,6 +697,163 @@ def test_replace_projections_is_all_or_nothing(projections: EventStore):
     assert (projections.batch_rows(), projections.deviation_rows()) == before
 
 
+# --- QC points: the lab's QC history ---------------------------------------------------------
+def point_row(batch_id: str, step: str, name: str, **over: Any) -> dict[str, Any]:
+    row = {
+        "batch_id": batch_id,
+        "step": step,
+        "name": name,
+        "protocol_id": "cm-standard",
+        "started_at": T0,
+        "position": 1,
+        "analyte": name,
+        "label": name.upper(),
+        "method": "ELISA",
+        "value": 300.5,
+        "unit": "pg/mL",
+        "recorded_at": T1,
+        "state": "released",
+        "source": "UC",
+        "preconditioning": "none",
+        "name_key": name,
+        "reference_key": name,
+        "label_key": name,
+    }
+    return {**row, **over}
+
+
+@pytest.fixture
+def points(store: EventStore) -> EventStore:
+    """Four batches' points, put out of order: B3 and B1 start at T0, B2 at T1, B4 at T2."""
+    with store.writing("__projections__", 0) as unit:
+        unit.put_qc_points(
+            "B2",
+            [
+                point_row("B2", "qc", "vegf", started_at=T1, position=2, value=310.0),
+                point_row(
+                    "B2",
+                    "qc",
+                    "il6",
+                    started_at=T1,
+                    position=3,
+                    analyte="il6_ref",
+                    label="IL-6 (ELISA)",
+                    name_key="il6",
+                    reference_key="il6ref",
+                    label_key="il6",
+                    state="rejected",
+                ),
+            ],
+        )
+        unit.put_qc_points(
+            "B3",
+            [
+                point_row(
+                    "B3",
+                    "qc",
+                    "vegf",
+                    value=290.0,
+                    protocol_id="cm-b",
+                    source="BM",
+                    preconditioning="hypoxia",
+                    method=None,
+                )
+            ],
+        )
+        unit.put_qc_points("B1", [point_row("B1", "qc", "vegf", value=300.0)])
+        unit.put_qc_points("B4", [point_row("B4", "qc", "vegf", started_at=T2, value=320.0)])
+    return store
+
+
+def _ids(rows: list[dict[str, Any]]) -> list[str]:
+    return [f"{r['batch_id']}.{r['name']}" for r in rows]
+
+
+def test_qc_points_come_back_as_given_ordered_by_start_batch_and_position(points: EventStore):
+    rows = points.qc_points(QCPointFilter())
+    assert _ids(rows) == ["B1.vegf", "B3.vegf", "B2.vegf", "B2.il6", "B4.vegf"]
+    assert rows[0] == point_row("B1", "qc", "vegf", value=300.0)
+    assert set(rows[1]) == set(QC_POINT_COLUMNS) and rows[1]["method"] is None
+    assert isinstance(rows[0]["value"], float) and isinstance(rows[0]["position"], int)
+
+
+@pytest.mark.parametrize(
+    "where,expected",
+    [
+        (QCPointFilter(protocol_id="cm-b"), ["B3.vegf"]),
+        (QCPointFilter(name="il6"), ["B2.il6"]),
+        (
+            QCPointFilter(state="released", name="vegf"),
+            ["B1.vegf", "B3.vegf", "B2.vegf", "B4.vegf"],
+        ),
+        (QCPointFilter(state="rejected"), ["B2.il6"]),
+        (QCPointFilter(key="il6"), ["B2.il6"]),  # by its name key
+        (QCPointFilter(key="il6ref"), ["B2.il6"]),  # by its reference key
+        (QCPointFilter(key="nope"), []),
+        (QCPointFilter(analytes=("il6_ref",)), ["B2.il6"]),  # by its analyte
+        (QCPointFilter(analytes=("il6", "tnf")), ["B2.il6"]),  # or by its name
+        (QCPointFilter(exclude_batch="B2", name="vegf"), ["B1.vegf", "B3.vegf", "B4.vegf"]),
+        (QCPointFilter(since=T1), ["B2.vegf", "B2.il6", "B4.vegf"]),  # started at or after
+        (
+            QCPointFilter(protocol_id="cm-standard", name="vegf", state="released", since=T1),
+            ["B2.vegf", "B4.vegf"],
+        ),
+    ],
+)
+def test_qc_points_match_every_set_filter_field(points: EventStore, where, expected):
+    assert _ids(points.qc_points(where)) == expected
+
+
+def test_the_newest_points_only_are_returned_still_oldest_first(points: EventStore):
+    assert _ids(points.qc_points(QCPointFilter(last=2))) == ["B2.il6", "B4.vegf"]
+    newest = QCPointFilter(name="vegf", state="released", exclude_batch="B4", last=2)
+    assert _ids(points.qc_points(newest)) == ["B3.vegf", "B2.vegf"]
+    assert len(points.qc_points(QCPointFilter(last=100))) == 5
+    with pytest.raises(StoreError, match="at least 1"):
+        QCPointFilter(last=0)
+
+
+def test_putting_a_batchs_points_again_replaces_all_of_them_and_no_other(points: EventStore):
+    with points.writing("__projections__", 0) as unit:
+        unit.put_qc_points("B2", [point_row("B2", "qc", "vegf", started_at=T1, value=311.0)])
+        unit.put_qc_points("B4", [])
+    rows = points.qc_points(QCPointFilter())
+    assert _ids(rows) == ["B1.vegf", "B3.vegf", "B2.vegf"]
+    assert rows[2]["value"] == 311.0
+
+
+@pytest.mark.parametrize(
+    "rows,problem",
+    [
+        ([{k: v for k, v in point_row("B9", "qc", "vegf").items() if k != "state"}], "state"),
+        ([point_row("B8", "qc", "vegf")], "B8"),  # another batch's point
+        ([point_row("B9", "qc", "vegf"), point_row("B9", "qc", "vegf")], "twice"),
+    ],
+)
+def test_a_bad_qc_point_is_refused_and_nothing_is_written(points: EventStore, rows, problem):
+    before = snapshot(points)
+    with pytest.raises(StoreError, match=problem), points.writing("B9", 0) as unit:
+        unit.append(new(1), T0)
+        unit.put_qc_points("B9", rows)
+    assert snapshot(points) == before
+
+
+def test_replace_projections_replaces_every_qc_point_only_when_given(points: EventStore):
+    before = points.qc_points(QCPointFilter())
+    points.replace_projections([batch_row("B7")], [])
+    assert points.qc_points(QCPointFilter()) == before  # not given: left as they are
+    new_points = [point_row("B7", "qc", "vegf"), point_row("B8", "qc", "vegf", position=4)]
+    points.replace_projections([batch_row("B7")], [], points=new_points)
+    assert points.qc_points(QCPointFilter()) == new_points
+    bad = point_row("B9", "qc", "vegf")
+    del bad["value"]
+    with pytest.raises(StoreError, match="value"):
+        points.replace_projections([], [], points=[point_row("B6", "qc", "vegf"), bad])
+    assert points.qc_points(QCPointFilter()) == new_points and len(points.batch_rows()) == 1
+    points.replace_projections([], [], points=[])
+    assert points.qc_points(QCPointFilter()) == []
+
+
 # --- streams ------------------------------------------------------------------------------------
 def test_stream_ids_list_every_stream_and_batch_ids_leave_out_system_ones(store: EventStore):
     for stream in ("CM-2", "@users", "CM-1", "@security", "B-0"):
@@ -590,6 +897,81 @@ def test_what_the_store_returns_verifies(store: EventStore):
     assert verify(streams, store.recorded_heads(), store.ledger()) == []
 
 
+# --- verification's reads: the log as a stream ------------------------------------------------
+def test_every_event_streams_as_stored_by_stream_then_seq_with_its_recorded_head(
+    store: EventStore,
+):
+    for stream, n, at in (("B2", 2, T0), ("@users", 1, T0), ("B1", 2, T0), ("B2", 1, T1)):
+        append(store, stream, n, at=at)
+    rows = store.iter_events()
+    assert iter(rows) is rows  # read as iterated, not gathered first
+    got = list(rows)
+    heads = store.recorded_heads()
+    expected = [(s, e) for s in ("@users", "B1", "B2") for e in store.events(s)]
+    assert [(r.batch_id, r.seq) for r, _ in got] == [(s, e.seq) for s, e in expected]
+    assert [r.event() for r, _ in got] == [e for _, e in expected]
+    assert [h for _, h in got] == [heads[s] for s, _ in expected]
+    assert [r.event() for r, _ in store.iter_events("B2")] == store.events("B2")
+    assert list(store.iter_events("nope")) == []
+
+
+def test_a_stored_payload_is_the_canonical_json_the_hash_covers(store: EventStore):
+    """Verification hashes the bytes as stored: every backend keeps the payload's text
+    as ``canonical_json`` wrote it."""
+    payload = {"z": [1, 2.5, None, True], "a": {"µ": 'Ü "q" \\ \n', "e": {}}, "n": -0.0}
+    with store.writing("B1", 0) as unit:
+        unit.append([NewEvent("step_recorded", "ålice", payload, "why", T0)], T1)
+    ((row, _),) = store.iter_events("B1")
+    event = row.event()
+    assert row.payload == canonical_json(payload) and event.payload == payload
+    assert row.body() == canonical_json(event.body()).encode()
+    assert hashlib.sha256(row.body()).hexdigest() == event.hash and row.hash_holds()
+
+
+def test_the_ledger_streams_by_position_each_entry_with_its_events_hash(store: EventStore):
+    assert (list(store.iter_ledger()), store.ledger_tail(), store.ledger_at(1)) == ([], None, None)
+    for stream, n in (("B1", 2), ("B2", 1), ("B1", 1)):
+        append(store, stream, n)
+    ledger = store.ledger()
+    rows = store.iter_ledger()
+    assert iter(rows) is rows
+    assert list(rows) == [(x, x.event_hash) for x in ledger]
+    assert list(store.iter_ledger("B1")) == [(x, x.event_hash) for x in ledger if x.stream == "B1"]
+    assert store.ledger_tail() == ledger[-1]
+    assert [store.ledger_at(p) for p in (1, 3, 4)] == [ledger[0], ledger[2], ledger[3]]
+    assert store.ledger_at(0) is None and store.ledger_at(5) is None
+    assert list(store.unledgered()) == [] and store.emptied_streams() == []
+
+
+def test_verifications_reads_see_each_forgery_for_what_it_is(backend: Backend, store: EventStore):
+    for stream, n in (("B1", 2), ("B2", 2), ("B3", 1)):
+        append(store, stream, n)
+    b3 = store.recorded_heads()["B3"]
+    backend.unprotect_all()
+    backend.forge("update_event", "B1", 1)  # the actor changed behind the log's back
+    backend.forge("delete_event", "B1", 2)
+    backend.forge("delete_ledger", "B2", 2)
+    backend.forge("delete_event", "B3", 1)
+    changed = {(r.batch_id, r.seq): r for r, _ in store.iter_events()}
+    assert changed["B1", 1].actor == "mallory" and not changed["B1", 1].hash_holds()
+    assert changed["B2", 1].hash_holds() and ("B1", 2) not in changed
+    now = {(x.stream, x.seq): hash_now for x, hash_now in store.iter_ledger()}
+    assert now["B1", 2] is None and now["B3", 1] is None  # named by the ledger, gone
+    assert now["B1", 1] == changed["B1", 1].hash  # the row's own hash column is untouched
+    assert list(store.unledgered()) == [("B2", 2)] and list(store.unledgered("B1")) == []
+    assert store.emptied_streams() == [("B3", b3)] == store.emptied_streams("B3")
+    assert store.emptied_streams("B1") == []
+
+
+def test_rows_of_batches_the_log_does_not_have_are_listed_by_batch(projections: EventStore):
+    with projections.writing("__projections__", 0) as unit:
+        unit.put_qc_points("B9", [point_row("B9", "qc", "vegf")])
+    assert projections.unlogged_batches() == ["B1", "B2", "B3", "B9"]
+    append(projections, "B1", 1)
+    append(projections, "B9", 1)
+    assert projections.unlogged_batches() == ["B2", "B3"]
+
+
 # --- the log cannot be edited ------------------------------------------------------------------
 @pytest.mark.parametrize("action", FORGERIES)
 @pytest.mark.parametrize("seq", [1, 2])
@@ -627,6 +1009,21 @@ def _opened_file(store: EventStore) -> Path:
     path = Path(store.path)  # type: ignore[attr-defined]
     store.close()
     return path.resolve()
+
+
+def test_counters_and_keys_are_listed_and_a_counter_is_only_ever_raised(store: EventStore):
+    with store.writing("B1", 0) as unit:
+        assert unit.next_number("deviation") == 1
+        written = unit.append([NewEvent("t", "alice", {})], "2026-11-02T08:00:00Z")
+        unit.remember_key("k1", written[0].seq, written[0].seq)
+    with store.writing("__counter__", 0) as unit:
+        unit.raise_counter("deviation", 7)
+        unit.raise_counter("deviation", 3)  # lower: ignored
+        unit.raise_counter("batch-20261102", 2)
+    assert store.counters() == {"deviation": 7, "batch-20261102": 2}
+    assert store.keys() == {"k1": ("B1", 1, 1)}
+    with store.writing("__counter__", 0) as unit:
+        assert unit.next_number("deviation") == 8
 
 
 # --- sign-in state ---------------------------------------------------------------------------
@@ -686,17 +1083,35 @@ def test_without_a_url_the_environment_then_the_default_file_is_used(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://lab@db/cmprep", "postgres://db/x", "postgresql+psycopg://db"]
+    "url",
+    [
+        "postgresql://lab@127.0.0.1:1/cmprep",
+        "postgres://127.0.0.1:1/x",
+        "postgresql+psycopg://127.0.0.1:1",
+    ],
 )
-def test_postgresql_is_refused_clearly_until_its_backend_exists(tmp_path: Path, monkeypatch, url):
-    from cmprep.errors import MissingExtra
+def test_a_postgresql_server_that_cannot_be_reached_is_named_not_a_file(
+    tmp_path: Path, monkeypatch, url
+):
     from cmprep.store import open_store
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(MissingExtra, match="PostgreSQL support is not available") as err:
+    with pytest.raises(StoreError, match="cannot connect to the database server"):
         open_store(url)
-    assert err.value.hint is None  # no extra to install yet: nothing to point at
     assert list(tmp_path.iterdir()) == []  # no file named after the URL
+
+
+def test_postgresql_without_its_extra_says_what_to_install(monkeypatch):
+    import sys
+
+    from cmprep.errors import MissingExtra
+    from cmprep.store import open_store
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.delitem(sys.modules, "cmprep.store.postgres", raising=False)
+    with pytest.raises(MissingExtra, match="needs the psycopg package") as err:
+        open_store("postgresql://db/x")
+    assert err.value.hint is not None and err.value.hint.data["extra"] == "postgres"
 
 
 @pytest.mark.parametrize("url", ["mysql://db/x", "sqlite://", "sqlite:///", "http://x/y.db"])

@@ -18,7 +18,7 @@ from cmprep.cli.common import (
     entries,
     need_output,
     read_password,
-    table,
+    stream_table,
     with_actor,
     with_app,
     write_or_print,
@@ -82,6 +82,17 @@ def batch_status(app: Services, batch_id: str, fmt: str) -> None:
         print_status(view)
 
 
+LIST_COLUMNS = [
+    "batch_id",
+    "protocol_id",
+    "protocol_version",
+    "state",
+    "started_by",
+    "started_at",
+    "open_deviations",
+]
+
+
 @batch.command("list")
 @click.option("--state", default=None, help="Only batches in this state.")
 @click.option("--protocol", "protocol_id", default=None, help="Only batches of this protocol.")
@@ -96,9 +107,8 @@ def batch_list(app: Services, state: str | None, protocol_id: str | None, fmt: s
     """
     from cmprep.store.query import BatchFilter
 
-    rows = app.batches.batches(BatchFilter(state=state, protocol_id=protocol_id))
-    cols = ["batch_id", "protocol_id", "protocol_version", "state", "started_by", "started_at"]
-    table(rows, [*cols, "open_deviations"], fmt)
+    chosen = BatchFilter(state=state, protocol_id=protocol_id)
+    stream_table(lambda columns: app.queries.batches(chosen, columns), LIST_COLUMNS, fmt)
 
 
 @batch.command("record")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -209,6 +209,56 @@ def table(rows: list[dict[str, Any]], cols: list[str], fmt: str) -> None:
     click.echo("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
     for r in cells:
         click.echo("  ".join(r[c].ljust(widths[c]) for c in cols).rstrip())
+
+
+def stream_table(
+    fetch: Callable[[tuple[str, ...]], Iterable[Sequence[Any]]], cols: list[str], fmt: str
+) -> None:
+    """Rows from the store, printed as they arrive: CSV (formula-safe), JSON, or an aligned
+    table. FETCH gives the rows of the columns asked for, afresh at each call.
+
+    No format holds the list: CSV and JSON are written row by row (JSON from each stored
+    row's own text, one object a line), and the table reads the rows twice, once for the
+    width of each column and once to print them.
+    """
+    from cmprep.store.query import ROW
+
+    out = sys.stdout
+    if fmt == "json":
+        first = True
+        for (text,) in fetch((ROW,)):
+            out.write(("[\n  " if first else ",\n  ") + text)
+            first = False
+        out.write("[]\n" if first else "\n]\n")
+        return
+    columns = tuple(cols)
+    if fmt == "csv":
+        import csv
+
+        from cmprep.render.output import csv_safe
+
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(cols)
+        writer.writerows([csv_safe(v) for v in row] for row in fetch(columns))
+        return
+    widths, count = [len(c) for c in cols], 0
+    for row in fetch(columns):
+        widths = [max(w, len(_cell(v))) for w, v in zip(widths, row, strict=True)]
+        count += 1
+    if not count:
+        click.echo("(none)")
+        return
+    out.write("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip() + "\n")
+    for row in fetch(columns):
+        out.write(
+            "  ".join(_cell(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+
+
+def _cell(value: Any) -> str:
+    """One value as a table shows it: empty for none, control characters escaped."""
+    text = str(value or "")
+    return text if text.isprintable() else shown(text)
 
 
 TABLE_FORMAT = click.option(

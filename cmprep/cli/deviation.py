@@ -13,7 +13,7 @@ from cmprep.cli.common import (
     day,
     echo_json,
     read_password,
-    table,
+    stream_table,
     with_actor,
     with_app,
 )
@@ -70,7 +70,8 @@ def deviation_list(
     from cmprep.store.query import DeviationFilter
 
     bounds = {"since": day(since, "--since"), "until": day(until, "--until")}
-    table(app.quality.deviations(DeviationFilter(**where, **bounds)), LIST_COLUMNS, fmt)
+    chosen = DeviationFilter(**where, **bounds)
+    stream_table(lambda columns: app.queries.deviations(chosen, columns), LIST_COLUMNS, fmt)
 
 
 @deviation.command("open")

@@ -5,8 +5,7 @@ deviations cluster. Pure functions over events and query rows; the service feeds
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, NamedTuple
@@ -14,8 +13,9 @@ from typing import Any, ClassVar, NamedTuple
 from cmprep import events as ev
 from cmprep.domain import keys, people, protocols, settings
 from cmprep.domain.anchors import CheckpointBreak
+from cmprep.domain.keys import KeyRing
 from cmprep.domain.signatures import check_signatures
-from cmprep.events import Event, LedgerEntry, verify_chain
+from cmprep.events import Event, LedgerEntry, Link, StoredEvent, verify_chain
 
 
 def describe(event: Event) -> dict[str, Any]:
@@ -214,82 +214,284 @@ def compare_search(
     ]
 
 
+def missed_searches(
+    table: str,
+    key: str,
+    stream: str,
+    want: Mapping[str, Any],
+    have: Mapping[str, Any] | None,
+    columns: Sequence[str],
+) -> list[TableDiff]:
+    """Each search by a column of COLUMNS, for the value WANT (the row rebuilt from the log)
+    has there, that would miss the stored row, whose columns as kept are HAVE (None: there
+    is no row). A search finds a row when its column equals the value: what one batch's
+    rows are checked by, without asking the store each search."""
+    found = []
+    for column in columns:
+        value = want.get(column)
+        if value and (have is None or have.get(column) != value):
+            found += compare_search(table, f"{column} = {value!r}", {key}, set(), {key: stream})
+    return found
+
+
+# --- the log's own checks, fed as the store reads it -----------------------------------------
+# `audit verify` reads the log once, a stream at a time and the ledger by position, so its
+# memory is one stream's events whatever the size of the log. Each function below checks one
+# part and says what it found; ``verify`` runs them all over a log held in memory.
+
+RecordedHead = tuple[int, str]  # (seq, hash) of a stream's last event, kept apart from it
+
+
+class StreamCheck(NamedTuple):
+    """What one stream's own checks found."""
+
+    breaks: list[Break]  # no recorded head, then the first broken link or a cut-off end
+    events: int  # events read
+    whole: bool  # the chain holds: its signatures are worth checking
+
+
+def check_stream(stream: str, events: Iterable[Link], head: RecordedHead | None) -> StreamCheck:
+    """STREAM's chain, and its end against HEAD, the head recorded apart from it.
+
+    EVENTS are read once, to the end, keeping nothing: a chain shows a changed or missing
+    event, the recorded head shows the newest events cut off.
+    """
+    read = _Read(events)
+    chain = verify_chain(stream, read, head[1] if head else None)
+    read.finish()
+    breaks = []
+    if head is None and read.count:
+        breaks.append(Break(stream, read.last, "the stream has no recorded head"))
+    if chain:
+        breaks.append(Break(stream, chain.seq, chain.problem))
+    return StreamCheck(breaks, read.count, chain is None)
+
+
+class _Read:
+    """EVENTS as ``verify_chain`` reads them, counting them and remembering the last seq;
+    ``finish`` reads the rest after a break (so every event is counted)."""
+
+    def __init__(self, events: Iterable[Link]) -> None:
+        self.events = iter(events)
+        self.count = 0
+        self.last = 0
+
+    def __iter__(self) -> Iterator[Link]:
+        for e in self.events:
+            self.count += 1
+            self.last = e.seq
+            yield e
+
+    def finish(self) -> None:
+        for _ in self:
+            pass
+
+
+def signature_breaks(stream: str, events: list[Event], ring: KeyRing) -> list[Break]:
+    """Each signature in STREAM whose content or seal does not hold (RING: every key of
+    every person, from @users). EVENTS are the whole stream: a signature's content is
+    recomputed from the events before it."""
+    return [Break(stream, seq, problem) for seq, problem in check_signatures(events, ring)]
+
+
+def is_signed(event: StoredEvent) -> bool:
+    """Whether the stored event may carry a signature (its payload names one): only such
+    a stream is parsed to check them. May say yes for a nested key of that name."""
+    return '"signature":' in event.payload
+
+
+def emptied_breaks(emptied: Iterable[tuple[str, RecordedHead]]) -> list[Break]:
+    """Streams with a recorded head but no event left."""
+    return [
+        Break(stream, head[0], "all events of this stream were removed") for stream, head in emptied
+    ]
+
+
+def ledger_breaks(
+    entries: Iterable[tuple[LedgerEntry, str | None]],
+    before: Callable[[int], str | None] | None = None,
+) -> list[Break]:
+    """Breaks of the global ledger, given each entry by position with the hash the event
+    it names has now (None: there is no such event).
+
+    Without BEFORE, ENTRIES is the whole ledger: one chain from position 1, each entry
+    linked to the one read before it. With BEFORE (the hash of the entry at a position,
+    None when there is none), ENTRIES may be some of them (one stream's), each linked to
+    the entry at the position before its own. The walk stops at the first broken entry:
+    what follows no longer hangs on the chain. Nothing is kept but the last hash.
+    """
+    breaks: list[Break] = []
+    prev = ev.GENESIS
+    for n, (entry, event_hash) in enumerate(entries, start=1):
+        if before is None:
+            linked = entry.pos == n and entry.prev == prev
+        else:
+            expected = ev.GENESIS if entry.pos == 1 else before(entry.pos - 1)
+            linked = entry.pos >= 1 and expected is not None and entry.prev == expected
+        if not linked or entry.hash != entry.computed_hash():
+            problem = f"the global ledger is broken at position {entry.pos}"
+            breaks.append(Break(entry.stream, entry.seq, problem))
+            break
+        if event_hash is None:
+            problem = "the ledger lists this event but it is missing"
+            breaks.append(Break(entry.stream, entry.seq, problem))
+        elif event_hash != entry.event_hash:
+            problem = "the event differs from the one the ledger recorded"
+            breaks.append(Break(entry.stream, entry.seq, problem))
+        prev = entry.hash
+    return breaks
+
+
+def unledgered_breaks(keys: Iterable[tuple[str, int]]) -> list[Break]:
+    """Events no ledger entry names: slipped in afterwards, behind the ledger's back."""
+    problem = "the event is not in the global ledger (inserted afterwards)"
+    return [Break(stream, seq, problem) for stream, seq in keys]
+
+
 def verify(
     streams: dict[str, list[Event]],
     heads: Mapping[str, tuple[int, str]],
     ledger: Sequence[LedgerEntry],
     only: str | None = None,
 ) -> list[Break]:
-    """Every break found: chains, recorded heads, signatures, and the global ledger.
+    """Every break found in a log held in memory: chains, recorded heads, signatures, and
+    the global ledger (the service streams the same checks from the store).
 
     STREAMS are every stream's events, HEADS the (seq, hash) kept apart from them, LEDGER
     the global chain by position. Each check catches what the others cannot: a chain shows
     a changed or missing event, a head shows the newest events cut off, the ledger shows a
-    head fixed up afterwards or an event slipped in. With ONLY, breaks of that stream alone
-    are reported, but the ledger is still walked from its start (its links run through
-    every stream).
+    head fixed up afterwards or an event slipped in. With ONLY, that stream alone is
+    checked, its ledger entries each against the entry before it.
     """
     breaks: list[Break] = []
     ring = people.key_ring(streams.get(people.USERS_STREAM, []))
     for stream, events in sorted(streams.items()):
         if only and stream != only:
             continue
-        head = heads.get(stream)
-        chain = verify_chain(stream, events, head[1] if head else None)
-        if head is None and events:
-            breaks.append(Break(stream, events[-1].seq, "the stream has no recorded head"))
-        if chain:
-            breaks.append(Break(stream, chain.seq, chain.problem))
-            continue  # signature checks on a broken chain would only repeat it
-        for seq, problem in check_signatures(events, ring):
-            breaks.append(Break(stream, seq, problem))
-    for stream in heads:
-        if stream not in streams and (not only or stream == only):
-            breaks.append(Break(stream, heads[stream][0], "all events of this stream were removed"))
-    # the global ledger: one chain over every event of every stream
-    prev = ev.GENESIS
-    by_key = {(e.batch_id, e.seq): e for events in streams.values() for e in events}
-    seen: set[tuple[str, int]] = set()
-    for n, entry in enumerate(ledger, start=1):
-        key = (entry.stream, entry.seq)
-        if only and entry.stream != only:
-            prev = entry.hash
-            seen.add(key)
-            continue
-        if entry.pos != n or entry.prev != prev or entry.hash != entry.computed_hash():
-            breaks.append(
-                Break(
-                    entry.stream, entry.seq, f"the global ledger is broken at position {entry.pos}"
-                )
-            )
-            break
-        event = by_key.get(key)
-        if event is None:
-            breaks.append(
-                Break(entry.stream, entry.seq, "the ledger lists this event but it is missing")
-            )
-        elif event.hash != entry.event_hash:
-            breaks.append(
-                Break(entry.stream, entry.seq, "the event differs from the one the ledger recorded")
-            )
-        seen.add(key)
-        prev = entry.hash
-    for key in sorted(set(by_key) - seen):
-        if not only or key[0] == only:
-            breaks.append(
-                Break(key[0], key[1], "the event is not in the global ledger (inserted afterwards)")
-            )
+        found = check_stream(stream, events, heads.get(stream))
+        breaks += found.breaks
+        if found.whole:  # signature checks on a broken chain would only repeat it
+            breaks += signature_breaks(stream, events, ring)
+    breaks += emptied_breaks(
+        (s, h) for s, h in heads.items() if s not in streams and (not only or s == only)
+    )
+    now = {(e.batch_id, e.seq): e.hash for events in streams.values() for e in events}
+    entries = [(x, now.get((x.stream, x.seq))) for x in ledger if not only or x.stream == only]
+    by_pos = {x.pos: x.hash for x in ledger}
+    breaks += ledger_breaks(entries, by_pos.get if only else None)
+    named = {(x.stream, x.seq) for x in ledger}
+    breaks += unledgered_breaks(
+        sorted(k for k in now if k not in named and (not only or k[0] == only))
+    )
     return breaks
 
 
-def pareto(counter: Counter[str]) -> list[dict[str, Any]]:
-    """Categories by count, with the cumulative share: the few causes of most deviations."""
-    total = sum(counter.values()) or 1
+# --- the deviation report -----------------------------------------------------------------
+# One group of deviations as the store counts them: the values of the columns grouped by,
+# how many deviations, and the smallest deviation id among them.
+Counted = tuple[tuple[Any, ...], int, str]
+
+# what each Pareto chart counts deviations by (the store's columns and fields)
+REPORT_COUNTS: dict[str, tuple[str, ...]] = {
+    "by_step": ("step", "kind"),
+    "by_protocol": ("protocol_id",),
+    "by_severity": ("severity",),
+    "by_person": ("opened_by",),
+}
+# what the report shows of an open deviation, and of a released or rejected batch
+OPEN_COLUMNS = (
+    "deviation_id",
+    "batch_id",
+    "step",
+    "severity",
+    "status",
+    "opened_by",
+    "opened_at",
+)
+DECIDED_COLUMNS = (
+    "batch_id",
+    "protocol_id",
+    "protocol_version",
+    "state",
+    "started_at",
+    "started_by",
+    "updated_at",
+)
+
+
+def category(chart: str, values: tuple[Any, ...]) -> str:
+    """The name a chart gives a group: a deviation without a step (a complaint) is
+    counted under its kind, in brackets."""
+    if chart == "by_step":
+        step, kind = values
+        return str(step or f"({kind or 'no step'})")
+    return str(values[0])
+
+
+def pareto(chart: str, groups: Iterable[Counted]) -> list[dict[str, Any]]:
+    """Categories by count, with the cumulative share: the few causes of most deviations.
+
+    Categories of equal count keep the order of their first deviation (by id), as a list
+    of the deviations would show them.
+    """
+    merged: dict[str, list[Any]] = {}
+    for values, count, first in groups:
+        seen = merged.setdefault(category(chart, values), [0, first])
+        seen[0] += count
+        seen[1] = min(seen[1], first)
+    ranked = sorted(merged.items(), key=lambda item: (-item[1][0], item[1][1]))
+    total = sum(count for count, _ in merged.values()) or 1
     rows, running = [], 0
-    for name, count in counter.most_common():
+    for name, (count, _first) in ranked:
         running += count
         rows.append({"name": name, "count": count, "cumulative": round(100 * running / total, 1)})
     return rows
+
+
+def open_by_age(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Deviations not closed (given by id), each with its age in days, oldest first."""
+    aged = []
+    for d in rows:
+        opened = datetime.fromisoformat(d["opened_at"].replace("Z", "+00:00"))
+        aged.append({**d, "age_days": round((now - opened).total_seconds() / 86400, 1)})
+    aged.sort(key=lambda d: -d["age_days"])
+    return aged
+
+
+def report_summary(
+    counts: Mapping[str, Iterable[Counted]],
+    open_rows: Iterable[dict[str, Any]],
+    decided: Iterable[dict[str, Any]],
+    started: int,
+    now: datetime,
+    since: str | None,
+) -> dict[str, Any]:
+    """What the audit report shows, from what the store counted and listed: COUNTS by
+    chart (``REPORT_COUNTS``), the deviations of the period not closed (by id), the
+    batches released or rejected in it (in the list's order), and how many started in it.
+    Rendering only formats it."""
+    charts = {chart: pareto(chart, counts.get(chart, [])) for chart in REPORT_COUNTS}
+    decided = list(decided)
+    return {
+        "since": since,
+        "generated_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "total": sum(r["count"] for r in charts["by_severity"]),
+        **charts,
+        "open": open_by_age(open_rows, now),
+        "released": [b for b in decided if b["state"] == "released"],
+        "rejected": [b for b in decided if b["state"] == "rejected"],
+        "batches": started,
+    }
+
+
+def counted(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> list[Counted]:
+    """ROWS grouped as the store's ``deviation_counts`` groups them."""
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for r in rows:
+        seen = groups.setdefault(tuple(r.get(c) for c in columns), [0, str(r["deviation_id"])])
+        seen[0] += 1
+        seen[1] = min(seen[1], str(r["deviation_id"]))
+    return [(values, count, first) for values, (count, first) in groups.items()]
 
 
 def report_data(
@@ -298,29 +500,21 @@ def report_data(
     now: datetime,
     since: str | None,
 ) -> dict[str, Any]:
-    """What the audit report shows; rendering only formats it."""
-    devs = [d for d in deviations if not since or d["opened_at"] >= since]
-    open_devs = []
-    for d in devs:
-        if d["status"] != "closed":
-            opened = datetime.fromisoformat(d["opened_at"].replace("Z", "+00:00"))
-            open_devs.append({**d, "age_days": round((now - opened).total_seconds() / 86400, 1)})
-    open_devs.sort(key=lambda d: -d["age_days"])
-    decided = [
-        b
-        for b in batches
-        if b["state"] in ("released", "rejected") and (not since or b["updated_at"] >= since)
-    ]
-    return {
-        "since": since,
-        "generated_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "total": len(devs),
-        "by_step": pareto(Counter(d["step"] or f"({d.get('kind') or 'no step'})" for d in devs)),
-        "by_protocol": pareto(Counter(d["protocol_id"] for d in devs)),
-        "by_severity": pareto(Counter(d["severity"] for d in devs)),
-        "by_person": pareto(Counter(d["opened_by"] for d in devs)),
-        "open": open_devs,
-        "released": [b for b in decided if b["state"] == "released"],
-        "rejected": [b for b in decided if b["state"] == "rejected"],
-        "batches": len([b for b in batches if not since or b["started_at"] >= since]),
-    }
+    """The audit report from whole rows (a test, a script): as ``report_summary`` makes it
+    from the store's counts."""
+    devs = sorted(
+        (d for d in deviations if not since or d["opened_at"] >= since),
+        key=lambda d: str(d["deviation_id"]),
+    )
+    return report_summary(
+        {chart: counted(devs, columns) for chart, columns in REPORT_COUNTS.items()},
+        [d for d in devs if d["status"] != "closed"],
+        [
+            b
+            for b in batches
+            if b["state"] in ("released", "rejected") and (not since or b["updated_at"] >= since)
+        ],
+        len([b for b in batches if not since or b["started_at"] >= since]),
+        now,
+        since,
+    )

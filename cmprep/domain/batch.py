@@ -2,6 +2,12 @@
 
 Everything a screen, a record or a check needs is derived here from the event list, so
 the log stays the only truth and every view of a batch agrees with every other.
+
+The protocol a batch follows is not in its events: the first one names it by content
+hash, and the fold asks a resolver for it (the service's reads the "@protocols" stream;
+each version is parsed and its machine built once per process). Each event is applied by
+one handler, so a batch already folded takes new events without replaying the old ones
+(``advance``): the write path folds once.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cmprep import events as ev
-from cmprep.domain.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD, Cursor, Pipeline, pipeline_for
+from cmprep.domain.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD, Cursor, Pipeline
+from cmprep.domain.protocols import Compiled, Resolver, compiled, known, ref
 from cmprep.domain.signatures import step_content
 from cmprep.errors import CorruptLog
 from cmprep.events import Event
@@ -271,55 +278,97 @@ def _value_from(param: Parameter | None, name: str, data: dict[str, Any]) -> Val
     )
 
 
-def fold(events: list[Event]) -> Batch:
-    """Replay a batch's events in order into its current state."""
+def fold(events: list[Event], resolve: Resolver | None = None) -> Batch:
+    """Replay a batch's events in order into its current state.
+
+    RESOLVE gives the protocol version the first event names by content hash (the
+    service passes its own, which reads the version from the database; without one, only
+    a version this process has already built is found). An older first event carries its
+    own copy of the protocol: that copy is used once it is checked against its hash."""
     if not events or events[0].type != ev.BATCH_STARTED:
         raise CorruptLog("a batch's first event must be batch_started")
-    first = events[0]
-    protocol = Protocol.model_validate(first.payload["protocol"])
-    pipeline = pipeline_for(protocol, first.payload["protocol_hash"])
-    batch = Batch(
+    return advance(_started(events[0], resolve or known), events)
+
+
+def _started(first: Event, resolve: Resolver) -> Batch:
+    """The batch as its first event opens it, before any event is applied."""
+    p = first.payload
+    digest = p.get("protocol_hash")
+    if not isinstance(digest, str):
+        raise CorruptLog(f"batch {first.batch_id}: its first event names no protocol hash")
+    if "protocol" in p:  # written before protocols were stored once: the batch's own copy
+        version: Compiled | None = compiled(
+            p["protocol"], digest, f"the protocol copied into batch {first.batch_id}"
+        )
+    else:
+        version = resolve(digest)
+    if version is None:
+        named = ref(str(p.get("protocol_id")), str(p.get("protocol_version")))
+        raise CorruptLog(
+            f"batch {first.batch_id} was started from protocol {named} (content hash "
+            f"{digest[:12]}), which is not stored in this database; run an audit verify "
+            "and restore the database from a backup"
+        )
+    protocol, pipeline = version.protocol, version.pipeline
+    return Batch(
         id=first.batch_id,
         protocol=protocol,
-        protocol_hash=first.payload["protocol_hash"],
+        protocol_hash=digest,
         pipeline=pipeline,
         state=pipeline.initial,
         started_at=first.recorded_at,
         started_by=first.actor,
         steps={s.id: StepEntry(step=s) for s in protocol.steps},
     )
-    cursor = Cursor(batch.state)
+
+
+def advance(batch: Batch, events: list[Event]) -> Batch:
+    """BATCH moved on by EVENTS, the ones that follow its last (changed in place, and
+    returned). What ``fold`` does for a whole log, for a few events more: the write path
+    applies what it has just written to the batch it decided from."""
+    cursor = Cursor(batch.state, batch.held_from)
+    touched: set[str] = set()
     for event in events:
-        try:
-            _apply(batch, pipeline, cursor, event)
-        except Exception as err:  # a log cmprep did not write
-            raise CorruptLog(
-                f"batch {batch.id}, event {event.seq} ({event.type}) does not replay: {err}"
-            ) from err
-        batch.events.append(event)
-        if event.type in CHANGES_RECORD and not event.payload.get("addendum"):
-            for review in batch.reviews:
-                if review.voided_by is None:
-                    review.voided_by = event
-        if event.payload.get("signature"):
-            batch.signatures.append({**event.payload["signature"], "seq": event.seq})
-        dev_id = event.payload.get("deviation_id")
-        if dev_id in batch.deviations:
-            batch.deviations[dev_id].history.append(
-                {
-                    "seq": event.seq,
-                    "type": event.type,
-                    "by": event.actor,
-                    "at": event.recorded_at,
-                    "reason": event.reason,
-                }
-            )
+        _replay(batch, cursor, event)
+        step = event.payload.get("step")
+        if isinstance(step, str):
+            touched.add(step)
     batch.state, batch.held_from = cursor.state, cursor.held_from
-    for entry in batch.steps.values():
-        if entry.status in ("done", "skipped"):
-            entry.content_hash = step_content(batch.events, entry.step.id)
+    for step_id in touched:
+        entry = batch.steps.get(step_id)
+        if entry is not None and entry.status in ("done", "skipped"):
+            entry.content_hash = step_content(batch.events, step_id)
     _mark_due(batch)
     return batch
+
+
+def _replay(batch: Batch, cursor: Cursor, event: Event) -> None:
+    """One event applied: its handler, then what every event may carry (a signature, a
+    deviation's history) and the reviews it voids."""
+    try:
+        _apply(batch, batch.pipeline, cursor, event)
+    except Exception as err:  # a log cmprep did not write
+        raise CorruptLog(
+            f"batch {batch.id}, event {event.seq} ({event.type}) does not replay: {err}"
+        ) from err
+    batch.events.append(event)
+    if event.type in CHANGES_RECORD and not event.payload.get("addendum"):
+        for review in batch.reviews:
+            if review.voided_by is None:
+                review.voided_by = event
+    if event.payload.get("signature"):
+        batch.signatures.append({**event.payload["signature"], "seq": event.seq})
+    dev_id = event.payload.get("deviation_id")
+    if dev_id in batch.deviations:
+        batch.deviations[dev_id].history.append(
+            {
+                "seq": event.seq,
+                "type": event.type,
+                "by": event.actor,
+                "at": event.recorded_at,
+                "reason": event.reason,
+            }
+        )
 
 
 def _apply(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
@@ -536,6 +585,11 @@ HANDLERS: dict[str, Handler] = {
 
 
 def _mark_due(batch: Batch) -> None:
+    """The steps that may be recorded now are "due"; the rest of those not yet done are
+    "pending" (again: a batch moved on by ``advance`` had other steps due before)."""
+    for entry in batch.steps.values():
+        if entry.status == "due":
+            entry.status = "pending"
     if batch.is_final:
         return
     for step in batch.due():
@@ -552,5 +606,6 @@ __all__ = [
     "Review",
     "StepEntry",
     "Value",
+    "advance",
     "fold",
 ]

@@ -1,8 +1,12 @@
 """The order of a batch's steps, as a `transitions` state machine built from its protocol.
 
 It answers one question, "what may happen next?", and nothing else: validation and
-writing happen elsewhere. Machines are built once per protocol (content hash) and reused;
-each batch is a small cursor object added to the machine for the time of one question.
+writing happen elsewhere. A machine is built once per protocol version (content hash,
+see ``domain.protocols.compiled``) and shared by every batch of it. A batch is a small
+cursor (its state, and the stage a hold came from) that is never attached to the machine:
+the machine's transitions are read once into a table by (trigger, state), and moving a
+cursor is a lookup in it, so replaying an event costs a dictionary lookup rather than
+binding the machine's methods to an object and unbinding them again.
 
 States: one per stage (a step, or a branch whose arms are alternatives), then
 ``awaiting_review``, plus ``on_hold``, ``released`` and ``rejected``.
@@ -10,9 +14,7 @@ States: one per stage (a step, or a branch whose arms are alternatives), then
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from transitions import Machine, MachineError
 
@@ -26,15 +28,29 @@ FINAL = (RELEASED, REJECTED)
 
 
 class Cursor:
-    """Where one batch stands; the machine's model (a plain object, as transitions needs)."""
+    """Where one batch stands: the model the machine's conditions look at."""
 
     def __init__(self, state: str, held_from: str | None = None) -> None:
         self.state = state
         self.held_from = held_from
 
-    if TYPE_CHECKING:
-        # bound by transitions while the cursor is attached to a machine (Pipeline._attached)
-        def trigger(self, name: str) -> bool: ...
+
+class _Asked(NamedTuple):
+    """What a condition of the machine is handed (in place of transitions' EventData,
+    of which the conditions here read only ``model``)."""
+
+    model: Cursor
+
+
+def _holds(func: Any, target: bool, asked: _Asked) -> bool:
+    """Whether a condition of the machine gives TARGET for the cursor (the conditions here
+    are all functions; a condition named by a method would be a model's, never used)."""
+    return callable(func) and bool(func(asked)) == target
+
+
+def _resumes_to(name: str) -> Any:
+    """The condition of "resume" into stage NAME: the hold came from there."""
+    return lambda event, name=name: event.model.held_from == name
 
 
 class Pipeline:
@@ -63,7 +79,7 @@ class Pipeline:
                     "trigger": "resume",
                     "source": ON_HOLD,
                     "dest": name,
-                    "conditions": [lambda ev, name=name: ev.model.held_from == name],
+                    "conditions": [_resumes_to(name)],
                 }
             )
         transitions.append({"trigger": "release", "source": AWAITING_REVIEW, "dest": RELEASED})
@@ -76,55 +92,44 @@ class Pipeline:
             auto_transitions=False,
             send_event=True,
         )
+        # (trigger, source state) -> the machine's transitions, in the order it tries them
+        self._moves = {
+            (trigger, source): found
+            for trigger, event in self.machine.events.items()
+            for source, found in event.transitions.items()
+        }
 
     @property
     def initial(self) -> str:
         return self.stage_names[0]
 
-    @contextmanager
-    def _attached(self, cursor: Cursor) -> Iterator[Cursor]:
-        self.machine.add_model(cursor, initial=cursor.state)
-        try:
-            yield cursor
-        finally:
-            self.machine.remove_model(cursor)
-            # drop the bound trigger methods so the cursor can be attached again cleanly
-            cursor.__dict__ = {"state": cursor.state, "held_from": cursor.held_from}
+    def _destination(self, cursor: Cursor, trigger: str) -> str | None:
+        """Where TRIGGER takes the cursor from where it stands (None: not allowed), as the
+        machine decides: its first transition from this state whose conditions hold."""
+        asked = _Asked(cursor)
+        for move in self._moves.get((trigger, cursor.state), ()):
+            if all(_holds(c.func, c.target, asked) for c in move.conditions):
+                return str(move.dest)
+        return None
 
     def may(self, cursor: Cursor, trigger: str) -> bool:
-        if trigger not in self.machine.events:
-            return False
-        with self._attached(cursor) as c:
-            return bool(getattr(c, f"may_{trigger}")())
+        return self._destination(cursor, trigger) is not None
 
     def fire(self, cursor: Cursor, trigger: str) -> None:
         """Move the cursor; raises MachineError if the trigger is not allowed from here."""
         if trigger not in self.machine.events:
             raise MachineError(f"no trigger {trigger!r}")
-        with self._attached(cursor) as c:
-            if trigger == "hold":
-                c.held_from = c.state
-            ok = c.trigger(trigger)
-            if not ok:
-                raise MachineError(f"{trigger} not allowed from {c.state}")
-            if trigger == "resume":
-                c.held_from = None
+        dest = self._destination(cursor, trigger)
+        if dest is None:
+            raise MachineError(f"{trigger} not allowed from {cursor.state}")
+        if trigger == "hold":
+            cursor.held_from = cursor.state
+        elif trigger == "resume":
+            cursor.held_from = None
+        cursor.state = dest
 
     def due_steps(self, state: str) -> list[Step]:
         """The step, or the branch arms, that may be recorded now."""
         if state in self.stage_names:
             return list(self.stages[self.stage_names.index(state)])
         return []
-
-
-_MACHINES: dict[str, Pipeline] = {}
-
-
-def pipeline_for(protocol: Protocol, content_hash: str | None = None) -> Pipeline:
-    """One machine per protocol content, reused across batches and commands."""
-    key = content_hash or protocol.content_hash()
-    if key not in _MACHINES:
-        if len(_MACHINES) > 64:
-            _MACHINES.clear()
-        _MACHINES[key] = Pipeline(protocol)
-    return _MACHINES[key]

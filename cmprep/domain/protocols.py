@@ -7,10 +7,17 @@ into the "@protocols" stream (hash-chained like a batch) as a draft, QA approves
 signature over its content hash, and a retired version starts no new batch. The status is
 the stream's, never the file's.
 
-The stored content is the validated model with its ``status`` field set to "approved":
-what a batch copies once the version is approved. So the content hash QA signs is exactly
-the ``protocol_hash`` of every batch started from that version, and the same file imported
+The stored content is the validated model with its ``status`` field set to "approved".
+A batch refers to the version it starts from by that content's hash (its first event
+carries ``protocol_hash``, and the id and version for people), never by a copy: the
+content is stored here once. So the content hash QA signs is exactly the
+``protocol_hash`` of every batch started from that version, and the same file imported
 with ``status: draft`` or ``status: approved`` is the same content.
+
+A version is parsed and its machine built once per process and content hash
+(``compiled``): the hash names the content, so what was built from it serves every
+batch and every database that refers to that hash. Content that no longer hashes to the
+hash it was stored under is refused (CorruptLog), never folded.
 
 Pure: the fold and the lookups read events; the service decides and writes.
 """
@@ -18,11 +25,13 @@ Pure: the fold and the lookups read events; the service decides and writes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from cmprep.domain.pipeline import Pipeline
 from cmprep.errors import CorruptLog, Hint, NotFound, Refused
 from cmprep.events import Event, canonical_json
 from cmprep.protocol.models import Protocol
@@ -91,29 +100,23 @@ class StoredProtocol:
         return ref(self.id, self.version)
 
     def protocol(self) -> Protocol:
-        """The stored model, validated again and checked against its hash; its ``status``
-        is the stream's (a draft reads "draft", so its checklist says it must not be used).
+        """The stored model, checked against its hash and validated (once per process:
+        ``compiled``); its ``status`` is the stream's (a draft reads "draft", so its
+        checklist says it must not be used).
 
-        Content that no longer validates or no longer matches its hash was not written by
+        Content that no longer matches its hash or no longer validates was not written by
         this program: CorruptLog, never a batch started from it."""
-        try:
-            model = Protocol.model_validate(self.content)
-        except ValidationError as err:
-            raise CorruptLog(
-                f"stored protocol {self.ref} no longer validates; "
-                "run an audit verify and restore the database from a backup",
-                [str(e["msg"]) for e in err.errors()],
-            ) from None
-        if model.content_hash() != self.content_hash:
-            raise CorruptLog(
-                f"stored protocol {self.ref} does not match the content hash it was imported "
-                "with; run an audit verify and restore the database from a backup"
-            )
+        model = self.compiled().protocol
         return (
             model
             if self.status == STORED_STATUS
             else model.model_copy(update={"status": self.status})
         )
+
+    def compiled(self) -> Compiled:
+        """The stored content parsed and its machine built, as every batch started from
+        this version folds with (the status is the content's, "approved")."""
+        return compiled(self.content, self.content_hash, f"stored protocol {self.ref}")
 
     def row(self) -> dict[str, Any]:
         return {
@@ -131,6 +134,62 @@ class StoredProtocol:
             "retired_at": self.retired_at,
             "retired_reason": self.retired_reason,
         }
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One protocol version ready to fold batches: its content checked against its hash,
+    parsed into the (frozen) model and its machine built. Shared by every batch that
+    refers to the hash, so it is built once per process, not once per fold."""
+
+    content_hash: str
+    protocol: Protocol
+    pipeline: Pipeline
+
+
+# What a fold asks for the protocol a batch refers to: the compiled version with that
+# content hash, or None when there is none. It raises CorruptLog for stored content that
+# no longer matches its hash.
+Resolver = Callable[[str], "Compiled | None"]
+
+_COMPILED: dict[str, Compiled] = {}  # by content hash: what was built in this process
+COMPILED_KEPT = 64  # at most this many versions are kept built (a lab uses a handful)
+
+
+def compiled(content: dict[str, Any], digest: str, what: str) -> Compiled:
+    """CONTENT (a stored version, or the copy an older batch carries) parsed and its
+    machine built, if it still hashes to DIGEST; built once per process and hash.
+
+    The hash is checked every time content is handed in (a hash is cheap, a parse is
+    not): content edited behind the program's back is refused as CorruptLog naming WHAT,
+    even when the right content for DIGEST was built before."""
+    if content_hash(content) != digest:
+        raise CorruptLog(
+            f"{what} does not match the content hash it was stored with; "
+            "run an audit verify and restore the database from a backup"
+        )
+    found = _COMPILED.get(digest)
+    if found is None:
+        try:
+            model = Protocol.model_validate(content)
+        except ValidationError as err:
+            raise CorruptLog(
+                f"{what} no longer validates; "
+                "run an audit verify and restore the database from a backup",
+                [str(e["msg"]) for e in err.errors()],
+            ) from None
+        found = Compiled(digest, model, Pipeline(model))
+        if len(_COMPILED) >= COMPILED_KEPT:
+            _COMPILED.clear()
+        _COMPILED[digest] = found
+    return found
+
+
+def known(digest: str) -> Compiled | None:
+    """The version with that content hash if this process has built it already, else
+    None: the resolver of a fold given none (the hash names the content, so a version
+    built from any database's copy of it is the same)."""
+    return _COMPILED.get(digest)
 
 
 def fold_protocols(events: list[Event]) -> dict[str, StoredProtocol]:
@@ -223,6 +282,7 @@ def for_batch(stored: dict[str, StoredProtocol], text: str) -> StoredProtocol:
 
 __all__ = [
     "APPROVED",
+    "COMPILED_KEPT",
     "DRAFT",
     "PROTOCOLS_STREAM",
     "PROTOCOL_APPROVED",
@@ -230,12 +290,16 @@ __all__ = [
     "PROTOCOL_IMPORTED",
     "PROTOCOL_RETIRED",
     "RETIRED",
+    "Compiled",
+    "Resolver",
     "StoredProtocol",
     "as_stored",
+    "compiled",
     "content_hash",
     "find",
     "fold_protocols",
     "for_batch",
+    "known",
     "ref",
     "split_ref",
     "version_key",

@@ -23,6 +23,7 @@ class SiteSettings:
     idle_minutes: int = 30  # a session unused this long ends
     session_hours: int = 12  # a session ends this long after login, used or not
     lockout_after: int = 5  # wrong passwords in a row that lock an account
+    web_idle_minutes: int = 15  # the bench web page signs out after this long untouched
     anchor_dir: str = ""  # where `audit anchor` writes checkpoints (a QA share); "" = none
 
 
@@ -31,6 +32,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "idle_minutes": (1, 24 * 60),
     "session_hours": (1, 7 * 24),
     "lockout_after": (1, 100),
+    "web_idle_minutes": (1, 24 * 60),
 }
 
 

@@ -54,16 +54,17 @@ class BatchService:
         self, protocol_ref: str, actor: str, batch_id: str | None = None, *, key: str | None = None
     ) -> Outcome:
         actor = self.gate.person(actor, "start")
-        protocol = self.ctx.protocol(protocol_ref)  # approved in the database, never a file
+        version = self.ctx.startable(protocol_ref)  # approved in the database, never a file
+        protocol, digest = version.protocol, version.content_hash
         command = {"command": "start", "batch": batch_id, "by": actor}
-        if key and (done := self._seen(key, {**command, "protocol": protocol.content_hash()})):
+        if key and (done := self._seen(key, {**command, "protocol": digest})):
             return done
         now = self.ctx.clock()
         if batch_id is not None:
             usable(batch_id, "batch id")
+        # the version is stored once in "@protocols": the batch names it by content hash
         payload = {
-            "protocol": protocol.model_dump(mode="json"),
-            "protocol_hash": protocol.content_hash(),
+            "protocol_hash": digest,
             "protocol_id": protocol.id,
             "protocol_version": protocol.version,
         }

@@ -2,18 +2,20 @@
 and the Westgard findings a new value raises against it.
 
 Used when a QC value is recorded (a broken rejection rule opens a deviation) and by the
-QC views (trend, record summary).
+QC views (the record's summary). The history is read from the QC points projection (one
+indexed query, the newest ``HISTORY_POINTS`` released batches), never by folding other
+batches: recording a QC step costs the same with 15 or 1,500 released batches.
 """
 
 from __future__ import annotations
 
 from cmprep.domain import westgard
-from cmprep.domain.batch import Batch, fold
-from cmprep.domain.numbers import usable_number
+from cmprep.domain.batch import Batch
+from cmprep.domain.qc_points import HISTORY_POINTS
 from cmprep.domain.validation import Finding, Verdict
 from cmprep.protocol.models import Step
 from cmprep.service.context import Context
-from cmprep.store.query import BatchFilter
+from cmprep.store.query import QCPointFilter
 
 MIN_HISTORY = 5  # released batches needed before Westgard rules are applied (site choice)
 
@@ -23,20 +25,24 @@ class ConsistencyService:
         self.ctx = ctx
 
     def analyte_history(
-        self, protocol_id: str, name: str, *, released_only: bool = True, exclude: str | None = None
+        self,
+        protocol_id: str,
+        name: str,
+        *,
+        released_only: bool = True,
+        exclude: str | None = None,
+        last: int | None = None,
     ) -> list[tuple[str, float]]:
-        """(batch id, value) of an analyte across batches of a protocol, oldest first."""
-        out = []
-        where = BatchFilter(protocol_id=protocol_id, state="released" if released_only else None)
-        for row in self.ctx.store.batch_rows(where):
-            if row["batch_id"] == exclude:
-                continue
-            b = fold(self.ctx.store.events(row["batch_id"]))
-            for entry in b.steps.values():
-                v = entry.values.get(name)
-                if v is not None and (number := usable_number(v.value)) is not None:
-                    out.append((b.id, number))
-        return out
+        """(batch id, value) of an analyte across batches of a protocol, oldest first: the
+        newest LAST of them (``HISTORY_POINTS``), released ones only unless told otherwise."""
+        where = QCPointFilter(
+            protocol_id=protocol_id,
+            name=name,
+            state="released" if released_only else None,
+            exclude_batch=exclude,
+            last=last or HISTORY_POINTS,
+        )
+        return [(str(p["batch_id"]), float(p["value"])) for p in self.ctx.store.qc_points(where)]
 
     def westgard_findings(self, batch: Batch, step: Step, findings: list[Finding]) -> list[Finding]:
         """A deviation finding for each Westgard rejection rule a new value breaks."""

@@ -3,8 +3,13 @@ and the one write path of a batch.
 
 Each command follows the same shape: fold the batch from its events, decide with the pure
 domain (pipeline for order, validation for values), and only then write every resulting
-event in one transaction, or nothing. Time comes in from outside so tests control it; the
-system time is never taken from the user.
+event in one transaction, or nothing. The batch is folded once: what was written is
+applied to the batch the command decided from (``project``), never replayed from the
+batch's first event again. Time comes in from outside so tests control it; the system
+time is never taken from the user.
+
+A batch names its protocol by content hash; ``Context.resolve`` finds that version in
+the "@protocols" stream, and each version is parsed once per process.
 """
 
 from __future__ import annotations
@@ -16,9 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from cmprep import events as ev
-from cmprep.domain.batch import Batch, fold
+from cmprep.domain import qc_points
+from cmprep.domain.batch import Batch, advance, fold
 from cmprep.domain.clock import iso, utc_now
-from cmprep.domain.protocols import PROTOCOLS_STREAM, StoredProtocol, fold_protocols, for_batch
+from cmprep.domain.protocols import (
+    PROTOCOL_IMPORTED,
+    PROTOCOLS_STREAM,
+    Compiled,
+    Resolver,
+    StoredProtocol,
+    compiled,
+    fold_protocols,
+    for_batch,
+    known,
+    ref,
+)
 from cmprep.domain.settings import SETTINGS_STREAM, SiteSettings, fold_settings
 from cmprep.domain.validation import Finding, Verdict
 from cmprep.errors import ConcurrencyError, Hint, NotFound, Refused
@@ -58,17 +75,43 @@ class Context:
         """The protocol a new batch starts from: a version approved in this database, by
         ``ID`` (its newest approved version) or ``ID@VERSION``. A file is refused (it can be
         edited after QA read it), and so is a draft or a retired version."""
+        return self.startable(ref).protocol
+
+    def startable(self, ref: str) -> Compiled:
+        """As ``protocol``, with the content hash a new batch names it by: the hash it is
+        stored under (checked against its content), so the batch's fold finds it."""
         if library.is_file(ref):
             raise Refused(
                 f"{ref} is a file; a batch starts only from a protocol imported into this "
                 "database and approved there by QA",
                 hint=Hint("import_protocol"),
             )
-        return for_batch(self.protocols(), ref).protocol()
+        return for_batch(self.protocols(), ref).compiled()
 
     def protocols(self) -> dict[str, StoredProtocol]:
         """Every protocol version stored in this database, by ``ID@VERSION``."""
         return fold_protocols(self.store.events(PROTOCOLS_STREAM))
+
+    def resolve(self, digest: str) -> Compiled | None:
+        """The stored protocol version with content hash DIGEST, as a batch's fold needs
+        it (None: this database holds no such version).
+
+        Built once per process: the first time, it is read from the "@protocols" stream
+        and its content checked against its hash (CorruptLog when it no longer matches);
+        after that no batch read or write reads or parses it again."""
+        found = known(digest)
+        if found is not None:
+            return found
+        for e in self.store.events(PROTOCOLS_STREAM):
+            p = e.payload
+            if e.type == PROTOCOL_IMPORTED and p.get("content_hash") == digest:
+                what = f"stored protocol {ref(str(p.get('id')), str(p.get('version')))}"
+                return compiled(p["content"], digest, what)
+        return None
+
+    def fold(self, events: list[Event]) -> Batch:
+        """A batch's events folded, its protocol found in this database (``resolve``)."""
+        return fold(events, self.resolve)
 
     def batch(self, batch_id: str) -> Batch:
         events = self.store.events(batch_id)
@@ -80,7 +123,7 @@ class Context:
                     hint=Hint("list_batches"),
                 )
             raise NotFound(f"no batch {batch_id!r}; no batches yet", hint=Hint("start_batch"))
-        return fold(events)
+        return fold(events, self.resolve)
 
     # --- writing --------------------------------------------------------------------------
     def write(
@@ -96,15 +139,16 @@ class Context:
         key: str | None = None,
     ) -> Outcome:
         """Append the events (and a deviation for each out-of-spec finding) in one
-        transaction, and update the query tables from the batch as it then is."""
+        transaction, and update the query tables from the batch as it then is.
+
+        BATCH is the batch the command decided from (None for a new one): the written
+        events are applied to it in place, and it is returned in the outcome."""
         findings = findings or []
         out_of_spec = [f for f in findings if f.verdict == Verdict.out_of_spec]
         opened: list[dict[str, Any]] = []
         with self.store.writing(batch_id, expected_seq) as unit:
-            if key and unit.seen_key(key):
-                raise ConcurrencyError(
-                    f"the command with key {key!r} was saved meanwhile; nothing more was written"
-                )
+            # a KEY saved meanwhile (looked up before the lock: BatchService._seen) is refused
+            # by remember_key inside this transaction, so nothing of it is written
             all_new = list(new)
             for f in out_of_spec:
                 dev = {
@@ -122,7 +166,7 @@ class Context:
             written = unit.append(all_new, iso(now))
             if key:
                 unit.remember_key(key, written[0].seq, written[-1].seq)
-            result = project(unit, batch, written)
+            result = project(unit, batch, written, self.resolve)
         late = bool(new[0].payload.get("late"))
         return Outcome(
             batch=result, findings=findings, deviations=opened, late=late, written=len(written)
@@ -161,10 +205,22 @@ class Context:
         raise AssertionError("unreachable")
 
 
-def project(unit: UnitOfWork, batch: Batch | None, written: list[Event]) -> Batch:
-    """Update the query tables from the batch as it is after the new events."""
-    result = fold((batch.events if batch else []) + written)
+def project(
+    unit: UnitOfWork, batch: Batch | None, written: list[Event], resolve: Resolver | None = None
+) -> Batch:
+    """Update the query tables from the batch as it is after the new events.
+
+    BATCH (folded up to the event before WRITTEN) is moved on by WRITTEN alone, in place;
+    a new batch (None) is folded from WRITTEN, its protocol found by RESOLVE."""
+    if batch is not None and written and written[0].seq != batch.seq + 1:
+        raise ConcurrencyError(
+            f"batch {batch.id} changed while you were entering (entry {batch.seq} was "
+            f"decided from, entry {written[0].seq - 1} is the last); nothing was written",
+            hint=Hint("try_again", batch=batch.id),
+        )
+    result = advance(batch, written) if batch is not None else fold(written, resolve)
     unit.put_batch(result.projection())
+    unit.put_qc_points(result.id, qc_points.points(result))  # the lab's QC history
     touched = {e.payload.get("deviation_id") for e in written}
     for d in result.deviations.values():
         if d.id in touched:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cmprep.domain.clock import iso
 from cmprep.service import views
 from cmprep.service.audit import AuditService
 from cmprep.service.context import Context
@@ -34,7 +35,7 @@ class DocumentService:
             qc=self.qc.summary(batch),
             ledger_head=mark.hash,
             ledger_pos=mark.pos,
-            generated_at=generated_at,
+            generated_at=generated_at or iso(self.ctx.clock()),
         )
 
     def record(self, batch_id: str, fmt: str = "html") -> str | bytes:
@@ -44,7 +45,9 @@ class DocumentService:
         return render_record(self.record_view(batch_id), fmt)
 
     def checklist_view(self, protocol_ref: str, generated_at: str | None = None) -> ChecklistView:
-        return views.checklist_view(self.ctx.protocol(protocol_ref), generated_at=generated_at)
+        return views.checklist_view(
+            self.ctx.protocol(protocol_ref), generated_at=generated_at or iso(self.ctx.clock())
+        )
 
     def checklist(self, protocol_ref: str, fmt: str = "html") -> str | bytes:
         """The printable SOP checklist of a protocol."""

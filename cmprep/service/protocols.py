@@ -34,7 +34,7 @@ class ProtocolDoc:
 
     ``protocol`` has the status it has in this database (a stored draft, or a file that is
     not imported, reads "draft"); ``content_hash`` is the hash of the content as stored, or
-    as an import would store it: what QA signs and what a batch copies.
+    as an import would store it: what QA signs and what a batch names its protocol by.
     """
 
     protocol: Protocol
@@ -206,8 +206,8 @@ class ProtocolService:
         return self.stored(protocol_id, version)
 
     def retire(self, protocol_id: str, version: str, actor: str, reason: str) -> StoredProtocol:
-        """No new batch starts from this version; batches already started keep their own
-        copy of it and are untouched."""
+        """No new batch starts from this version; batches already started from it go on
+        following it (they name it by content hash, and it stays stored)."""
         actor, reason = self.gate.person(actor, "retire protocol"), reason_text(reason)
         key = self.stored(protocol_id, version).ref
         payload = {"id": protocol_id, "version": version}

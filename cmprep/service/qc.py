@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import statistics
 from collections.abc import Iterator
 from typing import Any
 
 from cmprep.domain import westgard
-from cmprep.domain.batch import Batch, fold
-from cmprep.domain.numbers import usable_number
+from cmprep.domain.batch import Batch
+from cmprep.domain.qc_points import TREND_POINTS, analyte_key
 from cmprep.domain.text import control_problem, printable
 from cmprep.errors import Refused
 from cmprep.protocol import units
@@ -26,7 +25,7 @@ from cmprep.render.models import CompareRow, CompareView, QCSummaryRow, TrendVie
 from cmprep.service.batches import BatchService, step_of
 from cmprep.service.consistency import ConsistencyService
 from cmprep.service.context import Context, Outcome
-from cmprep.store.query import BatchFilter
+from cmprep.store.query import QCPointFilter
 
 MAX_CSV_BYTES = 1024 * 1024
 CSV_COLUMNS = ("analyte", "value", "unit", "method", "replicate")
@@ -121,7 +120,7 @@ class QCService:
                 problems.extend(controls)
                 continue
             analyte = row["analyte"].strip()
-            param = by_key.get(_norm(analyte))
+            param = by_key.get(analyte_key(analyte))
             if param is None:
                 names = ", ".join(p.name for p in step.parameters if p.is_numeric)
                 problems.append(
@@ -186,30 +185,26 @@ class QCService:
     def trend(
         self, analyte: str, protocol_id: str | None = None, since: str | None = None
     ) -> TrendView:
-        """Levey-Jennings data of an analyte: every batch's value, the baseline from
-        released batches, and the Westgard violations."""
-
-        points: list[tuple[str, float, str]] = []  # label, value, state
-        label = unit = None
-        for row in self.ctx.store.batch_rows(BatchFilter(protocol_id=protocol_id)):
-            if since and row["started_at"] < since:
-                continue
-            b = fold(self.ctx.store.events(row["batch_id"]))
-            for entry in b.steps.values():
-                param = _match(entry.step.parameters, analyte)
-                v = entry.values.get(param.name) if param else None
-                if param and v is not None and (number := usable_number(v.value)) is not None:
-                    if unit is None:
-                        label, unit = param.label, param.unit or ""
-                    value = (
-                        units.convert(number, param.unit, unit) if param.unit and unit else number
-                    )
-                    points.append((b.id, value, b.state))
-        if not points:
+        """Levey-Jennings data of an analyte: the newest ``TREND_POINTS`` batches' values
+        (one query of the QC points), the baseline from the released ones among them, and
+        the Westgard violations."""
+        key = analyte_key(analyte)
+        found = (
+            self.ctx.store.qc_points(
+                QCPointFilter(protocol_id=protocol_id, key=key, since=since, last=TREND_POINTS)
+            )
+            if key
+            else []
+        )
+        if not found:
             raise Refused(
                 f"no batch has a value for {analyte!r}"
                 + (f" in protocol {protocol_id}" if protocol_id else "")
             )
+        label, unit = str(found[0]["label"]), str(found[0]["unit"])
+        points = [
+            (str(p["batch_id"]), _in_unit(p, unit), str(p["state"])) for p in found
+        ]  # label, value, state
         released = [v for _, v, s in points if s == "released"]
         if len(released) < 2:
             raise Refused(
@@ -218,13 +213,11 @@ class QCService:
             )
         mean, sd = westgard.baseline(released)
         labels = [p[0] for p in points]
-        violations = westgard.evaluate(
-            [p[1] for p in points], mean, sd, labels=labels, unit=unit or ""
-        )
+        violations = westgard.evaluate([p[1] for p in points], mean, sd, labels=labels, unit=unit)
         return TrendView(
             analyte=analyte,
-            label=label or analyte,
-            unit=unit or "",
+            label=label,
+            unit=unit,
             points=points,
             mean=mean,
             sd=sd,
@@ -236,34 +229,22 @@ class QCService:
         self, by: str, analytes: list[str] | None = None, *, released_only: bool = True
     ) -> CompareView:
         """The secretome of groups of batches side by side: by protocol, cell source or
-        preconditioning."""
+        preconditioning. A report over the lab's whole history, read in one query of the
+        QC points (one row per measured analyte, no batch folded)."""
         if by not in ("protocol", "source", "preconditioning"):
             raise Refused(f"group by {by!r}: expected protocol, source or preconditioning")
         table: dict[str, dict[str, list[float]]] = {}
         unit_of: dict[str, str] = {}
-        for row in self.ctx.store.batch_rows(
-            BatchFilter(state="released" if released_only else None)
-        ):
-            b = fold(self.ctx.store.events(row["batch_id"]))
-            group = _group(b, by)
-            for entry in b.steps.values():
-                for name, v in entry.values.items():
-                    param = entry.step.parameter(name)
-                    if param is None or param.method is None or not param.is_numeric:
-                        continue
-                    key = param.reference or param.name
-                    if analytes and key not in analytes and name not in analytes:
-                        continue
-                    number = usable_number(v.value)
-                    if number is None:
-                        continue
-                    unit_of.setdefault(key, param.unit or "")
-                    value = (
-                        units.convert(number, param.unit, unit_of[key])
-                        if param.unit and unit_of[key]
-                        else number
-                    )
-                    table.setdefault(key, {}).setdefault(group, []).append(value)
+        where = QCPointFilter(
+            state="released" if released_only else None, analytes=tuple(analytes or ())
+        )
+        for p in self.ctx.store.qc_points(where):
+            if p["method"] is None:  # trended but not an assay: not part of the secretome
+                continue
+            key = str(p["analyte"])
+            unit_of.setdefault(key, str(p["unit"]))
+            group = str(p["protocol_id"] if by == "protocol" else p[by])
+            table.setdefault(key, {}).setdefault(group, []).append(_in_unit(p, unit_of[key]))
         if not table:
             raise Refused(
                 "no QC results in "
@@ -289,8 +270,9 @@ class QCService:
 
     def summary(self, batch: Batch) -> list[QCSummaryRow]:
         """The batch record's QC section: each analyte with its value, release spec,
-        literature reference range (with citation), replicates, and the lab's history
-        (released batches of the same protocol) for a small trend chart."""
+        literature reference range (with citation), replicates, and for a trended analyte
+        the lab's history (the newest ``HISTORY_POINTS`` released batches of the same
+        protocol, one query of the QC points each) for a small trend chart."""
 
         refs = load_all()
         rows = []
@@ -307,7 +289,7 @@ class QCService:
                             batch.protocol.id, param.name, exclude=batch.id
                         )
                     ]
-                    if param.is_numeric
+                    if param.is_numeric and param.trend  # only a trend is charted
                     else []
                 )
                 mean = sd = None
@@ -357,30 +339,14 @@ def _rows(reader: csv.DictReader[str], problems: list[str]) -> Iterator[dict[str
             problems.append(f"line {line}: not readable as CSV ({printable(str(err))})")
 
 
-def _norm(text: str) -> str:
-    """'IL-6', 'il6', 'IL 6' and 'IL-6 (ELISA)' all name the same analyte."""
-    return re.sub(r"[^a-z0-9]", "", text.split("(")[0].lower())
-
-
 def _keys(p: Parameter) -> set[str]:
-    return {k for k in (_norm(p.name), _norm(p.reference or ""), _norm(p.label)) if k}
+    """The keys a CSV line may name the analyte by: its name, reference or label."""
+    return {
+        k for k in (analyte_key(p.name), analyte_key(p.reference or ""), analyte_key(p.label)) if k
+    }
 
 
-def _match(params: list[Parameter], analyte: str) -> Parameter | None:
-    key = _norm(analyte)
-    return next((p for p in params if key in _keys(p)), None)
-
-
-def _group(batch: Batch, by: str) -> str:
-    if by == "protocol":
-        return batch.protocol.id
-    if by == "source":
-        iso_step = batch.steps.get("isolation")
-        v = iso_step.values.get("source_tissue") if iso_step else None
-        return str(v.value) if v else "unknown"
-    done = [
-        s.step.id
-        for s in batch.steps.values()
-        if s.status == "done" and s.step.id in ("hypoxia", "priming", "spheroid_formation")
-    ]
-    return "+".join(done) if done else "none"
+def _in_unit(point: dict[str, Any], unit: str) -> float:
+    """A QC point's value in UNIT (the first point's unit: a chart has one axis)."""
+    value, own = float(point["value"]), str(point["unit"])
+    return units.convert(value, own, unit) if own and unit else value

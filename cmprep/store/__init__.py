@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from cmprep.errors import ClockBehind, ConcurrencyError, MissingExtra, StoreError
+from cmprep.errors import ClockBehind, ConcurrencyError, Hint, MissingExtra, StoreError
 from cmprep.store.base import EventStore, UnitOfWork
 
 DEFAULT_DB = "cmprep.db"
 
-ACCEPTED = "a file path (cmprep.db), sqlite:///relative/path.db or sqlite:////absolute/path.db"
+ACCEPTED = (
+    "a file path (cmprep.db), sqlite:///relative/path.db, sqlite:////absolute/path.db "
+    "or postgresql://user@host/dbname"
+)
 
 
 def _open_sqlite(location: str, create: bool) -> EventStore:
@@ -28,12 +31,16 @@ def _open_sqlite(location: str, create: bool) -> EventStore:
 
 
 def _open_postgresql(location: str, create: bool) -> EventStore:
-    # Refused before any import: the backend does not exist yet, and saying so beats an
-    # ImportError, or worse, a file called "postgresql:" in the working folder.
-    raise MissingExtra(
-        "PostgreSQL support is not available in this version of cmprep yet; "
-        f"use an SQLite database: {ACCEPTED}"
-    )
+    # psycopg is an optional extra: imported only here, so SQLite use and `cmprep --help`
+    # never load it, and a missing one is said as what to install, not an ImportError
+    try:
+        from cmprep.store.postgres import PostgresStore
+    except ImportError:
+        raise MissingExtra(
+            "PostgreSQL support needs the psycopg package",
+            hint=Hint("install_extra", extra="postgres", package="psycopg"),
+        ) from None
+    return PostgresStore(f"postgresql://{location}", create=create)
 
 
 # scheme -> opener of what follows "scheme://"
@@ -60,9 +67,9 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = Fals
     be an error that names it, not a fresh empty database that silently takes the entries.
 
     A plain path or ``sqlite:///path`` opens an SQLite file (three slashes and a relative
-    path, four for an absolute one, as in SQLAlchemy). ``postgresql://...`` is refused with
-    MissingExtra until that backend exists; any other scheme is a StoreError naming the
-    forms accepted, never a file created under a strange name.
+    path, four for an absolute one, as in SQLAlchemy). ``postgresql://...`` opens the
+    PostgreSQL store (the ``[postgres]`` extra: MissingExtra without it); any other scheme
+    is a StoreError naming the forms accepted, never a file created under a strange name.
     """
     target = os.fspath(url) if url else (os.environ.get("CMPREP_DB") or DEFAULT_DB)
     scheme, rest = _split_url(target)

@@ -11,20 +11,21 @@ Words used below:
 * its **head** is its last event's (seq, hash); heads are also kept apart from the events,
   so that cutting off a stream's newest events is seen by verification;
 * the **ledger** is one more chain, over every event of every stream in commit order;
-* the **projections** (batch and deviation rows) are query tables derived from the events,
+* the **projections** (batch, deviation and QC point rows) are query tables derived from the events,
   rebuilt from them at will; they are never the truth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
-from cmprep.events import Event, LedgerEntry, NewEvent
+from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent
 from cmprep.store.chain import Head, KeyUse
-from cmprep.store.query import BatchFilter, DeviationFilter
+from cmprep.store.query import BatchFilter, DeviationFilter, Group, QCPointFilter
 
 
 @runtime_checkable
@@ -60,6 +61,11 @@ class UnitOfWork(Protocol):
         """
         ...
 
+    def raise_counter(self, counter: str, value: int) -> None:
+        """Make the named counter at least VALUE (never lower it): how a copied database
+        goes on numbering deviations and batches where the original stopped."""
+        ...
+
     def put_batch(self, row: dict[str, Any]) -> None:
         """Insert or replace one batch's query row (by ``batch_id``).
 
@@ -73,6 +79,15 @@ class UnitOfWork(Protocol):
 
         The row needs the keys of ``query.DEVIATION_COLUMNS`` (``parameter`` may be absent);
         it is stored whole and ``deviation_rows`` returns it as given.
+        """
+        ...
+
+    def put_qc_points(self, batch_id: str, rows: list[dict[str, Any]]) -> None:
+        """Replace every QC point of BATCH_ID by ROWS ([]: the batch has none).
+
+        Each row needs every key of ``query.QC_POINT_COLUMNS`` (``method`` may be None),
+        its ``batch_id`` must be BATCH_ID, and (step, name) is unique within the batch; only
+        those keys are kept, and ``qc_points`` returns them as given.
         """
         ...
 
@@ -157,6 +172,53 @@ class EventStore(Protocol):
         opened strictly before it (so consecutive periods never count one twice)."""
         ...
 
+    def batch_table(
+        self, where: BatchFilter | None, columns: tuple[str, ...]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Only COLUMNS of the batch rows matching WHERE, one tuple per row, in the order of
+        ``batch_rows``, read from the database as the caller iterates: a list of a million
+        batches is printed in the memory of a few hundred rows.
+
+        Each column is one of ``query.BATCH_COLUMNS``, or ``query.ROW``: the whole row as
+        JSON text (one object, as ``batch_rows`` would return it). Any other name is refused
+        with StoreError before anything is read.
+        """
+        ...
+
+    def deviation_table(
+        self, where: DeviationFilter | None, columns: tuple[str, ...]
+    ) -> Iterator[tuple[Any, ...]]:
+        """As ``batch_table``, for the deviation rows in the order of ``deviation_rows``.
+
+        Besides ``query.DEVIATION_COLUMNS`` and ``query.ROW``, a column may be one of
+        ``query.DEVIATION_FIELDS``: a field kept only in the stored row (None where the
+        row lacks it).
+        """
+        ...
+
+    def batch_count(self, where: BatchFilter | None = None) -> int:
+        """How many batch rows match WHERE."""
+        ...
+
+    def deviation_counts(
+        self, columns: tuple[str, ...], where: DeviationFilter | None = None
+    ) -> list[Group]:
+        """The deviation rows matching WHERE, counted by the values of COLUMNS (as in
+        ``deviation_table``, without ``ROW``): one (values, count, smallest deviation id)
+        per distinct combination, ordered by the values (None first).
+
+        What a report's Pareto charts need, counted by the database: the smallest id lets
+        groups of equal size be listed in the order their deviations were numbered.
+        """
+        ...
+
+    def qc_points(self, where: QCPointFilter) -> list[dict[str, Any]]:
+        """QC points matching WHERE (see ``QCPointFilter``), ordered by ``started_at``,
+        ``batch_id`` then ``position``; with ``where.last`` only the newest that many, in
+        the same order. One indexed query: its cost follows the points returned, not the
+        batches stored."""
+        ...
+
     def stream_ids(self) -> list[str]:
         """Every stream with events or a recorded head, system streams included, sorted.
 
@@ -171,6 +233,55 @@ class EventStore(Protocol):
 
     def ledger(self) -> list[LedgerEntry]:
         """Every ledger entry by position: 1, 2, 3 ... in the order events were committed."""
+        ...
+
+    # --- verification, read as a stream ---------------------------------------------------
+    # `audit verify` reads every event and every ledger entry once. These give them row by
+    # row from one query each (the memory of a few rows, whatever the size of the log), and
+    # each also takes one stream (`audit verify BATCH`), read through the (stream, seq) keys
+    # without touching any other stream's rows.
+
+    def iter_events(self, stream: str | None = None) -> Iterator[tuple[StoredEvent, Head | None]]:
+        """Every event (or STREAM's) as stored, ordered by stream then seq, each with the
+        head recorded for its stream (None when none is), read as the caller iterates.
+
+        The payload is the text stored, which the write path keeps as
+        ``events.canonical_json(payload)``, unchanged, so ``StoredEvent.body()`` is the
+        bytes the hash covers. Giving the recorded head with each row spares verification
+        a query per stream; a stream's rows all carry the same one.
+        """
+        ...
+
+    def emptied_streams(self, stream: str | None = None) -> list[tuple[str, Head]]:
+        """Streams (or STREAM) with a recorded head but no event left, with that head,
+        ordered by stream: every event of them was deleted."""
+        ...
+
+    def iter_ledger(self, stream: str | None = None) -> Iterator[tuple[LedgerEntry, str | None]]:
+        """Every ledger entry (or those of STREAM's events) by position, each with the hash
+        the event it names has now (None when there is no such event), read as the caller
+        iterates."""
+        ...
+
+    def unledgered(self, stream: str | None = None) -> Iterator[tuple[str, int]]:
+        """(stream, seq) of every event (or STREAM's) that no ledger entry names, ordered
+        by stream then seq: events slipped in behind the ledger's back."""
+        ...
+
+    def unlogged_batches(self) -> list[str]:
+        """Batch ids that a query-table row (a batch, a deviation or a QC point) names but
+        that have no event in the log, sorted: rows an edit invented, or left behind when
+        a batch's events were deleted. Verification compares every other row batch by
+        batch as it reads the log."""
+        ...
+
+    def ledger_at(self, pos: int) -> LedgerEntry | None:
+        """The ledger entry at position POS, or None when there is none."""
+        ...
+
+    def ledger_tail(self) -> LedgerEntry | None:
+        """The newest ledger entry (the highest position), or None when the ledger is
+        empty: the head printed on records and signed into checkpoints, read alone."""
         ...
 
     def missing_protections(self) -> list[str]:
@@ -192,14 +303,27 @@ class EventStore(Protocol):
         ...
 
     def replace_projections(
-        self, batches: list[dict[str, Any]], deviations: list[dict[str, Any]]
+        self,
+        batches: list[dict[str, Any]],
+        deviations: list[dict[str, Any]],
+        *,
+        points: list[dict[str, Any]] | None = None,
     ) -> None:
         """Replace every batch and deviation query row by the given ones, in one transaction.
 
         Used after a repair or an upgrade to rebuild the query tables from the log; readers
-        see the old rows or the new ones, never a half-empty table. Events, heads, ledger,
+        see the old rows or the new ones, never a half-empty table. POINTS, when given,
+        replace every QC point too (None leaves them as they are). Events, heads, ledger,
         counters and keys are untouched.
         """
+        ...
+
+    def counters(self) -> dict[str, int]:
+        """Every counter's current value (what ``next_number`` last gave), by name."""
+        ...
+
+    def keys(self) -> dict[str, KeyUse]:
+        """Every remembered idempotency key and what it wrote."""
         ...
 
     # --- sign-in state (not part of the record) ----------------------------------------
@@ -248,5 +372,6 @@ __all__ = [
     "KeyUse",
     "LedgerEntry",
     "StoreError",
+    "StoredEvent",
     "UnitOfWork",
 ]

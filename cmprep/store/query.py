@@ -37,18 +37,84 @@ DEVIATION_COLUMNS = (
     "opened_by",
     "opened_at",
 )
+# A QC point is flat: every field is a column (no row kept beside them), so an edit of the
+# table is an edit of the row that verification sees. Key: (batch_id, step, name).
+QC_POINT_COLUMNS = (
+    "batch_id",
+    "step",
+    "name",
+    "protocol_id",
+    "started_at",
+    "position",
+    "analyte",
+    "label",
+    "method",
+    "value",
+    "unit",
+    "recorded_at",
+    "state",
+    "source",
+    "preconditioning",
+    "name_key",
+    "reference_key",
+    "label_key",
+)
+
+
+# Fields of a deviation row kept only in the stored row, not as columns, that a list or a
+# count may still ask for: each is text or None. Every backend reads them from the row in
+# its own SQL, so a list never parses whole rows in Python.
+DEVIATION_FIELDS = (
+    "kind",
+    "value",
+    "spec",
+    "message",
+    "decision",
+    "investigated_by",
+    "closed_by",
+    "closed_at",
+    "capa",
+)
+ROW = "row"  # asked for as a column: the whole stored row, as JSON text (one object)
+
+# One group of a count: the values of the columns grouped by, how many rows, and the
+# smallest id among them (what orders groups of equal size as the rows themselves are
+# ordered: by id).
+Group = tuple[tuple[Any, ...], int, str]
 
 
 @dataclass(frozen=True)
 class BatchFilter:
-    """Batches whose every set field equals the row's column."""
+    """Batches whose every set field equals the row's column, started and last written in
+    the periods given."""
 
     protocol_id: str | None = None
     state: str | None = None
+    started_since: str | None = None  # started at or after
+    updated_since: str | None = None  # last event at or after (for a decided batch: decided)
+    batch_id: str | None = None  # one batch's row (what verification compares)
 
     def equals(self) -> dict[str, Any]:
         """The columns to match exactly, without the unset ones."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+        return {
+            name: value
+            for name in ("batch_id", "protocol_id", "state")
+            if (value := getattr(self, name))
+        }
+
+    def conditions(self, mark: str = "?") -> tuple[list[str], list[Any]]:
+        """The WHERE conditions (joined by AND) and their arguments, MARK being the
+        backend's placeholder: one place says what each field means, for every backend."""
+        equal = self.equals()
+        found, args = [f"{c} = {mark}" for c in equal], list(equal.values())
+        for column, value in (
+            ("started_at", self.started_since),
+            ("updated_at", self.updated_since),
+        ):
+            if value:
+                found.append(f"{column} >= {mark}")
+                args.append(value)
+        return found, args
 
 
 @dataclass(frozen=True)
@@ -64,13 +130,77 @@ class DeviationFilter:
     opened_by: str | None = None
     since: str | None = None  # opened at or after
     until: str | None = None  # opened before
+    not_status: str | None = None  # any status but this one ("closed": those still open)
 
     def equals(self) -> dict[str, Any]:
         """The columns to match exactly, without the unset ones and the period."""
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("since", "until") and getattr(self, f.name)
+            if f.name not in ("since", "until", "not_status") and getattr(self, f.name)
+        }
+
+    def conditions(self, mark: str = "?") -> tuple[list[str], list[Any]]:
+        """The WHERE conditions (joined by AND) and their arguments; see BatchFilter."""
+        equal = self.equals()
+        found, args = [f"{c} = {mark}" for c in equal], list(equal.values())
+        for condition, value in (
+            (f"opened_at >= {mark}", self.since),
+            (f"opened_at < {mark}", self.until),
+            (f"status <> {mark}", self.not_status),
+        ):
+            if value:
+                found.append(condition)
+                args.append(value)
+        return found, args
+
+
+def asked_columns(
+    columns: tuple[str, ...], kept: tuple[str, ...], in_row: tuple[str, ...], what: str
+) -> None:
+    """Refuse a column a list asks for that the table neither keeps (KEPT) nor can read
+    from its stored row (IN_ROW, or ``ROW`` itself): names reach SQL only from these."""
+    if not columns:
+        raise StoreError(f"a {what} list needs at least one column")
+    unknown = [c for c in columns if c not in kept and c not in in_row and c != ROW]
+    if unknown:
+        raise StoreError(
+            f"the {what} table has no column {', '.join(map(repr, unknown))}; "
+            f"it has {', '.join((*kept, *in_row, ROW))}"
+        )
+
+
+@dataclass(frozen=True)
+class QCPointFilter:
+    """QC points whose every set field matches, ordered by the batch's start, then batch
+    id, then ``position`` (the protocol's order).
+
+    ``key`` is an analyte as a person names it, already reduced to its key (``il6``): it
+    matches the name, reference or label key. ``analytes`` keeps points whose ``analyte``
+    or ``name`` is among them. ``last`` keeps only the newest N of the matching points
+    (still returned oldest first): what bounds a chart or a baseline.
+    """
+
+    protocol_id: str | None = None
+    name: str | None = None
+    state: str | None = None
+    key: str | None = None
+    analytes: tuple[str, ...] = ()
+    exclude_batch: str | None = None
+    since: str | None = None  # batches started at or after
+    last: int | None = None
+    batch_id: str | None = None  # one batch's points (what verification compares)
+
+    def __post_init__(self) -> None:
+        if self.last is not None and self.last < 1:
+            raise StoreError(f"the newest {self.last} points: give at least 1")
+
+    def equals(self) -> dict[str, Any]:
+        """The columns to match exactly, without the unset ones."""
+        return {
+            name: value
+            for name in ("batch_id", "protocol_id", "name", "state")
+            if (value := getattr(self, name))
         }
 
 
@@ -88,4 +218,30 @@ def query_values(
     return tuple(row.get(c) for c in columns)
 
 
-__all__ = ["BATCH_COLUMNS", "DEVIATION_COLUMNS", "BatchFilter", "DeviationFilter", "query_values"]
+def qc_point_values(batch_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The values of ROWS for ``QC_POINT_COLUMNS``, each row checked to be a point of
+    BATCH_ID: shared by the backends, so a wrong row is refused alike by each."""
+    values = [query_values(r, QC_POINT_COLUMNS, "QC point", optional=("method",)) for r in rows]
+    stray = sorted({str(r.get("batch_id")) for r in rows} - {batch_id})
+    if stray:
+        raise StoreError(
+            f"QC points of batch {', '.join(stray)} given as points of {batch_id}; "
+            "nothing was written"
+        )
+    return values
+
+
+__all__ = [
+    "BATCH_COLUMNS",
+    "DEVIATION_COLUMNS",
+    "DEVIATION_FIELDS",
+    "QC_POINT_COLUMNS",
+    "ROW",
+    "BatchFilter",
+    "DeviationFilter",
+    "Group",
+    "QCPointFilter",
+    "asked_columns",
+    "qc_point_values",
+    "query_values",
+]

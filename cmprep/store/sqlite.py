@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from cmprep.errors import ConcurrencyError, Hint, StoreError
-from cmprep.events import Event, LedgerEntry, NewEvent
+from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent, canonical_json
 from cmprep.store.base import SessionRow
 from cmprep.store.chain import (
     Appender,
@@ -41,12 +41,21 @@ from cmprep.store.chain import (
 from cmprep.store.query import (
     BATCH_COLUMNS,
     DEVIATION_COLUMNS,
+    DEVIATION_FIELDS,
+    QC_POINT_COLUMNS,
+    ROW,
     BatchFilter,
     DeviationFilter,
+    Group,
+    QCPointFilter,
+    asked_columns,
+    qc_point_values,
     query_values,
 )
 
-SCHEMA_VERSION = 2  # 2: sessions, login_failures, a database id
+SCHEMA_VERSION = 4  # 2: sessions, login_failures, a database id; 3: qc_points;
+# 4: payloads kept as their canonical JSON (see _canonical_payloads)
+_CANONICAL_PAYLOADS = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -97,6 +106,33 @@ CREATE TABLE IF NOT EXISTS deviations (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deviations_batch ON deviations (batch_id);
+CREATE TABLE IF NOT EXISTS qc_points (
+    batch_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    name TEXT NOT NULL,
+    protocol_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    analyte TEXT NOT NULL,
+    label TEXT NOT NULL,
+    method TEXT,
+    value REAL NOT NULL,
+    unit TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    state TEXT NOT NULL,
+    source TEXT NOT NULL,
+    preconditioning TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    reference_key TEXT NOT NULL,
+    label_key TEXT NOT NULL,
+    PRIMARY KEY (batch_id, step, name)
+);
+CREATE INDEX IF NOT EXISTS qc_points_history
+    ON qc_points (protocol_id, name, state, started_at, batch_id, position);
+CREATE INDEX IF NOT EXISTS qc_points_name_key ON qc_points (name_key, started_at);
+CREATE INDEX IF NOT EXISTS qc_points_reference_key ON qc_points (reference_key, started_at);
+CREATE INDEX IF NOT EXISTS qc_points_label_key ON qc_points (label_key, started_at);
+CREATE INDEX IF NOT EXISTS qc_points_state ON qc_points (state, started_at);
 CREATE TABLE IF NOT EXISTS ledger (
     pos INTEGER PRIMARY KEY,
     batch_id TEXT NOT NULL,
@@ -256,6 +292,16 @@ class _SQLiteUnit:
     def __init__(self, conn: sqlite3.Connection, chain: Appender) -> None:
         self.conn = conn
         self.chain = chain
+        self.tail: LedgerEntry | None = None  # the ledger's last entry, once read in the lock
+        self.tail_read = False
+
+    def _ledger_tail(self) -> LedgerEntry | None:
+        """The ledger's last entry: read once per unit (the lock is held, so nobody else
+        appends), then kept as this unit's own entries extend it."""
+        if not self.tail_read:
+            row = self.conn.execute("SELECT * FROM ledger ORDER BY pos DESC LIMIT 1").fetchone()
+            self.tail, self.tail_read = (_row_to_entry(row) if row else None), True
+        return self.tail
 
     def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
         sealed = self.chain.seal(events, recorded_at)
@@ -273,21 +319,19 @@ class _SQLiteUnit:
                     e.recorded_at,
                     e.performed_at,
                     e.reason,
-                    json.dumps(e.payload, ensure_ascii=False, sort_keys=True),
+                    canonical_json(e.payload),  # the bytes hashed: verify reads them as kept
                     e.prev_hash,
                     e.hash,
                 )
                 for e in sealed
             ],
         )
-        tail = self.conn.execute("SELECT * FROM ledger ORDER BY pos DESC LIMIT 1").fetchone()
+        entries = ledger_entries(self._ledger_tail(), sealed)
         self.conn.executemany(
             "INSERT INTO ledger (pos, batch_id, seq, event_hash, prev, hash) VALUES (?,?,?,?,?,?)",
-            [
-                (x.pos, x.stream, x.seq, x.event_hash, x.prev, x.hash)
-                for x in ledger_entries(_row_to_entry(tail) if tail else None, sealed)
-            ],
+            [(x.pos, x.stream, x.seq, x.event_hash, x.prev, x.hash) for x in entries],
         )
+        self.tail = entries[-1]
         head = self.chain.head
         self.conn.execute(
             "INSERT INTO heads (batch_id, seq, hash) VALUES (?,?,?) "
@@ -304,11 +348,22 @@ class _SQLiteUnit:
         ).fetchone()
         return int(row[0])
 
+    def raise_counter(self, counter: str, value: int) -> None:
+        self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+            (counter, value),
+        )
+
     def put_batch(self, row: dict[str, Any]) -> None:
         _put_batch(self.conn, row)
 
     def put_deviation(self, row: dict[str, Any]) -> None:
         _put_deviation(self.conn, row)
+
+    def put_qc_points(self, batch_id: str, rows: list[dict[str, Any]]) -> None:
+        self.conn.execute("DELETE FROM qc_points WHERE batch_id = ?", (batch_id,))
+        _put_qc_points(self.conn, batch_id, rows)
 
     def seen_key(self, key: str) -> KeyUse | None:
         return _key_use(
@@ -328,6 +383,25 @@ class _SQLiteUnit:
             raise key_taken(key) from None
 
 
+def _where(sql: str, where: BatchFilter | DeviationFilter) -> tuple[str, list[Any]]:
+    """SQL with WHERE's conditions added, and their arguments."""
+    conditions, args = where.conditions("?")
+    return (f"{sql} WHERE {' AND '.join(conditions)}" if conditions else sql), args
+
+
+def _selected(columns: tuple[str, ...]) -> str:
+    """The select list of COLUMNS (checked by ``asked_columns``): a kept column by its
+    name, a field of the stored row read from it, ``ROW`` the stored row itself."""
+    return ", ".join(
+        "json(data)"
+        if c == ROW
+        else c
+        if c in BATCH_COLUMNS or c in DEVIATION_COLUMNS
+        else f"json_extract(data, '$.{c}')"
+        for c in columns
+    )
+
+
 def _put_batch(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
     values = query_values(row, BATCH_COLUMNS, "batch")
     conn.execute(
@@ -344,6 +418,23 @@ def _put_deviation(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         f"VALUES ({', '.join('?' * (len(DEVIATION_COLUMNS) + 1))})",
         (*values, json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)),
     )
+
+
+def _put_qc_points(conn: sqlite3.Connection, batch_id: str, rows: list[dict[str, Any]]) -> None:
+    values = qc_point_values(batch_id, rows)
+    if not values:  # most writes: a batch before its QC step has none
+        return
+    try:
+        conn.executemany(
+            f"INSERT INTO qc_points ({', '.join(QC_POINT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(QC_POINT_COLUMNS))})",
+            values,
+        )
+    except sqlite3.IntegrityError:
+        raise StoreError(
+            f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a "
+            "required field is empty; nothing was written"
+        ) from None
 
 
 class SQLiteStore:
@@ -395,6 +486,8 @@ class SQLiteStore:
             )
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            if 0 < version < _CANONICAL_PAYLOADS:
+                self._canonical_payloads()
             for statement in _split(_SCHEMA):
                 self.conn.execute(statement)
             self.conn.execute(
@@ -406,6 +499,37 @@ class SQLiteStore:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def _canonical_payloads(self) -> None:
+        """Rewrite each stored payload as its canonical JSON, once, when upgrading.
+
+        Why: verification hashes the stored payload text as it is (``StoredEvent.body``);
+        before schema 4 it was kept with spaces after ':' and ',', so each event had to be
+        parsed and written out again. Only the spelling changes: the parsed content is the
+        same, so every hash still holds, and an event already changed stays caught. A
+        payload that is not JSON is left as it is, for verification to report. Runs inside
+        the migration's transaction, with the no-update rule lifted only there (the schema
+        statements that follow put it back).
+        """
+        self.conn.execute("DROP TRIGGER IF EXISTS events_no_update")
+        after: tuple[str, int] = ("", 0)
+        while rows := self.conn.execute(
+            "SELECT batch_id, seq, payload FROM events WHERE batch_id > ? "
+            "OR (batch_id = ? AND seq > ?) ORDER BY batch_id, seq LIMIT 1000",
+            (after[0], after[0], after[1]),
+        ).fetchall():
+            changed = []
+            for stream, seq, text in rows:
+                try:
+                    canonical = canonical_json(json.loads(text))
+                except (TypeError, ValueError):
+                    continue
+                if canonical != text:
+                    changed.append((canonical, stream, seq))
+            self.conn.executemany(
+                "UPDATE events SET payload = ? WHERE batch_id = ? AND seq = ?", changed
+            )
+            after = (rows[-1][0], rows[-1][1])
 
     def _refuse_foreign(self) -> None:
         """A file that is not (yet) a cmprep database is never altered: one with tables of
@@ -505,38 +629,175 @@ class SQLiteStore:
 
     @_says("read")
     def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT data FROM batches", []
-        conditions = []
-        for column, value in (where or BatchFilter()).equals().items():
-            conditions.append(f"{column} = ?")
-            args.append(value)
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
+        sql, args = _where("SELECT data FROM batches", where or BatchFilter())
         sql += " ORDER BY started_at, batch_id"
         return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
 
     @_says("read")
     def deviation_rows(self, where: DeviationFilter | None = None) -> list[dict[str, Any]]:
-        where = where or DeviationFilter()
-        sql, args = "SELECT data FROM deviations", []
+        sql, args = _where("SELECT data FROM deviations", where or DeviationFilter())
+        sql += " ORDER BY deviation_id"
+        return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
+
+    # --- lists and counts: only the columns asked for, rows read as they are printed ------
+    @_says("read")
+    def batch_table(
+        self, where: BatchFilter | None, columns: tuple[str, ...]
+    ) -> Iterator[tuple[Any, ...]]:
+        asked_columns(columns, BATCH_COLUMNS, (), "batch")
+        sql, args = _where(f"SELECT {_selected(columns)} FROM batches", where or BatchFilter())
+        return self._stream(sql + " ORDER BY started_at, batch_id", args)
+
+    @_says("read")
+    def deviation_table(
+        self, where: DeviationFilter | None, columns: tuple[str, ...]
+    ) -> Iterator[tuple[Any, ...]]:
+        asked_columns(columns, DEVIATION_COLUMNS, DEVIATION_FIELDS, "deviation")
+        sql, args = _where(
+            f"SELECT {_selected(columns)} FROM deviations", where or DeviationFilter()
+        )
+        return self._stream(sql + " ORDER BY deviation_id", args)
+
+    @_says("read")
+    def batch_count(self, where: BatchFilter | None = None) -> int:
+        sql, args = _where("SELECT count(*) FROM batches", where or BatchFilter())
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+    @_says("read")
+    def deviation_counts(
+        self, columns: tuple[str, ...], where: DeviationFilter | None = None
+    ) -> list[Group]:
+        asked_columns(columns, DEVIATION_COLUMNS, DEVIATION_FIELDS, "deviation")
+        if ROW in columns:
+            raise StoreError("deviations cannot be counted by their whole row")
+        keys = ", ".join(str(n) for n in range(1, len(columns) + 1))
+        sql, args = _where(
+            f"SELECT {_selected(columns)}, count(*), min(deviation_id) FROM deviations",
+            where or DeviationFilter(),
+        )
+        rows = self.conn.execute(f"{sql} GROUP BY {keys} ORDER BY {keys}", args).fetchall()
+        return [(tuple(r[: len(columns)]), int(r[-2]), str(r[-1])) for r in rows]
+
+    def _stream(self, sql: str, args: list[Any]) -> Iterator[tuple[Any, ...]]:
+        """The rows of SQL as plain tuples, fetched as the caller iterates; a database
+        error met on the way is said as at any read."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        cursor.execute(sql, args)
+        return self._rows_of(cursor)
+
+    def _rows_of(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
+        try:
+            yield from cursor
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.DatabaseError as err:
+            raise _store_error(self.path, err, "read") from None
+        finally:
+            cursor.close()
+
+    @_says("read")
+    def qc_points(self, where: QCPointFilter) -> list[dict[str, Any]]:
+        sql, args = f"SELECT {', '.join(QC_POINT_COLUMNS)} FROM qc_points", []
         conditions = []
         for column, value in where.equals().items():
             conditions.append(f"{column} = ?")
             args.append(value)
+        if where.key:
+            conditions.append("(name_key = ? OR reference_key = ? OR label_key = ?)")
+            args += [where.key] * 3
+        if where.analytes:
+            marks = ", ".join("?" * len(where.analytes))
+            conditions.append(f"(analyte IN ({marks}) OR name IN ({marks}))")
+            args += [*where.analytes, *where.analytes]
+        if where.exclude_batch:
+            conditions.append("batch_id <> ?")
+            args.append(where.exclude_batch)
         if where.since:
-            conditions.append("opened_at >= ?")
+            conditions.append("started_at >= ?")
             args.append(where.since)
-        if where.until:
-            conditions.append("opened_at < ?")
-            args.append(where.until)
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
-        sql += " ORDER BY deviation_id"
-        return [json.loads(r[0]) for r in self.conn.execute(sql, args)]
+        if where.last is None:
+            sql += " ORDER BY started_at, batch_id, position"
+        else:
+            sql += " ORDER BY started_at DESC, batch_id DESC, position DESC LIMIT ?"
+            args.append(where.last)
+        cursor = self.conn.cursor()
+        cursor.row_factory = None  # plain tuples: zipped with the names, a third of the time
+        rows = [dict(zip(QC_POINT_COLUMNS, r, strict=True)) for r in cursor.execute(sql, args)]
+        if where.last is not None:
+            rows.reverse()
+        return rows
 
     @_says("read")
     def ledger(self) -> list[LedgerEntry]:
         return [_row_to_entry(r) for r in self.conn.execute("SELECT * FROM ledger ORDER BY pos")]
+
+    # --- verification, read as a stream -------------------------------------------------
+    # Each runs its query when called (a damaged file is said then) and fetches as the
+    # caller iterates (a page damaged further on is said when reached).
+    @_says("read")
+    def iter_events(self, stream: str | None = None) -> Iterator[tuple[StoredEvent, Head | None]]:
+        where, args = ("WHERE e.batch_id = ? ", [stream]) if stream is not None else ("", [])
+        rows = self._stream(
+            "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
+            "e.reason, e.payload, e.prev_hash, e.hash, h.seq, h.hash FROM events e "
+            f"LEFT JOIN heads h ON h.batch_id = e.batch_id {where}ORDER BY e.batch_id, e.seq",
+            args,
+        )
+        stored, head = StoredEvent._make, Head
+        return ((stored(r[:10]), None if r[10] is None else head(r[10], r[11])) for r in rows)
+
+    @_says("read")
+    def emptied_streams(self, stream: str | None = None) -> list[tuple[str, Head]]:
+        where, args = ("AND h.batch_id = ? ", [stream]) if stream is not None else ("", [])
+        rows = self.conn.execute(
+            "SELECT h.batch_id, h.seq, h.hash FROM heads h WHERE NOT EXISTS "
+            f"(SELECT 1 FROM events e WHERE e.batch_id = h.batch_id) {where}ORDER BY h.batch_id",
+            args,
+        )
+        return [(r[0], Head(r[1], r[2])) for r in rows]
+
+    @_says("read")
+    def iter_ledger(self, stream: str | None = None) -> Iterator[tuple[LedgerEntry, str | None]]:
+        where, args = ("WHERE l.batch_id = ? ", [stream]) if stream is not None else ("", [])
+        rows = self._stream(
+            "SELECT l.pos, l.batch_id, l.seq, l.event_hash, l.prev, l.hash, e.hash "
+            "FROM ledger l LEFT JOIN events e ON e.batch_id = l.batch_id AND e.seq = l.seq "
+            f"{where}ORDER BY l.pos",
+            args,
+        )
+        return ((LedgerEntry(*r[:6]), r[6]) for r in rows)
+
+    @_says("read")
+    def unledgered(self, stream: str | None = None) -> Iterator[tuple[str, int]]:
+        where, args = ("AND e.batch_id = ? ", [stream]) if stream is not None else ("", [])
+        rows = self._stream(
+            "SELECT e.batch_id, e.seq FROM events e WHERE NOT EXISTS (SELECT 1 FROM ledger l "
+            f"WHERE l.batch_id = e.batch_id AND l.seq = e.seq) {where}ORDER BY e.batch_id, e.seq",
+            args,
+        )
+        return ((r[0], r[1]) for r in rows)
+
+    @_says("read")
+    def unlogged_batches(self) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT t.batch_id FROM (SELECT batch_id FROM batches UNION "
+            "SELECT batch_id FROM deviations UNION SELECT batch_id FROM qc_points) t "
+            "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.batch_id = t.batch_id) ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    @_says("read")
+    def ledger_at(self, pos: int) -> LedgerEntry | None:
+        row = self.conn.execute("SELECT * FROM ledger WHERE pos = ?", (pos,)).fetchone()
+        return _row_to_entry(row) if row else None
+
+    @_says("read")
+    def ledger_tail(self) -> LedgerEntry | None:
+        row = self.conn.execute("SELECT * FROM ledger ORDER BY pos DESC LIMIT 1").fetchone()
+        return _row_to_entry(row) if row else None
 
     @_says("read")
     def missing_protections(self) -> list[str]:
@@ -553,6 +814,15 @@ class SQLiteStore:
                     f"the trigger {name} was replaced by another: {what} may no longer be refused"
                 )
         return missing
+
+    @_says("read")
+    def counters(self) -> dict[str, int]:
+        return {r[0]: int(r[1]) for r in self.conn.execute("SELECT name, value FROM counters")}
+
+    @_says("read")
+    def keys(self) -> dict[str, KeyUse]:
+        rows = self.conn.execute("SELECT key, batch_id, first_seq, last_seq FROM idempotency")
+        return {r[0]: KeyUse(r[1], r[2], r[3]) for r in rows}
 
     @_says("read")
     def key_used(self, key: str) -> KeyUse | None:
@@ -599,7 +869,11 @@ class SQLiteStore:
             self.conn.execute("ROLLBACK")
 
     def replace_projections(
-        self, batches: list[dict[str, Any]], deviations: list[dict[str, Any]]
+        self,
+        batches: list[dict[str, Any]],
+        deviations: list[dict[str, Any]],
+        *,
+        points: list[dict[str, Any]] | None = None,
     ) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -609,12 +883,30 @@ class SQLiteStore:
                 _put_batch(self.conn, row)
             for row in deviations:
                 _put_deviation(self.conn, row)
+            if points is not None:
+                self.conn.execute("DELETE FROM qc_points")
+                by_batch: dict[str, list[dict[str, Any]]] = {}
+                for row in points:
+                    by_batch.setdefault(str(row.get("batch_id")), []).append(row)
+                for batch_id, rows in by_batch.items():
+                    _put_qc_points(self.conn, batch_id, rows)
             self.conn.execute("COMMIT")
         except BaseException as err:
             self._roll_back()
             if isinstance(err, sqlite3.OperationalError):
                 raise _store_error(self.path, err, "write") from None
             raise
+
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole file at PATH with SQLite's online backup API:
+        page by page, safe while others write. Not part of the contract: SQLite only."""
+        target = sqlite3.connect(str(path))
+        try:
+            self.conn.backup(target)
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot back up {self.path} to {path}: {err}") from None
+        finally:
+            target.close()
 
     def close(self) -> None:
         self.conn.close()

@@ -1,0 +1,170 @@
+"""`audit verify` beside its floor: events per second, and peak memory at a given size.
+
+    python bench/bench_verify.py --db bench-output/bench-1000.db   # the bench mix (generate.py)
+    python bench/bench_verify.py --events 2000000                  # a synthetic log of that size
+
+The floor is what no verification can do without: read every stored column of every event
+(in stream order) and every ledger entry (by position), and hash with hashlib's SHA-256
+each payload's stored bytes and each entry's fields. Beside it:
+
+- log checks: every chain, recorded head, signature and the global ledger (what a
+  checkpoint needs before it is signed);
+- audit verify: those, plus each batch folded and its query-table rows compared, and the
+  database's protections;
+- audit verify BATCH: one batch (the first), whatever the size of the log.
+
+Each runs in a process of its own, so its peak RSS (``resource.getrusage``) is its own; the
+rounds are interleaved and each line gives the minimum and the median. The bench mix's
+copied batches carry copied signatures, which verification rightly names (see
+generate.py): their number is printed, not judged. A synthetic log (``--events``) is
+batches of small events written straight through the store's units, with one signed
+batch: a log with nothing to report. Prints figures, never pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROUNDS = 3
+KINDS = ("floor", "log checks", "audit verify", "audit verify BATCH")
+
+
+def _floor(db: Path) -> int:
+    """Read every event and every ledger row as stored and hash what verification hashes:
+    each payload's stored bytes, and each ledger entry's fields."""
+    conn = sqlite3.connect(db)
+    n = 0
+    for row in conn.execute(
+        "SELECT batch_id, seq, type, actor, recorded_at, performed_at, reason, payload, "
+        "prev_hash, hash FROM events ORDER BY batch_id, seq"
+    ):
+        hashlib.sha256(row[7].encode()).hexdigest()
+        n += 1
+    for pos, stream, seq, event_hash, prev, _ in conn.execute("SELECT * FROM ledger ORDER BY pos"):
+        hashlib.sha256(f"{pos}|{stream}|{seq}|{event_hash}|{prev}".encode()).hexdigest()
+    return n
+
+
+def _first_batch(db: Path) -> str:
+    """The batch `audit verify BATCH` is timed on: the first one written."""
+    conn = sqlite3.connect(db)
+    row = conn.execute("SELECT batch_id FROM ledger WHERE batch_id NOT LIKE '@%' LIMIT 1")
+    return str(row.fetchone()[0])
+
+
+def child(kind: str, db: Path) -> dict[str, Any]:
+    """Run one measurement in this process; what it read, how long, the peak RSS."""
+    from cmprep.service import Services
+    from cmprep.store.sqlite import SQLiteStore
+
+    svc = Services(SQLiteStore(db))
+    batch = _first_batch(db)
+    if kind != "floor":  # modules imported and protocols compiled: once per process, not per event
+        svc.audit.verify(batch)
+    problems = 0
+    began = time.perf_counter()
+    if kind == "floor":
+        events = _floor(db)
+    elif kind == "log checks":
+        found = svc.audit._check_log(None, tables=False)  # what `audit anchor` runs first
+        events, problems = found.events, len(found.breaks)
+    elif kind == "audit verify":
+        result = svc.audit.verify()
+        events, problems = result.checked, len(result.problems)
+    else:
+        result = svc.audit.verify(batch)
+        events, problems = result.checked, len(result.problems)
+    seconds = time.perf_counter() - began
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {"events": events, "seconds": seconds, "rss_kib": rss, "problems": problems}
+
+
+def synthetic(db: Path, events: int) -> None:
+    """A log of about EVENTS events: a lab with one signed batch, then batches of 20 small
+    events written through the store's units."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from conftest import PASSWORD, STANDARD, Clock, approve_bundled, run_to, seed_people
+
+    from cmprep.events import NewEvent
+    from cmprep.service import Services
+    from cmprep.store.sqlite import SQLiteStore
+
+    clock = Clock()
+    svc = approve_bundled(seed_people(Services(SQLiteStore(db, create=True), clock=clock)))
+    svc.batches.start(STANDARD, "alice", "B1")
+    run_to(svc, clock, "B1")
+    svc.quality.verify_step("B1", "filtration", "bob", PASSWORD)
+    store = svc.store
+    store.conn.execute("PRAGMA synchronous=OFF")  # a bench database: speed over durability
+    at = "2026-11-03T09:00:00Z"
+    for i in range(max(events - len(store.ledger()), 0) // 20):
+        with store.writing(f"S{i:07d}", 0) as unit:
+            unit.append(
+                [NewEvent("note", "alice", {"n": n, "text": "x" * 200}) for n in range(20)], at
+            )
+    store.close()
+
+
+def measure(db: Path) -> None:
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
+    for _ in range(ROUNDS):
+        for kind in KINDS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", kind, "--db", str(db)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            runs[kind].append(json.loads(out.stdout))
+    floor = statistics.median(r["events"] / r["seconds"] for r in runs["floor"])
+    print(f"{db}: {runs['floor'][0]['events']} events, {db.stat().st_size / 1e6:.0f} MB")
+    print(f"{'':20} {'events/s min..median':>24} {'of floor':>9} {'peak RSS':>9}  problems")
+    for kind, rs in runs.items():
+        times = sorted(r["seconds"] for r in rs)
+        n = rs[0]["events"]
+        fast, typical = n / times[0], n / statistics.median(times)
+        rss = max(r["rss_kib"] for r in rs) / 1024
+        print(
+            f"{kind:20} {typical:>11,.0f} ..{fast:>11,.0f} {typical / floor:>8.2f}x "
+            f"{rss:>6.0f} MB  {rs[0]['problems']}"
+            + (f"  ({n} events, {times[0] * 1000:.0f} ms)" if kind.endswith("BATCH") else "")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", type=Path, help="an existing database (bench/generate.py)")
+    parser.add_argument("--events", type=int, default=200_000, help="size of a synthetic log")
+    parser.add_argument("--child", choices=(*KINDS, "write"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "write":
+        synthetic(args.db, args.events)
+    elif args.child:
+        print(json.dumps(child(args.child, args.db)))
+    elif args.db:
+        measure(args.db)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "verify.db"
+            began = time.perf_counter()
+            # in a process of its own: a child's peak RSS starts from its parent's (Linux
+            # keeps the high-water mark across fork and exec), so this one stays small
+            write = ["--child", "write", "--db", str(db), "--events", str(args.events)]
+            subprocess.run([sys.executable, __file__, *write], check=True)
+            print(f"synthetic log written in {time.perf_counter() - began:.0f} s")
+            measure(db)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Start-up: `cmprep --help` imports no noun's module, yet lists every command with the
+help the command itself would give; a command's module is imported when it runs or shows
+its own help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cmprep.cli import COMMANDS, Lazy, main
+
+NOUN_MODULES = sorted(
+    {entry.target.partition(":")[0] for entry in COMMANDS.values()} - {"cmprep.cli"}
+)
+
+
+def _imported_after(*args: str) -> set[str]:
+    """The cmprep modules a fresh interpreter has imported after running `cmprep ARGS`."""
+    code = (
+        "import sys; from cmprep.cli import main\n"
+        f"try:\n    main({list(args)!r})\nexcept SystemExit: pass\n"
+        "print('MODULES', sorted(m for m in sys.modules if m.startswith('cmprep')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return set(eval(out.split("MODULES", 1)[1]))  # a printed list of names
+
+
+def test_the_top_level_help_imports_no_command_module():
+    imported = _imported_after("--help")
+    assert imported == {"cmprep", "cmprep.cli"}, imported
+
+
+def test_a_nouns_help_imports_that_noun_and_not_the_others():
+    imported = _imported_after("deviation", "--help")
+    assert "cmprep.cli.deviation" in imported
+    assert not {"cmprep.cli.qc", "cmprep.cli.protocol", "cmprep.cli.user"} & imported
+    assert "cmprep.service.batches" not in imported  # nor the services behind other nouns
+
+
+def test_the_help_lists_every_command_but_the_hidden_alias():
+    out = CliRunner().invoke(main, ["--help"]).output
+    listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == sorted(n for n, e in COMMANDS.items() if not e.hidden)
+    assert "record" not in listed
+    assert "  deviation  Deviations: open, investigate, close (QA), show and list them.\n" in out
+
+
+def test_the_table_knows_every_command_and_only_those():
+    for name, entry in COMMANDS.items():
+        command = entry.load()
+        assert isinstance(command, click.Command)
+        assert command.hidden == entry.hidden, name
+    assert set(main.commands) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+@pytest.mark.parametrize("width", [30, 45, 60, 80, 200])
+def test_the_tables_help_is_shortened_exactly_as_the_commands_own(name, width):
+    """What `cmprep --help` prints from the table is what click prints from the command,
+    at any terminal width: the table cannot drift from the docstrings unseen."""
+    entry = COMMANDS[name]
+    assert entry.stub(name).get_short_help_str(width) == entry.load().get_short_help_str(width)
+
+
+def test_main_commands_is_a_mapping_that_loads_on_lookup():
+    assert "batch" in main.commands and "nonsense" not in main.commands
+    assert len(main.commands) == len(COMMANDS)
+    assert main.commands["batch"].name == "batch"
+    with pytest.raises(KeyError):
+        main.commands["nonsense"]
+    assert main.commands.get("nonsense") is None
+
+
+def test_the_hidden_record_alias_still_renders_the_record_document():
+    record = main.commands["record"]
+    doc = main.commands["batch"].commands["record-doc"]  # type: ignore[attr-defined]
+    assert record.hidden and record.callback is doc.callback
+    assert [p.name for p in record.params] == [p.name for p in doc.params]
+    out = CliRunner().invoke(main, ["record", "--help"], prog_name="cmprep").output
+    assert out.startswith("Usage: cmprep record [OPTIONS] BATCH")
+
+
+def test_a_misspelt_command_is_answered_with_the_near_one():
+    result = CliRunner().invoke(main, ["bach", "list"])
+    assert result.exit_code == 2
+    assert "No such command 'bach'" in result.output and "Did you mean 'batch'?" in result.output
+
+
+def test_a_wrong_table_entry_is_a_clear_error():
+    with pytest.raises(TypeError, match="not a click command"):
+        Lazy("cmprep.cli:COMMANDS", "x").load()
