@@ -41,6 +41,8 @@ bench: venv
 	$(BIN)/python bench/generate.py --size $(SIZE) --out $(BENCH_DIR)/bench-$(SIZE).db
 	$(BIN)/python bench/bench_queries.py --db $(BENCH_DIR)/bench-$(SIZE).db  # lists, report, start-up
 	$(BIN)/python bench/bench_verify.py --db $(BENCH_DIR)/bench-$(SIZE).db  # audit verify beside its floor
+	$(BIN)/python bench/bench_postgres.py  # one durable append on PostgreSQL beside raw psycopg
+	$(BIN)/python bench/bench_pg_scale.py --db $(BENCH_DIR)/bench-$(SIZE).db  # PostgreSQL vs SQLite
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(BENCH_DIR) build dist *.egg-info .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -128,9 +129,43 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "test.db"
 
 
+# Service tests that also run on PostgreSQL (a real throwaway server, tests/pgserver.py):
+# in these modules every test taking `svc` runs once per backend, except a test that takes
+# `db_path` or `tmp_path` itself (it edits the SQLite file behind the store's back) or runs
+# the command line on that file (`cli`).
+BOTH_BACKENDS = {
+    "test_batches",
+    "test_quality",
+    "test_release_rules",
+    "test_people",
+    "test_traceability",
+    "test_protocol_control",
+    "test_end_to_end",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend_name" not in metafunc.fixturenames:
+        return
+    own = set(inspect.signature(metafunc.function).parameters)
+    names = ["sqlite"]
+    sqlite_file = own & {"db_path", "tmp_path"} or "cli" in metafunc.fixturenames
+    if metafunc.module.__name__ in BOTH_BACKENDS and not sqlite_file:
+        names.append("postgresql")
+    metafunc.parametrize("backend_name", names)
+
+
 @pytest.fixture
-def svc(db_path: Path, clock: Clock) -> Services:
-    store = SQLiteStore(db_path, create=True)
+def svc(db_path: Path, clock: Clock, backend_name: str) -> Services:
+    if backend_name == "postgresql":
+        from pgserver import cluster, psycopg_or_skip
+
+        from cmprep.store import open_store
+
+        psycopg_or_skip()
+        store = open_store(cluster().new_database(), create=True)
+    else:
+        store = SQLiteStore(db_path, create=True)
     yield approve_bundled(seed_people(Services(store, clock=clock)))
     store.close()
 

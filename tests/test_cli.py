@@ -68,7 +68,7 @@ def test_help_loads_none_of_the_heavy_libraries():
     code = (
         "import sys; from cmprep.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit: pass\n"
-        "heavy = [m for m in ('pydantic', 'jinja2', 'transitions', 'weasyprint', 'yaml', 'sqlite3') if m in sys.modules]\n"
+        "heavy = [m for m in ('pydantic', 'jinja2', 'transitions', 'weasyprint', 'yaml', 'sqlite3', 'psycopg', 'starlette', 'uvicorn', 'cryptography') if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )
     out = subprocess.run(
