@@ -563,30 +563,7 @@ class PostgresStore:
             raise StoreError(f"cannot read the database: {_first_line(err)}") from None
 
     def qc_points(self, where: QCPointFilter) -> list[dict[str, Any]]:
-        sql, args = f"SELECT {', '.join(QC_POINT_COLUMNS)} FROM qc_points", []
-        conditions = []
-        for column, value in where.equals().items():
-            conditions.append(f"{column} = %s")
-            args.append(value)
-        if where.key:
-            conditions.append("(name_key = %s OR reference_key = %s OR label_key = %s)")
-            args += [where.key] * 3
-        if where.analytes:
-            conditions.append("(analyte = ANY(%s) OR name = ANY(%s))")
-            args += [list(where.analytes), list(where.analytes)]
-        if where.exclude_batch:
-            conditions.append("batch_id <> %s")
-            args.append(where.exclude_batch)
-        if where.since:
-            conditions.append("started_at >= %s")
-            args.append(where.since)
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        if where.last is None:
-            sql += " ORDER BY started_at, batch_id, position"
-        else:
-            sql += " ORDER BY started_at DESC, batch_id DESC, position DESC LIMIT %s"
-            args.append(where.last)
+        sql, args = where.query("%s")
         rows = [dict(zip(QC_POINT_COLUMNS, r, strict=True)) for r in self._all(sql, tuple(args))]
         if where.last is not None:
             rows.reverse()

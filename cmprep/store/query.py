@@ -203,6 +203,33 @@ class QCPointFilter:
             if (value := getattr(self, name))
         }
 
+    def query(self, mark: str = "?") -> tuple[str, list[Any]]:
+        """The whole SELECT of the matching points, ordered (newest N first when ``last``
+        is set: the caller reverses them), and its arguments, MARK being the backend's
+        placeholder: one query for every backend, in portable SQL."""
+        equal = self.equals()
+        found, args = [f"{c} = {mark}" for c in equal], list(equal.values())
+        if self.key:
+            found.append(f"(name_key = {mark} OR reference_key = {mark} OR label_key = {mark})")
+            args += [self.key] * 3
+        if self.analytes:
+            marks = ", ".join([mark] * len(self.analytes))
+            found.append(f"(analyte IN ({marks}) OR name IN ({marks}))")
+            args += [*self.analytes, *self.analytes]
+        if self.exclude_batch:
+            found.append(f"batch_id <> {mark}")
+            args.append(self.exclude_batch)
+        if self.since:
+            found.append(f"started_at >= {mark}")
+            args.append(self.since)
+        sql = f"SELECT {', '.join(QC_POINT_COLUMNS)} FROM qc_points"
+        if found:
+            sql += " WHERE " + " AND ".join(found)
+        if self.last is None:
+            return sql + " ORDER BY started_at, batch_id, position", args
+        order = " ORDER BY started_at DESC, batch_id DESC, position DESC LIMIT "
+        return sql + order + mark, [*args, self.last]
+
 
 def query_values(
     row: dict[str, Any], columns: tuple[str, ...], what: str, optional: tuple[str, ...] = ()

@@ -698,31 +698,7 @@ class SQLiteStore:
 
     @_says("read")
     def qc_points(self, where: QCPointFilter) -> list[dict[str, Any]]:
-        sql, args = f"SELECT {', '.join(QC_POINT_COLUMNS)} FROM qc_points", []
-        conditions = []
-        for column, value in where.equals().items():
-            conditions.append(f"{column} = ?")
-            args.append(value)
-        if where.key:
-            conditions.append("(name_key = ? OR reference_key = ? OR label_key = ?)")
-            args += [where.key] * 3
-        if where.analytes:
-            marks = ", ".join("?" * len(where.analytes))
-            conditions.append(f"(analyte IN ({marks}) OR name IN ({marks}))")
-            args += [*where.analytes, *where.analytes]
-        if where.exclude_batch:
-            conditions.append("batch_id <> ?")
-            args.append(where.exclude_batch)
-        if where.since:
-            conditions.append("started_at >= ?")
-            args.append(where.since)
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        if where.last is None:
-            sql += " ORDER BY started_at, batch_id, position"
-        else:
-            sql += " ORDER BY started_at DESC, batch_id DESC, position DESC LIMIT ?"
-            args.append(where.last)
+        sql, args = where.query("?")
         cursor = self.conn.cursor()
         cursor.row_factory = None  # plain tuples: zipped with the names, a third of the time
         rows = [dict(zip(QC_POINT_COLUMNS, r, strict=True)) for r in cursor.execute(sql, args)]
