@@ -36,8 +36,9 @@ class Shell:
     def __init__(self, open_services: Callable[[str | None], Services] | None = None) -> None:
         self._open = open_services
 
-    def services(self, db: str | None, *, create: bool = False) -> Services:
-        """The services on database DB; only ``init`` passes CREATE (a new file)."""
+    def services(self, db: str | None, *, create: bool = False, pool: bool = False) -> Services:
+        """The services on database DB; only ``init`` passes CREATE (a new file), and a
+        server answering many requests POOL (a lent PostgreSQL connection)."""
         from cmprep.store import open_store
 
         if create:
@@ -46,7 +47,7 @@ class Shell:
             return self._open(db)
         from cmprep.service import Services
 
-        return Services(open_store(db))
+        return Services(open_store(db, pool=pool))
 
 
 def error_message(err: BaseException) -> str:

@@ -48,7 +48,7 @@ def serve(host: str, port: int, db: str | None) -> None:
         shell.services(db).close()  # a missing or unusable database is said now, not per page
     except CmprepError as err:
         raise click.ClickException(error_message(err)) from None
-    app = create_app(lambda: shell.services(db))
+    app = create_app(lambda: shell.services(db, pool=True))  # PostgreSQL: pooled connections
     click.echo(
         f"Bench web page on http://{host}:{port}/ (database {db or 'cmprep.db'}); Ctrl-C stops it."
     )

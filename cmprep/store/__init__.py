@@ -30,17 +30,18 @@ def _open_sqlite(location: str, create: bool) -> EventStore:
     return SQLiteStore(location, create=create)
 
 
-def _open_postgresql(location: str, create: bool) -> EventStore:
+def _open_postgresql(location: str, create: bool, pool: bool = False) -> EventStore:
     # psycopg is an optional extra: imported only here, so SQLite use and `cmprep --help`
     # never load it, and a missing one is said as what to install, not an ImportError
     try:
-        from cmprep.store.postgres import PostgresStore
+        from cmprep.store.postgres import PostgresStore, pooled
     except ImportError:
         raise MissingExtra(
             "PostgreSQL support needs the psycopg package",
             hint=Hint("install_extra", extra="postgres", package="psycopg"),
         ) from None
-    return PostgresStore(f"postgresql://{location}", create=create)
+    url = f"postgresql://{location}"
+    return pooled(url, create=create) if pool else PostgresStore(url, create=create)
 
 
 # scheme -> opener of what follows "scheme://"
@@ -60,7 +61,9 @@ def _split_url(target: str) -> tuple[str, str]:
     return scheme.lower(), rest
 
 
-def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = False) -> EventStore:
+def open_store(
+    url: str | os.PathLike[str] | None = None, *, create: bool = False, pool: bool = False
+) -> EventStore:
     """The store named by URL, else $CMPREP_DB, else ./cmprep.db.
 
     Only CREATE (``cmprep init``) makes a new database: anywhere else a mistyped path must
@@ -84,6 +87,8 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = Fals
         if not rest.startswith("/") or rest == "/":
             raise StoreError(f"cannot open database {target!r}: give {ACCEPTED}")
         return _open_sqlite(rest[1:], create)
+    if opener is _open_postgresql:
+        return _open_postgresql(rest, create, pool)
     return opener(rest, create)
 
 

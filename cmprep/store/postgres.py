@@ -32,6 +32,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cmprep.errors import ConcurrencyError, Hint, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent, canonical_json
@@ -406,15 +407,23 @@ class PostgresStore:
     transaction). The schema is created only when CREATE is given (``cmprep init``).
     """
 
-    def __init__(self, url: str, *, create: bool = False) -> None:
+    def __init__(
+        self, url: str, *, create: bool = False, pool: ConnectionPool[Any] | None = None
+    ) -> None:
         self.url = url
+        self._pool = pool
         try:
-            self.conn: psycopg.Connection[tuple[Any, ...]] = psycopg.connect(
-                url, autocommit=True, row_factory=tuple_row
-            )
-        except psycopg.Error as err:
+            if pool is not None:  # a server answering many requests: a connection lent
+                self.conn: psycopg.Connection[tuple[Any, ...]] = pool.getconn()
+            else:
+                self.conn = psycopg.connect(url, autocommit=True, row_factory=tuple_row)
+        except (psycopg.Error, PoolTimeout) as err:
             raise StoreError(f"cannot connect to the database server: {_first_line(err)}") from None
-        self._migrate(create)
+        try:
+            self._migrate(create)
+        except BaseException:
+            self.close()
+            raise
 
     # --- schema ----------------------------------------------------------------------------
     def _version(self) -> int:
@@ -789,7 +798,34 @@ class PostgresStore:
         return int(cur.rowcount)
 
     def close(self) -> None:
-        self.conn.close()
+        """Give the connection back to the pool it was lent from, or close it."""
+        if self._pool is not None:
+            self._pool.putconn(self.conn)
+        else:
+            self.conn.close()
+
+
+_POOLS: dict[str, ConnectionPool[Any]] = {}
+
+
+def pooled(url: str, *, create: bool = False) -> PostgresStore:
+    """A store on a connection from this process's pool for URL (made on first use).
+
+    For the web server, which opens a store per request: a pooled connection is lent in
+    microseconds where a new one costs a connection handshake each time. A command-line
+    run opens one store and needs no pool (nor its threads).
+    """
+    if url not in _POOLS:
+        _POOLS[url] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=8,
+            kwargs={"autocommit": True, "row_factory": tuple_row},
+            open=True,
+            name="cmprep",
+            check=ConnectionPool.check_connection,  # a connection the server dropped is replaced
+        )
+    return PostgresStore(url, create=create, pool=_POOLS[url])
 
 
 def _first_line(err: BaseException) -> str:
