@@ -84,8 +84,8 @@ def copy_database(
     """Copy the log, then rebuild the target's query tables from it (REBUILD)."""
     copied = copy_log(source, target)
     rebuild(target)
-    tail = target.ledger()
-    if (tail[-1].hash if tail else "") != copied.ledger_head:
+    tail = target.ledger_tail()
+    if (tail.hash if tail else "") != copied.ledger_head:
         raise CorruptLog("the copy's ledger does not end where the source's does")
     return copied
 
@@ -157,10 +157,11 @@ def backup(store: EventStore, dest: str) -> Checked:
     if online is not None:
         online(path)
         target = SQLiteStore(path)
+        tail = target.ledger_tail()  # one row: the copy's size and head, not its whole ledger
         copied = Copied(
-            events=len(target.ledger()),
+            events=tail.pos if tail else 0,
             streams=len(target.stream_ids()),
-            ledger_head=(target.ledger() or [LedgerEntry(0, "", 0, "", "", "")])[-1].hash,
+            ledger_head=tail.hash if tail else "",
         )
     else:
         target = SQLiteStore(path, create=True)
