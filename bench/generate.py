@@ -23,8 +23,10 @@ real commands, with every check and signature). Every other batch is a copy of a
 events with a new batch id, new deviation numbers and its times moved forward, written
 straight through the store's units with the same payloads, and its query rows made by the
 service's own ``project`` (as every write makes them). The copies are what lists, counts
-and reports read. Their signatures are copies too, so they do not match what they sign:
-``audit verify`` names them; time one batch's verification with a template's id.
+and reports read. Each signature a copy carries is made again, as the service makes it:
+its content hash recomputed from the copy's own log and sealed with its signer's Ed25519
+key, so the whole database verifies clean and ``audit verify`` checks every seal, as it
+would in a lab.
 """
 
 from __future__ import annotations
@@ -81,6 +83,14 @@ class Templates:
             )
         self.made: dict[tuple[str, str], str] = {}  # (protocol, kind) -> template batch id
         self.doer, self.checker = "alice", "bob"
+
+    def signing_keys(self) -> dict[str, Any]:
+        """Each person's private signing key, opened with their password (the copies are
+        sealed with it)."""
+        from cmprep.demo import PEOPLE
+
+        svc = self.lab.svc
+        return {name: svc.gate.prove(name, self.password, "sign").key for name, _f, _r in PEOPLE}
 
     def stages(self, protocol: str) -> list[str]:
         """The first step of each stage of PROTOCOL, in order."""
@@ -275,9 +285,47 @@ def plan(size: int, stages: dict[str, list[str]], rng: random.Random) -> list[tu
 class Copier:
     """Writes a template's events again as a new batch, through the store's unit."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, keys: dict[str, Any]) -> None:
         self.store = store
+        self.keys = keys
         self.events: dict[str, list[Any]] = {}
+
+    def _resealed(self, batch_id: str, new: Any, at: str, written: list[Any]) -> Any:
+        """NEW with the signature it carries made again for this copy: the content hash
+        recomputed from the copy's log so far, sealed by the signer's key."""
+        from cmprep.domain import signatures
+        from cmprep.events import GENESIS, Event, NewEvent
+
+        sig = new.payload.get("signature")
+        if not sig:
+            return new
+        draft = Event(
+            batch_id,
+            len(written) + 1,
+            new.type,
+            new.actor,
+            at,
+            new.performed_at,
+            new.reason,
+            new.payload,
+            written[-1].hash if written else GENESIS,
+            "",
+        )
+        content = signatures.expected_content([*written, draft], draft)
+        payload = dict(new.payload)
+        payload["signature"] = signatures.signature(
+            sig["meaning"],
+            sig["signer"],
+            sig["full_name"],
+            sig["role"],
+            at,
+            sig["subject"],
+            str(content),
+            self.keys[sig["signer"]],
+        )
+        return NewEvent(
+            new.type, new.actor, payload, reason=new.reason, performed_at=new.performed_at
+        )
 
     def copy(self, template: str, batch_id: str, start: datetime) -> int:
         from cmprep.domain.clock import from_iso, iso
@@ -317,7 +365,8 @@ class Copier:
                     performed_at=renamed(e.performed_at) if e.performed_at else None,
                     reason=e.reason,
                 )
-                written += unit.append([new], renamed(e.recorded_at))
+                at = renamed(e.recorded_at)
+                written += unit.append([self._resealed(batch_id, new, at, written)], at)
             project(unit, None, written)
         return len(written)
 
@@ -344,7 +393,7 @@ def generate(
     say(f"templates: {n} batches through the service in {time.perf_counter() - began:.0f} s")
     store = templates.lab.svc.store
     store.conn.execute("PRAGMA synchronous=OFF")  # a bench database: speed over durability
-    copier = Copier(store)
+    copier = Copier(store, templates.signing_keys())
     rng = random.Random(seed)
     events = 0
     todo = plan(max(size - n, 0), {p: s[1:] for p, s in stages.items()}, rng)

@@ -51,6 +51,7 @@ HINT_KINDS = (
     "list_protocols",  # an unknown or retired protocol version
     "register_lot",  # data: lot
     "register_equipment",  # data: equipment
+    "name_centrifuge",  # a speed in rpm needs a centrifuge whose record has its rotor radius
     "give_reason",  # a reason is required
     "give_output_file",  # a binary document needs a file to go to
     "install_extra",  # data: extra, package
@@ -62,6 +63,8 @@ HINT_KINDS = (
     "log_in",  # the person has not proven who they are (no session, no password)
     "unlock_account",  # data: name; too many wrong passwords locked the account
     "other_person",  # data: name; a session was asked to act as someone else
+    "verify_log",  # a log found damaged while reading it (a copy): verify it
+    "conditional_release",  # data: batch; fresh use before QC needs QA's conditional release
 )
 
 

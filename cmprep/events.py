@@ -30,6 +30,9 @@ DEVIATION_CLOSED = "deviation_closed"
 BATCH_REVIEWED = "batch_reviewed"
 BATCH_RELEASED = "batch_released"
 BATCH_REJECTED = "batch_rejected"
+CHECKS_CONFIRMED = "checks_confirmed"  # check items of a done step ticked, by whom
+# QA lets fresh product be used before its QC results, naming the tests still pending
+BATCH_CONDITIONALLY_RELEASED = "batch_conditionally_released"
 
 TYPES = (
     BATCH_STARTED,
@@ -45,6 +48,8 @@ TYPES = (
     BATCH_REVIEWED,
     BATCH_RELEASED,
     BATCH_REJECTED,
+    CHECKS_CONFIRMED,
+    BATCH_CONDITIONALLY_RELEASED,
 )
 
 

@@ -61,7 +61,7 @@ def test_a_started_batch_names_its_protocol_and_folds_from_the_stored_version(
     assert json.loads(payload) == {
         "protocol_hash": stored.content_hash,
         "protocol_id": STANDARD,
-        "protocol_version": "1.0",
+        "protocol_version": "2.0",
     }
     assert size < 1024  # was the whole protocol, 25-30 KB
     assert len(json.dumps(stored.content)) > 20 * size
@@ -71,7 +71,7 @@ def test_a_started_batch_names_its_protocol_and_folds_from_the_stored_version(
     assert batch.protocol == stored.protocol() and batch.protocol_hash == stored.content_hash
     assert [s.id for s in batch.due()] == ["isolation"]
     assert svc.audit.trail("B1")[0]["what"] == (
-        f"batch started from {STANDARD} v1.0 ({stored.content_hash[:12]})"
+        f"batch started from {STANDARD} v2.0 ({stored.content_hash[:12]})"
     )
 
 
@@ -141,7 +141,7 @@ def test_a_stored_protocol_edited_behind_the_programs_back_folds_no_batch(
     control._COMPILED.clear()  # a new command reads the version from the database
     other = present(Services(SQLiteStore(db_path), clock=clock))
     message = (
-        f"stored protocol {STANDARD}@1.0 does not match the content hash it was stored with; "
+        f"stored protocol {STANDARD}@2.0 does not match the content hash it was stored with; "
         "run an audit verify and restore the database from a backup"
     )
     with pytest.raises(CorruptLog) as err:

@@ -1,5 +1,5 @@
 """The deviation audit report: Pareto charts (inline SVG) and tables, from hand-made rows
-run through ``cmprep.domain.audit.report_data``, as HTML, Markdown and PDF."""
+run through ``cmprep.domain.report.report_data``, as HTML, Markdown and PDF."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cmprep import render
-from cmprep.domain.audit import report_data
+from cmprep.domain.report import report_data
 from cmprep.service.views import audit_view
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -267,3 +269,25 @@ def test_pareto_svg_of_nothing_says_so():
     root = _parse(render.pareto_svg([], "Empty"))
     assert root.findall(f"{SVG_NS}rect") == []
     assert "No deviations in this period" in [t.text for t in root.iter(f"{SVG_NS}text")]
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(timezone.utc)))
+def test_a_stored_time_prints_as_the_general_path_prints_it(moment):
+    """The report prints a stored time by slicing its text (100,000 rows at a time); it
+    must read exactly as the parsed and formatted time would."""
+    from cmprep.domain.clock import iso
+    from cmprep.render.documents import format_time
+
+    stored = iso(moment.replace(microsecond=0))
+    assert format_time(stored) == format_time(moment.replace(microsecond=0))
+
+
+def test_a_period_with_an_end_prints_it_in_html_and_markdown(data):
+    """A quarter is since its first day until the next quarter's: the paper says both."""
+    view = audit_view({**data, "until": "2026-04-01T00:00:00Z"})
+    html = render.render_audit_report(view, "html")
+    assert "before <b>2026-04-01 00:00:00 UTC</b>" in html
+    assert html.count("until 2026-04-01 00:00:00 UTC") == 2  # running header and footer
+    md = render.render_audit_report(view, "md")
+    assert "| Period | since 2026-01-01 00:00:00 UTC, before 2026-04-01 00:00:00 UTC |" in md
+    assert "before" not in render.render_audit_report(audit_view(data), "md").split("\n")[4]

@@ -31,7 +31,9 @@ REVIEW_NUMERIC_SPECS = {
     ("conditioning", "serum_percent", None, 2.0),  # "serum-free or low-serum (e.g. 2 % FBS)"
     ("hypoxia", "o2_percent", 1.0, 5.0),  # "hypoxic conditions (1-5 % O2)"
     ("spin", "rcf", 300.0, 500.0),  # "centrifuged at low speed (e.g. 300-500 x g)"
-    ("filtration", "pore_size", 0.22, 0.22),  # "filtered through a 0.22 um membrane"
+    # "filtered through a 0.22 um membrane": a maximum, so a finer sterilising-grade
+    # membrane (0.2 um) meets it
+    ("filtration", "pore_size", None, 0.22),
 }
 # Every choice spec the review supports: (step, parameter, accepted choices).
 REVIEW_CHOICE_SPECS = {
@@ -46,7 +48,7 @@ REQUIRED_REVIEW_SPECS = [
     ("expansion", "confluence", 70.0, 80.0),
     ("conditioning", "serum_percent", None, 2.0),
     ("spin", "rcf", 300.0, 500.0),
-    ("filtration", "pore_size", 0.22, 0.22),
+    ("filtration", "pore_size", None, 0.22),
     ("hypoxia", "o2_percent", 1.0, 5.0),
 ]
 
@@ -251,11 +253,17 @@ SECRETOME_PANEL = [
 # Release tests every qc step has, as yes/no with a critical site-choice spec "yes".
 RELEASE_TESTS = [
     ("sterility_passed", Method.sterility),
-    ("endotoxin_passed", Method.endotoxin),
     ("mycoplasma_passed", Method.mycoplasma),
 ]
 # The parameter names tests/conftest.py GOOD["qc"] records for the standard protocol.
-CONFTEST_QC = {"sterility_passed", "endotoxin_passed", "mycoplasma_passed", "vegf", "qc_report_id"}
+CONFTEST_QC = {
+    "sterility_passed",
+    "endotoxin",
+    "mycoplasma_passed",
+    "vegf",
+    "vegf_blank",
+    "qc_report_id",
+}
 
 
 def _referenced(proto: Protocol):
@@ -272,8 +280,10 @@ def test_qc_declares_the_secretome_panel(proto: Protocol):
         assert param is not None, f"{proto.id}: qc.{name} missing"
         assert param.is_numeric and param.method == method, f"{proto.id}: qc.{name}"
         assert param.reference == reference, f"{proto.id}: qc.{name} reference"
-        # only VEGF is a required result; the rest are recorded when measured
-        assert param.required is (name == "vegf"), f"{proto.id}: qc.{name} required"
+        # only VEGF is a required result; the rest are recorded when measured (the EV
+        # yield is derived: computed when the NTA concentration is entered)
+        if param.derived is None:
+            assert param.required is (name == "vegf"), f"{proto.id}: qc.{name} required"
     ev = qc.parameter("ev_yield")
     assert ev.unit == "particles/10^6 cells"
 
@@ -286,6 +296,13 @@ def test_qc_release_tests(proto: Protocol):
         assert param.type == ParamType.yes_no and param.method == method, f"{proto.id}: qc.{name}"
         assert param.spec is not None and param.spec.equals is True, f"{proto.id}: qc.{name}"
         assert param.source == SITE_CHOICE and param.severity.value == "critical"
+
+
+def test_endotoxin_is_a_number_with_a_site_limit(proto: Protocol):
+    endotoxin = proto.step("qc").parameter("endotoxin")
+    assert endotoxin.unit == "EU/mL" and endotoxin.method == Method.endotoxin
+    assert _bounds(endotoxin.spec) == (None, 0.5) and endotoxin.source == SITE_CHOICE
+    assert endotoxin.severity.value == "critical" and endotoxin.required
 
 
 def test_every_measured_qc_parameter_names_its_method(proto: Protocol):
@@ -329,7 +346,7 @@ def test_qc_specs_are_site_choices_and_few(proto: Protocol):
     specs = [p for p in qc.parameters if p.spec is not None]
     assert all(p.source == SITE_CHOICE for p in specs), proto.id
     numeric = [p.name for p in specs if p.is_numeric]
-    assert numeric in ([], ["vegf"]), f"{proto.id}: numeric QC release specs {numeric}"
+    assert numeric == ["endotoxin", "vegf"], f"{proto.id}: numeric QC release specs {numeric}"
 
 
 def test_trend_parameters_are_numeric(proto: Protocol):
@@ -413,3 +430,191 @@ def test_the_set_covers_the_review_options():
     assert tnf.step("priming").parameter("cytokine").choices == ["TNF-alpha", "IFN-gamma"]
     assert protos["cm-3d-spheroid-bm"].step("spheroid_formation") is not None
     assert protos["cm-standard-serum-free"].step("hypoxia") is None
+
+
+# --- counts, volumes and derived values (version 2.0) ------------------------------------------
+
+# What every protocol records, step by step: (step, parameter, unit).
+COUNTS_AND_VOLUMES = [
+    ("expansion", "seeding_density", "cells/cm2"),
+    ("conditioning", "vessels", None),
+    ("conditioning", "vessel_area", "cm2"),
+    ("conditioning", "medium_volume", "mL"),
+    ("conditioning", "cell_count", "cells"),
+    ("conditioning", "viability_start", "%"),
+    ("collection", "volume", "mL"),
+    ("collection", "cell_count", "cells"),
+    ("collection", "viability", "%"),
+    ("filtration", "filtrate_volume", "mL"),
+    ("use_fresh", "final_volume", "mL"),
+    ("concentrate", "final_volume", "mL"),
+    ("lyophilise", "fill_volume", "mL"),
+    ("lyophilise", "cake_mass", "mg"),
+    ("lyophilise", "reconstitution_volume", "mL"),
+    ("lyophilise", "final_volume", "mL"),
+]
+# Every derived value a protocol declares: (step, parameter) -> (formula, unit).
+DERIVED = {
+    ("conditioning", "medium_per_area"): ("medium_volume / vessel_area", "mL/cm2"),
+    ("conditioning", "cell_density"): ("cell_count / (vessels * vessel_area)", "cells/cm2"),
+    ("collection", "cell_recovery"): ("cell_count / conditioning.cell_count", "%"),
+    ("filtration", "volume_recovery"): ("filtrate_volume / collection.volume", "%"),
+    ("concentrate", "concentration_factor"): ("collection.volume / final_volume", None),
+    ("lyophilise", "final_volume"): ("aliquots * reconstitution_volume", "mL"),
+    ("lyophilise", "concentration_factor"): ("fill_volume / reconstitution_volume", None),
+    ("qc", "vegf_per_cells"): (
+        "vegf * downstream.final_volume / collection.cell_count",
+        "pg/10^6 cells",
+    ),
+    ("qc", "ev_yield"): (
+        "ev_concentration * downstream.final_volume / collection.cell_count",
+        "particles/10^6 cells",
+    ),
+}
+# Hold times: (step, after, max hours), all site choices.
+HOLD_WINDOWS = [
+    ("spin", "collection", 2),
+    ("filtration", "spin", 2),
+    ("use_fresh", "filtration", 4),
+    ("concentrate", "filtration", 4),
+    ("lyophilise", "filtration", 4),
+]
+
+
+def test_the_bundled_protocols_are_version_2(proto: Protocol):
+    """Counts, volumes and derived values changed every file: a new version, so a database
+    holding 1.0 takes the new content as 2.0 (the same version with other content is
+    refused)."""
+    assert proto.version == "2.0"
+
+
+def test_counts_and_volumes_are_recorded(proto: Protocol):
+    for step_id, name, unit in COUNTS_AND_VOLUMES:
+        param = proto.step(step_id).parameter(name)
+        assert param is not None, f"{proto.id}: {step_id}.{name} missing"
+        assert param.is_numeric and param.unit == unit, f"{proto.id}: {step_id}.{name}"
+        if param.derived is None:
+            assert param.required, f"{proto.id}: {step_id}.{name} must be recorded"
+    for arm in DOWNSTREAM_ARMS:  # number of aliquots, storage container and expiry
+        step = proto.step(arm)
+        assert step.parameter("aliquots").type == ParamType.integer, f"{proto.id}: {arm}"
+        assert step.parameter("container").type == ParamType.choice, f"{proto.id}: {arm}"
+        assert step.parameter("expiry").type == ParamType.datetime, f"{proto.id}: {arm}"
+    storage = {
+        "use_fresh": "hold_temperature",
+        "concentrate": "storage_temperature",
+        "lyophilise": "storage_temperature",
+    }
+    for arm, name in storage.items():
+        param = proto.step(arm).parameter(name)
+        assert param.unit == "°C" and param.spec is not None, f"{proto.id}: {arm}.{name}"
+        assert param.source == SITE_CHOICE
+
+
+def test_derived_values(proto: Protocol):
+    declared = {
+        (step.id, p.name): (p.derived, p.unit)
+        for step in proto.steps
+        for p in step.parameters
+        if p.derived is not None
+    }
+    expected = dict(DERIVED)
+    if proto.step("spheroid_formation") is not None:  # no monolayer density in 3D culture
+        del expected[("conditioning", "medium_per_area")]
+        del expected[("conditioning", "cell_density")]
+    assert declared == expected, proto.id
+    for (step_id, name), _ in declared.items():
+        param = proto.step(step_id).parameter(name)
+        assert param.type == ParamType.number and param.figures >= 2
+        assert param.spec is None or param.source == SITE_CHOICE, f"{proto.id}: {name}"
+
+
+def test_the_concentration_factor_is_derived_with_its_site_spec(proto: Protocol):
+    factor = proto.step("concentrate").parameter("concentration_factor")
+    assert factor.derived == "collection.volume / final_volume"
+    assert _bounds(factor.spec) == (10.0, 20.0) and factor.source == SITE_CHOICE
+
+
+def test_hold_time_windows(proto: Protocol):
+    for step_id, after, hours in HOLD_WINDOWS:
+        window = proto.step(step_id).window
+        assert window is not None, f"{proto.id}: {step_id} has no hold-time window"
+        assert (window.after, window.min, window.max, window.unit) == (after, None, hours, "h")
+        assert window.source == SITE_CHOICE and window.severity.value == "major"
+
+
+def test_mycoplasma_is_sampled_from_the_unfiltered_harvest(proto: Protocol):
+    collection = proto.step("collection")
+    sampled = collection.parameter("mycoplasma_sampled")
+    assert sampled.type == ParamType.yes_no and sampled.spec.equals is True
+    assert collection.parameter("mycoplasma_sample_id").type == ParamType.text
+    assert "before the spin" in collection.instructions
+    assert "unfiltered harvest" in (proto.step("qc").parameter("mycoplasma_passed").help or "")
+
+
+def test_viability_at_collection_after_conditioning(proto: Protocol):
+    viability = proto.step("collection").parameter("viability")
+    assert viability.unit == "%" and viability.spec.min == 80 and viability.source == SITE_CHOICE
+    assert "after serum-free conditioning" in viability.label
+
+
+def test_hpl_percent_wherever_an_hpl_medium_is_accepted(proto: Protocol):
+    conditioning = proto.step("conditioning")
+    medium = conditioning.parameter("medium")
+    accepted = medium.spec.one_of if medium.spec else medium.choices
+    hpl_media = [m for m in accepted if "platelet lysate" in m]
+    hpl = conditioning.parameter("hpl_percent")
+    if hpl_media:
+        assert hpl is not None and hpl.unit == "%", f"{proto.id}: no hPL % field"
+        assert hpl.source == SITE_CHOICE and hpl.required is False
+    else:
+        assert hpl is None, f"{proto.id} accepts no hPL medium"
+
+
+def test_the_elisa_blank_is_recorded_and_reported_beside_the_results(proto: Protocol):
+    qc = proto.step("qc")
+    blank = qc.parameter("vegf_blank")
+    assert blank.unit == "pg/mL" and blank.method == Method.elisa and blank.required
+    assert blank.spec is None and blank.reference is None
+    assert "unconditioned-medium blank" in qc.instructions
+    assert "not subtracted" in qc.instructions
+
+
+def test_the_filter_pore_size_is_a_maximum(proto: Protocol):
+    pore = proto.step("filtration").parameter("pore_size")
+    assert _bounds(pore.spec) == (None, 0.22) and pore.source == REVIEW
+    findings = check_entries(
+        proto.step("filtration"),
+        {
+            "pore_size": "0.2 um",
+            "integrity_test_passed": "yes",
+            "filter_lot": "F-1",
+            "filtrate_volume": "490 mL",
+        },
+    )
+    assert [f.verdict for f in findings] == [Verdict.in_spec] * 4
+
+
+def test_the_literature_ranges_are_unchanged():
+    """The review's figures (protocols/reference/secretome.yaml) stay as the review gives
+    them, whatever the protocols' version 2.0 changed."""
+    ranges = {k: (r[0].min, r[0].max, r[0].approx, r[0].unit) for k, r in load_references().items()}
+    assert ranges == {
+        "egf": (50.0, 200.0, None, "pg/mL"),
+        "ev_yield": (None, None, 2.8e8, "particles/10^6 cells"),
+        "fgf2": (100.0, 1500.0, None, "pg/mL"),
+        "igf1": (1.0, 5.0, None, "ng/mL"),
+        "il10": (50.0, 800.0, None, "pg/mL"),
+        "il6": (100.0, 500.0, None, "pg/mL"),
+        "il8": (500.0, 1000.0, None, "pg/mL"),
+        "mcp1": (5.0, 50.0, None, "ng/mL"),
+        "pdgf": (100.0, 2500.0, None, "pg/mL"),
+        "tgf_beta": (1.0, 10.0, None, "pg/mL"),
+        "vegf": (100.0, 500.0, None, "pg/mL"),
+    }
+
+
+def test_fresh_use_before_qc_needs_a_conditional_release(proto: Protocol):
+    """Fresh CM is handed over before its QC results only under QA's conditional release;
+    the concentrate and the lyophilisate wait for QC and release."""
+    assert [s.id for s in proto.steps if s.use_before_qc] == ["use_fresh"]

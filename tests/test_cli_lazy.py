@@ -4,6 +4,7 @@ its own help."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -95,3 +96,52 @@ def test_a_misspelt_command_is_answered_with_the_near_one():
 def test_a_wrong_table_entry_is_a_clear_error():
     with pytest.raises(TypeError, match="not a click command"):
         Lazy("cmprep.cli:COMMANDS", "x").load()
+
+
+# --- read paths over the query tables load no protocol machinery -----------------------------
+HEAVY = ("pydantic", "transitions", "yaml", "cmprep.protocol.models", "cmprep.domain.batch")
+
+
+def _modules_after(db: str, *args: str) -> set[str]:
+    """Every module a fresh interpreter has imported after `cmprep ARGS` on DB."""
+    code = (
+        "import sys; from cmprep.cli import main\n"
+        f"try:\n    main({list(args)!r})\nexcept SystemExit: pass\n"
+        "print('MODULES', sorted(sys.modules))"
+    )
+    env = {**os.environ, "CMPREP_DB": db}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    return set(eval(out.split("MODULES", 1)[1]))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "report", "--format", "md"),
+        ("batch", "list", "--format", "csv"),
+        ("deviation", "list", "--format", "csv"),
+    ],
+)
+def test_commands_that_read_only_the_query_tables_import_no_protocol_models(db_path, args):
+    """The protocol models (pydantic), the state machine (transitions), the YAML loader and
+    the fold are about 100 ms of a start: a list or the audit report never needs them."""
+    from conftest import approve_bundled, seed_people
+
+    from cmprep.service import Services
+    from cmprep.store.sqlite import SQLiteStore
+
+    svc = approve_bundled(seed_people(Services(SQLiteStore(db_path, create=True))))
+    svc.batches.start("cm-standard-serum-free", "alice", "B1")
+    svc.close()
+    loaded = _modules_after(str(db_path), *args)
+    assert "cmprep.store.sqlite" in loaded  # it did read the database
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY}
+
+
+def test_the_renderers_site_choice_is_the_protocols():
+    from cmprep.protocol.models import SITE_CHOICE
+    from cmprep.render.documents import SITE_CHOICE as RENDERED
+
+    assert RENDERED == SITE_CHOICE

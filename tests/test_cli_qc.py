@@ -149,7 +149,8 @@ def test_qc_import_from_a_file(svc_cli, clock, proto, tmp_path):
 def test_qc_trend_and_compare_write_charts(svc_cli, clock, proto, tmp_path):
     _history(svc_cli, clock, proto)
     out = run("qc", "trend", "vegf", "-o", str(tmp_path / "vegf.svg"))
-    assert out.exit_code == 0 and "baseline from 8 released" in out.output
+    assert out.exit_code == 0 and "Baseline from 8 released" in out.output
+    assert "VEGF (pg/mL) in qc-mini, route none, cell source UC: 8 batch(es)" in out.output
     assert (tmp_path / "vegf.svg").read_text().lstrip().startswith("<svg")
     png = run("qc", "trend", "vegf", "-o", str(tmp_path / "vegf.png"))
     if png.exit_code == 0:
@@ -167,12 +168,14 @@ def test_guided_mode_asks_for_the_centrifuge_and_converts_rpm_with_its_rotor(svc
     )
     svc_cli.batches.start(STANDARD, "alice", "B1")
     run_to(svc_cli, clock, "B1", stop_before="spin")
-    # an unknown centrifuge (asked again), CF-02, 1500 rpm (= 415 x g), 10 min, 4 °C, no note, save
-    answers = "\n".join(["CF-99", "CF-02", "1500 rpm", "10", "4", "", "y", ""]) + "\n"
+    # an unknown centrifuge (asked again), CF-02, 1500 rpm (= 415 x g), 10 min, 4 °C, no checks
+    # ticked, no note, save
+    answers = "\n".join(["CF-99", "CF-02", "1500 rpm", "10", "4", "", "", "y", ""]) + "\n"
     result = CliRunner().invoke(
         main, ["batch", "run", "B1"], input=answers, obj=SHELL[0], catch_exceptions=False
     )
-    assert "no equipment 'CF-99'; register it with `cmprep equipment add`" in result.output
+    assert "no instrument 'CF-99'; did you mean CF-02?" in result.output
+    assert "Register CF-99 at another terminal (`cmprep equipment add`)" in result.output
     assert "Saved spin" in result.output
     spin = svc_cli.batches.batch("B1").steps["spin"]
     assert spin.values["rcf"].value == pytest.approx(415.0575)

@@ -377,4 +377,4 @@ def test_the_trail_says_what_happened_to_accounts_keys_protocols_and_settings(sv
         "root",
     )
     approved = [r["what"] for r in svc.audit.trail("@protocols")]
-    assert "protocol approved: cm-standard-serum-free@1.0" in approved
+    assert "protocol approved: cm-standard-serum-free@2.0" in approved

@@ -42,7 +42,7 @@ def protocol_file(
     """The standard protocol as "cm-ctl", with the version, status and spin spec given."""
     text = (
         STANDARD_TEXT.replace(f"id: {STANDARD}\n", "id: cm-ctl\n")
-        .replace("version: '1.0'\n", f"version: '{version}'\n")
+        .replace("version: '2.0'\n", f"version: '{version}'\n")  # the bundled file's
         .replace("status: approved\n", f"status: {status}\n")
         .replace("spec: {min: 300, max: 500}", f"spec: {{min: 300, max: {rcf_max}}}")
     )
@@ -74,7 +74,7 @@ def test_an_import_stores_a_draft_whatever_the_file_says(svc, tmp_path, clock):
     assert event.payload["content_hash"] == control.content_hash(event.payload["content"])
     assert model.status == "draft"  # what the database says, not the file
     listed = {s.ref: s.status for s in svc.protocols.versions()}
-    assert listed["cm-ctl@1.0"] == "draft" and listed[f"{STANDARD}@1.0"] == "approved"
+    assert listed["cm-ctl@1.0"] == "draft" and listed[f"{STANDARD}@2.0"] == "approved"
 
 
 def test_the_same_version_with_other_content_is_refused_a_new_version_is_needed(svc, tmp_path):
@@ -119,7 +119,7 @@ def test_a_bundled_protocol_is_imported_by_its_id(tmp_path, clock):
     assert str(err.value) == f"no protocol {STANDARD!r} in this database; none is stored yet"
     assert err.value.hint == Hint("import_protocol")
     stored = svc.protocols.import_file(STANDARD, "quinn")
-    assert (stored.ref, stored.source) == (f"{STANDARD}@1.0", f"{STANDARD}.yaml")
+    assert (stored.ref, stored.source) == (f"{STANDARD}@2.0", f"{STANDARD}.yaml")
     with pytest.raises(NotFound, match="no protocol file 'cm-nope'; bundled protocols: cm-3d"):
         svc.protocols.import_file("cm-nope", "quinn")
 
@@ -315,9 +315,9 @@ def test_retiring_names_the_approved_versions_left(svc, tmp_path):
 
 def test_only_qa_retires_and_with_a_reason(svc):
     with pytest.raises(Refused, match="rita is reviewer; to retire protocol one must be: qa"):
-        svc.protocols.retire(STANDARD, "1.0", "rita", "old")
+        svc.protocols.retire(STANDARD, "2.0", "rita", "old")
     with pytest.raises(Refused, match="a reason is required"):
-        svc.protocols.retire(STANDARD, "1.0", "quinn", "  ")
+        svc.protocols.retire(STANDARD, "2.0", "quinn", "  ")
     assert svc.protocols.stored(STANDARD).status == "approved"
 
 
@@ -352,7 +352,7 @@ def test_content_edited_in_the_file_breaks_the_chain_and_starts_no_batch(svc, db
     _edit_import(db_path, STANDARD, _widen)
     breaks = [p for p in svc.audit.verify().problems if getattr(p, "stream", "") == "@protocols"]
     assert breaks and "@protocols: event 5" in str(breaks[0])
-    with pytest.raises(CorruptLog, match=f"stored protocol {STANDARD}@1.0 does not match"):
+    with pytest.raises(CorruptLog, match=f"stored protocol {STANDARD}@2.0 does not match"):
         svc.batches.start(STANDARD, "alice", "B1")
 
 
@@ -442,8 +442,8 @@ def test_checklist_of_a_draft_says_it_must_not_be_used(svc, tmp_path):
 
 
 def test_check_validates_a_stored_version_again(svc):
-    doc = svc.protocols.check(f"{STANDARD}@1.0")
-    assert (doc.source, doc.stored.status) == (f"{STANDARD}@1.0", "approved")
+    doc = svc.protocols.check(f"{STANDARD}@2.0")
+    assert (doc.source, doc.stored.status) == (f"{STANDARD}@2.0", "approved")
 
 
 # --- the command line ---------------------------------------------------------------------

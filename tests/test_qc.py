@@ -161,27 +161,50 @@ def test_every_bad_line_is_named_at_once(svc, clock, proto):
 HISTORY = [300, 310, 290, 305, 295, 300, 315, 285]  # mean 300, SD ~10
 
 
+def small_baseline(svc, n=5):
+    """Rejection rules from N released batches (the site's setting; 20 unless set)."""
+    svc.settings.change("westgard_baseline", str(n), "root", PASSWORD, "a test's short history")
+
+
 def test_a_westgard_rejection_on_a_new_batch_opens_a_deviation_of_the_protocols_severity(
     svc, clock, proto
 ):
+    small_baseline(svc)
     for i, v in enumerate(HISTORY):
         _batch(svc, clock, proto, f"H{i}", v)
     out = _batch(svc, clock, proto, "NEW", 345, release=False)  # > +3 SD: 1-3s
     [dev] = out.deviations
     assert dev["parameter"] == "vegf:westgard:1-3s" and dev["severity"] == "major"
     assert "Westgard 1-3s against 8 released batches" in dev["message"]
+    assert "qc-mini, route none, UC" in dev["message"]  # the baseline's stratum
+    # opened by the rule, not by alice who recorded the value
+    assert svc.batches.batch("NEW").deviations[dev["deviation_id"]].opened_by == "Westgard 1-3s"
     assert svc.batches.batch("NEW").steps["qc"].values["vegf"].deviation_ids == [
         dev["deviation_id"]
     ]
 
 
 def test_no_westgard_check_before_enough_released_history(svc, clock, proto):
-    for i, v in enumerate(HISTORY[:3]):
+    for i, v in enumerate(HISTORY[:1]):
         _batch(svc, clock, proto, f"H{i}", v)
-    assert _batch(svc, clock, proto, "NEW", 345, release=False).deviations == []
+    out = _batch(svc, clock, proto, "NEW", 345, release=False)
+    assert out.deviations == [] and not [f for f in out.findings if "westgard" in f.parameter]
+
+
+def test_before_the_sites_minimum_a_rule_only_warns_and_opens_nothing(svc, clock, proto):
+    for i, v in enumerate(HISTORY):  # 8 released batches: under the default 20
+        _batch(svc, clock, proto, f"H{i}", v)
+    out = _batch(svc, clock, proto, "NEW", 345, release=False)
+    assert out.deviations == []
+    [warning] = [f for f in out.findings if "westgard" in f.parameter]
+    assert warning.verdict.value == "alert" and warning.parameter == "vegf:westgard:1-2s"
+    assert "rejection rules apply from 20 released batches" in warning.message
+    view = svc.qc.trend("vegf")
+    assert [v.rule for v in view.violations] == ["1-2s"] and view.rules_from == 20
 
 
 def test_trend_gives_baseline_from_released_batches_and_lists_violations(svc, clock, proto):
+    small_baseline(svc)
     for i, v in enumerate(HISTORY):
         _batch(svc, clock, proto, f"H{i}", v)
     _batch(svc, clock, proto, "NEW", 345, release=False)
@@ -189,7 +212,8 @@ def test_trend_gives_baseline_from_released_batches_and_lists_violations(svc, cl
     assert data["baseline_count"] == 8 and data["mean"] == pytest.approx(300)
     assert [p[0] for p in data["points"]][-1] == "NEW"
     assert any(v.rule == "1-3s" and v.rejection for v in data["violations"])
-    with pytest.raises(Refused, match="no batch has a value"):
+    assert data.stratum == "qc-mini, route none, cell source UC"
+    with pytest.raises(Refused, match=r"unknown analyte 'tnf'; known analytes: .*il6.*vegf"):
         svc.qc.trend("tnf")
 
 
@@ -200,7 +224,8 @@ def test_compare_groups_by_preconditioning_and_source(svc, clock, proto):
     data = svc.qc.compare("preconditioning", ["vegf"])
     assert data["table"]["vegf"] == {"none": [250.0, 270.0], "hypoxia": [450.0]}
     assert set(svc.qc.compare("source")["table"]["vegf"]) == {"UC", "BM"}
-    with pytest.raises(Refused, match="expected protocol, source or preconditioning"):
+    assert set(svc.qc.compare("route")["table"]["vegf"]) == {"none"}  # qc-mini has no route
+    with pytest.raises(Refused, match="expected protocol, source, preconditioning or route"):
         svc.qc.compare("donor")
 
 
@@ -237,6 +262,7 @@ def test_westgard_and_the_sparkline_use_only_the_newest_released_batches(
     from cmprep.service import consistency
 
     monkeypatch.setattr(consistency, "HISTORY_POINTS", 5)
+    small_baseline(svc)
     for i, v in enumerate([900, 900, 900, *HISTORY]):  # three old outliers, then steady
         _batch(svc, clock, proto, f"H{i}", v)
     out = _batch(svc, clock, proto, "NEW", 345, release=False)
@@ -257,10 +283,12 @@ def test_a_trend_shows_the_newest_points_and_finds_an_analyte_by_its_label(
     data = svc.qc.trend("VEGF (ELISA)")
     assert [p[0] for p in data.points] == ["H4", "H5", "H6", "H7"]
     assert data.baseline_count == 4 and data.label == "VEGF" and data.unit == "pg/mL"
-    with pytest.raises(Refused, match="no batch has a value for 'sterility'"):
+    with pytest.raises(Refused, match="unknown analyte 'sterility'"):
         svc.qc.trend("sterility")  # a yes/no is not a point
-    with pytest.raises(Refused, match="no batch has a value for '---' in protocol qc-mini"):
+    with pytest.raises(Refused, match="unknown analyte '---'"):
         svc.qc.trend("---", "qc-mini")
+    with pytest.raises(Refused, match="no batch has a value for 'il6' in protocol qc-mini"):
+        svc.qc.trend("il6", "qc-mini")  # known, never measured
 
 
 def test_an_edited_qc_point_is_named_by_verify_and_put_right_by_rebuild(svc, clock, proto, db_path):

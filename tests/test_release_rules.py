@@ -78,8 +78,8 @@ def test_a_review_is_refused_while_steps_are_due_naming_them(svc, clock):
     seq = svc.batches.batch("B1").seq
     err = _refusal(lambda: svc.quality.sign_review("B1", "rita", PASSWORD, "early"))
     assert str(err).startswith(
-        "batch B1 cannot be reviewed yet: steps not done: filtration, use_fresh, "
-        "concentrate, lyophilise, qc; the review is signed once every step is done"
+        "batch B1 cannot be reviewed yet: steps not done: filtration, downstream (one of "
+        "use_fresh, concentrate, lyophilise), qc; the review is signed once every step is done"
     )
     assert hint_text(err.hint) == "See what it needs with `cmprep batch status B1`."
     assert svc.batches.batch("B1").seq == seq and svc.batches.batch("B1").reviews == []
@@ -90,14 +90,16 @@ def test_a_correction_after_the_review_voids_it_until_reviewed_again(svc, clock)
     clock.advance(minutes=10)
     svc.quality.sign_review("B1", "rita", PASSWORD, "record reviewed")
     clock.advance(minutes=10)
-    svc.batches.correct("B1", "collection", {"volume": "450 mL"}, "alice", "re-read")
+    # a value no derived value reads (a volume would also recompute the recovery and the
+    # concentration factor, and so change the verified filtration step)
+    svc.batches.correct("B1", "collection", {"vessels_pooled": "5"}, "alice", "re-read")
     batch = svc.batches.batch("B1")
     assert batch.review is None and batch.reviews[0].voided_by is not None
     err = _refusal(lambda: svc.quality.release("B1", "quinn", PASSWORD))
     corrected = batch.events[-1]
     assert err.problems == [
         f"the review by rita at {batch.reviews[0].at} no longer counts: alice corrected "
-        f"collection.volume at {corrected.recorded_at}, after it (event {corrected.seq}); "
+        f"collection.vessels_pooled at {corrected.recorded_at}, after it (event {corrected.seq}); "
         "the record must be reviewed again"
     ]
     assert err.hint is not None and err.hint.kind == "sign_review"

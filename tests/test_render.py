@@ -549,7 +549,7 @@ def test_checklist_html_has_boxes_fields_specs_sources_and_sign_lines(protocol_f
         "Wash the monolayer twice with PBS.",
         "Serum in conditioning medium",
         "&lt;= 2 %",  # spec
-        "&lt;= 0 %",  # alert band
+        "alert if above 0 %",  # alert band, in words
         "0-100 %",  # hard limits
         "site choice",
         "24-72 h after conditioning",
@@ -568,11 +568,11 @@ def test_checklist_md_has_task_boxes_and_fields(protocol_file):
     assert md.startswith("# SOP checklist: Render test conditioned medium")
     assert "- [ ] PBS lot and expiry checked" in md
     assert "- [ ] Every vessel is labelled" in md
-    row = (
-        "| Serum in conditioning medium | % | \\<= 2 % | \\<= 0 % | 0-100 % "
-        "| Nasiri et al. 2026 | |"
+    row = (  # the source is a footnote; the entered value and initials are blank
+        "| Serum in conditioning medium | % | \\<= 2 % \\[1\\] | alert if above 0 % | 0-100 % | | |"
     )
     assert row in md
+    assert "\\[1\\] Source: Nasiri et al. 2026" in md
     assert "Window: 24-72 h after conditioning" in md
     assert "Done by ____" in md
     assert md.count("Verified by ____") == 1

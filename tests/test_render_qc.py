@@ -146,6 +146,8 @@ def test_a_value_outside_the_reference_range_is_flagged_as_information_only(buil
 
 def test_a_westgard_deviation_is_named_with_its_rule(built, clock, proto):
     svc = built[0]
+    # rejection rules from 5 released batches (the site's setting; 20 unless set)
+    svc.settings.change("westgard_baseline", "5", "root", PASSWORD, "a test's short history")
     svc.batches.start(proto, "alice", "B2")
     svc.batches.record("B2", "isolation", {"source_tissue": "UC"}, "alice")
     svc.batches.skip("B2", "hypoxia", "alice", "normoxic")

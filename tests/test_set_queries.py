@@ -23,7 +23,8 @@ from cmprep.cli import Shell, main
 from cmprep.cli.batch import LIST_COLUMNS as BATCH_COLUMNS
 from cmprep.cli.common import stream_table, table
 from cmprep.cli.deviation import LIST_COLUMNS as DEVIATION_COLUMNS
-from cmprep.domain.audit import DECIDED_COLUMNS, report_data
+from cmprep.domain.report import DECIDED_COLUMNS, report_data
+from cmprep.errors import Refused
 from cmprep.service import Services
 from cmprep.store.query import BatchFilter, DeviationFilter
 from cmprep.store.sqlite import SQLiteStore
@@ -130,13 +131,20 @@ def test_deviation_list_as_json_gives_every_field_of_each_row(store):
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv"])
-@pytest.mark.parametrize("args", [(), ("--state", "released"), ("--protocol", "none")])
+@pytest.mark.parametrize("args", [(), ("--state", "released")])
 def test_batch_list_prints_what_it_printed_from_whole_rows(store, fmt, args):
     where = BatchFilter(state="released") if args[1:] == ("released",) else BatchFilter()
-    if args[1:] == ("none",):
-        where = BatchFilter(protocol_id="none")
     shown = _run(store, "batch", "list", *args, "--format", fmt)
     assert shown == _old(store.batch_rows(where), BATCH_COLUMNS, fmt)
+
+
+def test_batch_list_of_an_unknown_protocol_is_an_error_not_an_empty_list(store):
+    result = CliRunner().invoke(
+        main,
+        ["batch", "list", "--protocol", "none", "--db", str(store.path)],
+        obj=Shell(lambda db: Services(store)),
+    )
+    assert result.exit_code == 1 and "no protocol 'none'" in result.output
 
 
 def test_batch_list_as_json_gives_every_field_of_each_row(store):
@@ -246,8 +254,10 @@ def test_a_bad_period_is_refused_with_what_is_expected(store):
         ["audit", "report", "--since", "last week", "--db", str(store.path)],
         obj=Shell(lambda db: Services(store)),
     )
-    assert result.exit_code == 1
-    assert "the start of the period" in result.output
+    assert result.exit_code == 2
+    assert "'last week' is not a date; expected YYYY-MM-DD" in result.output
+    with pytest.raises(Refused, match="the start of the period"):
+        Services(store).audit.report("last week")
 
 
 def test_the_report_document_shows_the_counts_and_rows(store):

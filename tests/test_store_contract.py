@@ -493,6 +493,20 @@ def projections(store: EventStore) -> EventStore:
     return store
 
 
+def test_ids_near_finds_an_id_in_any_case_and_its_neighbours_from_the_index(store: EventStore):
+    with store.writing("__ids__", 0) as unit:
+        for batch_id in ("CM-001", "CM-002", "DEMO-001", "DEMO-002", "ZZ-9"):
+            unit.put_batch(batch_row(batch_id))
+        unit.put_deviation(deviation_row("DEV-0001"))
+    # the id itself first, in its stored case; then after it, then before it, nearest first
+    assert store.ids_near("batch", "demo-001", 2) == ["DEMO-001", "DEMO-002", "CM-002", "CM-001"]
+    assert store.ids_near("batch", "d", 1) == ["DEMO-001", "CM-002"]
+    assert store.ids_near("deviation", "dev-0001", 5) == ["DEV-0001"]
+    assert store.ids_near("batch", "zzz", 1) == ["ZZ-9"]  # nothing after: the one before
+    with pytest.raises(StoreError, match="no id kind"):
+        store.ids_near("lot", "x", 1)
+
+
 def test_batch_rows_come_back_as_given_ordered_by_start_then_id(projections: EventStore):
     rows = projections.batch_rows()
     assert [r["batch_id"] for r in rows] == ["B1", "B3", "B2"]
@@ -718,6 +732,7 @@ def point_row(batch_id: str, step: str, name: str, **over: Any) -> dict[str, Any
         "name_key": name,
         "reference_key": name,
         "label_key": name,
+        "route": "concentrate",
     }
     return {**row, **over}
 
@@ -794,6 +809,9 @@ def test_qc_points_come_back_as_given_ordered_by_start_batch_and_position(points
         (QCPointFilter(analytes=("il6", "tnf")), ["B2.il6"]),  # or by its name
         (QCPointFilter(exclude_batch="B2", name="vegf"), ["B1.vegf", "B3.vegf", "B4.vegf"]),
         (QCPointFilter(since=T1), ["B2.vegf", "B2.il6", "B4.vegf"]),  # started at or after
+        (QCPointFilter(source="BM"), ["B3.vegf"]),  # a baseline's cell source
+        (QCPointFilter(route="concentrate", name="il6"), ["B2.il6"]),  # and its route
+        (QCPointFilter(route="use_fresh"), []),
         (
             QCPointFilter(protocol_id="cm-standard", name="vegf", state="released", since=T1),
             ["B2.vegf", "B4.vegf"],
@@ -852,6 +870,58 @@ def test_replace_projections_replaces_every_qc_point_only_when_given(points: Eve
     assert points.qc_points(QCPointFilter()) == new_points and len(points.batch_rows()) == 1
     points.replace_projections([], [], points=[])
     assert points.qc_points(QCPointFilter()) == []
+
+
+# --- lineage edges: the material graph, walked by one recursive query ------------------------
+def edge(parent: str, child: str, seq: int, drawn: str | None = "1") -> dict[str, Any]:
+    return {"parent": parent, "child": child, "seq": seq, "drawn": drawn, "unit": "mL"}
+
+
+# donor D1 -> vial V1 -> cultures C1, C2 -> pooled harvest H (a diamond) -> aliquots A1, A2
+GRAPH = [
+    edge("D1", "V1", 1, None),
+    edge("V1", "C1", 2),
+    edge("V1", "C2", 2),
+    edge("C1", "H", 3, "5"),
+    edge("C2", "H", 3, "5"),
+    edge("H", "A1", 4),
+    edge("H", "A2", 4),
+]
+
+
+def test_lineage_edges_walk_down_and_up_from_any_lot(store: EventStore):
+    with store.writing("@materials", 0) as unit:
+        unit.append(new(1), T0)
+        unit.put_lineage_edges(GRAPH[:3])
+    with store.writing("@materials", 1) as unit:
+        unit.append(new(1), T1)
+        unit.put_lineage_edges(GRAPH[3:])
+    assert store.lineage_edges("D1", "down") == GRAPH  # the diamond walked once
+    assert store.lineage_edges("C2", "down") == [GRAPH[4], GRAPH[5], GRAPH[6]]
+    assert store.lineage_edges("A1", "up") == GRAPH[:6]
+    assert store.lineage_edges("A2", "down") == [] and store.lineage_edges("nobody", "up") == []
+    with pytest.raises(StoreError, match="up or down"):
+        store.lineage_edges("D1", "sideways")
+
+
+def test_lineage_edges_roll_back_with_their_unit(store: EventStore):
+    with pytest.raises(RuntimeError), store.writing("@materials", 0) as unit:
+        unit.append(new(1), T0)
+        unit.put_lineage_edges(GRAPH)
+        raise RuntimeError("the derivation failed")
+    assert store.lineage_edges("D1", "down") == [] and store.events("@materials") == []
+
+
+def test_replace_lineage_edges_replaces_all_or_nothing(store: EventStore):
+    store.replace_lineage_edges(GRAPH)
+    assert store.lineage_edges("V1", "down") == GRAPH[1:]
+    bad = edge("X", "Y", 9)
+    del bad["seq"]
+    with pytest.raises(StoreError, match="seq"):
+        store.replace_lineage_edges([edge("P", "Q", 8), bad])
+    assert store.lineage_edges("D1", "down") == GRAPH
+    store.replace_lineage_edges([])
+    assert store.lineage_edges("D1", "down") == []
 
 
 # --- streams ------------------------------------------------------------------------------------
@@ -926,6 +996,18 @@ def test_a_stored_payload_is_the_canonical_json_the_hash_covers(store: EventStor
     assert row.payload == canonical_json(payload) and event.payload == payload
     assert row.body() == canonical_json(event.body()).encode()
     assert hashlib.sha256(row.body()).hexdigest() == event.hash and row.hash_holds()
+
+
+def test_the_log_streams_in_ledger_order_as_stored(store: EventStore):
+    """What a copy replays: every event in commit order, across streams, as stored."""
+    assert list(store.iter_logged()) == []
+    written = append(store, "B1", 2) + append(store, "@users", 1) + append(store, "B2", 1, at=T1)
+    written += append(store, "B1", 1, at=T1)
+    rows = store.iter_logged()
+    assert iter(rows) is rows
+    got = list(rows)
+    assert [r.event() for r in got] == written
+    assert all(r.hash_holds() for r in got)
 
 
 def test_the_ledger_streams_by_position_each_entry_with_its_events_hash(store: EventStore):

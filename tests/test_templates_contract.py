@@ -31,6 +31,9 @@ MODELS = {
     "audit.md": AuditReportView,
 }
 NOT_TEMPLATES = {"base.html", "print.css"}  # a layout and a stylesheet, included by others
+# lot labels: rendered by their own environment (with the QR and Code 128 filters); the same
+# contract is checked in test_labels.py
+NOT_TEMPLATES |= {"label.html"}
 
 
 def _locals(ast: nodes.Template) -> set[str]:

@@ -530,3 +530,12 @@ def test_any_text_for_any_kind_of_parameter_gives_a_finding_never_an_exception(r
     assert finding.message
     if finding.verdict != Verdict.refused and isinstance(finding.value, float):
         assert math.isfinite(finding.value)
+
+
+def test_a_converted_value_is_shown_to_three_significant_figures_a_typed_one_as_typed():
+    """1950 rpm on a 16.5 cm rotor is 701.447 x g: the message and the record say 701 x g;
+    a value typed in the protocol's own unit is shown as typed."""
+    converted = check_value(RCF, "1950 rpm", rotor_radius_cm=16.5)
+    assert converted.display == "701 x g"
+    assert "701 x g" in converted.message and "701.447" not in converted.message
+    assert check_value(RCF, "412.5 x g").display == "412.5 x g"

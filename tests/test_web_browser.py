@@ -265,13 +265,23 @@ def _record_batch(t: Bench, batch_id: str) -> str:
                 "v_viability": "95",
                 "v_basal_medium": "DMEM",
                 "v_fbs_percent": "10",
+                "v_seeding_density": "4000",
             },
             49,
         ),
         ("pbs_wash", {"v_washes": "3", "v_pbs_lot": "PBS-7"}, 48.5),
         (
             "conditioning",
-            {"v_serum_percent": "0", "v_medium": "serum-free DMEM", "v_incubator_temp": "37"},
+            {
+                "v_serum_percent": "0",
+                "v_medium": "serum-free DMEM",
+                "v_incubator_temp": "37",
+                "v_vessels": "14",
+                "v_vessel_area": "175",
+                "v_medium_volume": "36 mL",
+                "v_cell_count": "4.9e7",
+                "v_viability_start": "95",
+            },
             48,
         ),
     ]
@@ -293,7 +303,16 @@ def _record_batch(t: Bench, batch_id: str) -> str:
     t.click("Collection of conditioned medium", "step-collection")
     assert "window open" in page.content()
     t.tick_all()
-    t.fill({"v_volume": "500 mL", "v_vessels_pooled": "4"})
+    t.fill(
+        {
+            "v_volume": "500 mL",
+            "v_vessels_pooled": "4",
+            "v_cell_count": "4.5e7",
+            "v_viability": "92",
+            "v_mycoplasma_sampled": "yes",
+            "v_mycoplasma_sample_id": "MY-1",
+        }
+    )
     t.save("saved-collection")
     # spin: the centrifuge scanned (the reader types its id and Enter), the speed in rpm
     t.click("Low-speed spin to remove cells and debris", "step-spin")
@@ -332,7 +351,14 @@ def _record_batch(t: Bench, batch_id: str) -> str:
     page.keyboard.press("Enter")
     page.locator("#m-lot_0", has_text="filter lot F-1").wait_for()
     t.tick_all()
-    t.fill({"v_pore_size": "0.22 um", "v_integrity_test_passed": "yes", "v_filter_lot": "F-1"})
+    t.fill(
+        {
+            "v_pore_size": "0.22 um",
+            "v_integrity_test_passed": "yes",
+            "v_filter_lot": "F-1",
+            "v_filtrate_volume": "490 mL",
+        }
+    )
     t.save("saved-filtration")
     # the branch: choose concentration
     assert "Choose one arm" in page.content()
@@ -341,9 +367,12 @@ def _record_batch(t: Bench, batch_id: str) -> str:
     t.fill(
         {
             "v_mwco": "3 kDa",
-            "v_concentration_factor": "12",
-            "v_final_volume": "40 mL",
+            "v_final_volume": "40 mL",  # 500 mL / 40 mL: the factor 12.5 is computed
             "v_device_lot": "UF-1",
+            "v_storage_temperature": "-80",
+            "v_container": "sterile cryovial",
+            "v_aliquots": "20",
+            "v_expiry": "2027-11-01T00:00Z",
         }
     )
     t.save("saved-concentrate")
@@ -352,9 +381,10 @@ def _record_batch(t: Bench, batch_id: str) -> str:
     t.fill(
         {
             "v_sterility_passed": "yes",
-            "v_endotoxin_passed": "yes",
+            "v_endotoxin": "0.1 EU/mL",
             "v_mycoplasma_passed": "yes",
             "v_vegf": "0.31 ng/mL",
+            "v_vegf_blank": "5 pg/mL",
             "v_qc_report_id": "QC-2026-118",
         }
     )

@@ -440,7 +440,7 @@ def places(svc, clock):
         "batch": "B1",
         "step": "spin",
         "deviation": out.deviations[0]["deviation_id"],
-        "protocol": f"{STANDARD}@1.0",
+        "protocol": f"{STANDARD}@2.0",
     }
 
 
@@ -508,8 +508,8 @@ def test_the_route_table_names_only_acts_the_gate_knows():
 # --- starting a batch ---------------------------------------------------------------------------
 def test_start_a_batch_from_an_approved_protocol(web, alice, svc):
     page = alice.get("/batches/new")
-    assert "cm-standard-serum-free v1.0" in page.text
-    r = alice.submit("/batches/new", "/batches/new", protocol=f"{STANDARD}@1.0", batch_id="LOT-1")
+    assert "cm-standard-serum-free v2.0" in page.text
+    r = alice.submit("/batches/new", "/batches/new", protocol=f"{STANDARD}@2.0", batch_id="LOT-1")
     assert r.status_code == 303 and r.headers["location"] == "/batches/LOT-1?started=1"
     batch = alice.follow(r)
     assert "Batch LOT-1" in batch.text and "MSC source and donor identity" in batch.text
@@ -517,7 +517,7 @@ def test_start_a_batch_from_an_approved_protocol(web, alice, svc):
 
 
 def test_a_double_tap_on_start_makes_one_batch(web, alice, svc):
-    fields = {**alice.form("/batches/new", "/batches/new"), "protocol": f"{STANDARD}@1.0"}
+    fields = {**alice.form("/batches/new", "/batches/new"), "protocol": f"{STANDARD}@2.0"}
     first = alice.post("/batches/new", fields)
     second = alice.post("/batches/new", fields)
     assert first.status_code == second.status_code == 303
@@ -612,9 +612,10 @@ def test_the_live_check_judges_each_field_as_it_is_typed(web, alice, svc, clock,
         "message": "centrifuge CF-02, calibration due 2027-01-15, rotor 16.5 cm",
     }
     assert r.json()["out_of_spec"] == ["Relative centrifugal force", "Spin time"]
-    r = alice.post(url + "/check", {**fields, "eq_0": "FD-1"})
-    assert r.json()["marks"]["eq_0"]["verdict"] == "warning"
-    assert "not a centrifuge" in r.json()["marks"]["eq_0"]["message"]
+    r = alice.post(url + "/check", {**fields, "eq_0": "FD-1"})  # another kind: refused
+    assert r.json()["marks"]["eq_0"]["verdict"] == "refused"
+    assert "FD-1 is a freeze dryer" in r.json()["marks"]["eq_0"]["message"]
+    assert "needs a centrifuge" in r.json()["marks"]["eq_0"]["message"]
     r = alice.post(url + "/check", {**fields, "eq_0": "NOPE"})
     assert r.json()["marks"]["eq_0"]["verdict"] == "refused"
     assert svc.batches.batch(b1).steps["spin"].status == "due"
@@ -954,7 +955,7 @@ def test_pdf_downloads_where_weasyprint_is_installed(web, alice, svc, clock, b1)
 
 def test_checklist_audit_report_and_trail_pages(web, alice, svc, clock, b1):
     run_to(svc, clock, b1, "spin")
-    assert "SOP checklist" in alice.get(f"/protocols/{STANDARD}@1.0/checklist").text
+    assert "SOP checklist" in alice.get(f"/protocols/{STANDARD}@2.0/checklist").text
     assert alice.get("/audit/report").status_code == 200
     trail = alice.get("/batches/B1/trail").text
     assert "Audit trail of batch B1" in trail and "recorded isolation" in trail
@@ -1003,7 +1004,7 @@ def test_xss_payloads_in_every_text_field_are_shown_as_text(web, svc, clock, pay
     pages.append(Tablet(web).sign_in(payload).text)
     pages.append(
         alice.submit(
-            "/batches/new", "/batches/new", protocol=f"{STANDARD}@1.0", batch_id=payload
+            "/batches/new", "/batches/new", protocol=f"{STANDARD}@2.0", batch_id=payload
         ).text
     )
     svc.batches.start(STANDARD, "alice", "B1")

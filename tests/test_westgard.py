@@ -358,3 +358,26 @@ def test_structure_of_every_violation(values, mean, sd):
     assert {v.index for v in found if v.rule == "1-3s"} <= {
         v.index for v in found if v.rule == "1-2s"
     }
+
+
+# --- why the rejection rules wait for a baseline of 20 (the site's westgard_baseline) --------
+def test_an_in_control_batch_breaks_a_rule_falsely_less_often_with_a_larger_baseline():
+    """The README's false-alarm figures, simulated with this module (a short run of the
+    simulation in bench/westgard_false_alarms.py; seeded, so always the same numbers):
+    about 5 % per analyte with 5 baseline batches, 2 % with 10, 1 % with 20."""
+    import random
+
+    def rate(n: int, trials: int = 4000) -> float:
+        rng = random.Random(n)
+        hits = 0
+        for _ in range(trials):
+            history = [rng.gauss(0.0, 1.0) for _ in range(n)]
+            mean, sd = baseline(history)
+            hits += bool(new_point_violations(history, rng.gauss(0.0, 1.0), mean, sd))
+        return hits / trials
+
+    five, ten, twenty = rate(5), rate(10), rate(20)
+    assert 0.036 < five < 0.066  # 5.2 % in 200,000 trials
+    assert 0.012 < ten < 0.030  # 2.1 %
+    assert 0.005 < twenty < 0.018  # 1.1 %
+    assert five > ten > twenty

@@ -71,7 +71,16 @@ COMMANDS: dict[str, Lazy] = {
         "cmprep.cli.materials:equipment",
         "Instruments: register them with their calibration due date (and rotor radius).",
     ),
+    "export": Lazy(
+        "cmprep.cli.export:export",
+        "Export batch records: an .eln archive (signed), or a long CSV/XLSX table; verify "
+        "an archive without a database.",
+    ),
     "init": Lazy("cmprep.cli.session:init", "Create a database and its first admin."),
+    "label": Lazy(
+        "cmprep.cli.label:label",
+        "Print labels of a lot (50 x 25 mm): lot id, product, status, expiry, QR and Code 128.",
+    ),
     "login": Lazy(
         "cmprep.cli.session:login",
         "Log in: your password once, then work until you log out or the session times out.",
@@ -79,7 +88,7 @@ COMMANDS: dict[str, Lazy] = {
     "logout": Lazy("cmprep.cli.session:logout", "End your session on this database."),
     "materials": Lazy(
         "cmprep.cli.materials:materials",
-        "Material lots: register them, and find every batch that used one (recalls).",
+        "Materials from donor to aliquot: register, derive, release, trace and recall them.",
     ),
     "protocol": Lazy(
         "cmprep.cli.protocol:protocol",

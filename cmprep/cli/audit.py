@@ -13,9 +13,11 @@ from cmprep.cli.common import (
     OUTPUT,
     PASSWORD_STDIN,
     TABLE_FORMAT,
+    day,
     need_output,
     read_password,
     table,
+    when,
     with_actor,
     with_app,
     write_or_print,
@@ -46,7 +48,14 @@ def audit_trail(app: Services, batch_id: str, fmt: str) -> None:
       cmprep audit trail CM-20261129-001 --format csv > trail.csv
       cmprep audit trail @security
     """
-    table(app.audit.trail(batch_id), TRAIL_COLUMNS, fmt)
+    rows = app.audit.trail(batch_id)
+    if fmt == "table":  # read by a person: local times; CSV and JSON keep UTC
+        shown_at = when(app)
+        rows = [
+            {**r, "at": shown_at(r["at"]), "performed_at": shown_at(r["performed_at"])}
+            for r in rows
+        ]
+    table(rows, TRAIL_COLUMNS, fmt)
 
 
 @audit.command("verify")
@@ -132,18 +141,32 @@ def audit_anchor(app: Services, to: str | None, password_stdin: bool, actor: str
 
 @audit.command("report")
 @click.option(
-    "--since", default=None, metavar="DATE", help="Only deviations opened since (YYYY-MM-DD)."
+    "--since",
+    default=None,
+    metavar="DATE",
+    help="Only what happened on or after (YYYY-MM-DD, or an ISO time with its zone).",
+)
+@click.option(
+    "--until",
+    default=None,
+    metavar="DATE",
+    help="Only what happened before (YYYY-MM-DD: that day is not included).",
 )
 @DOC_FORMAT
 @OUTPUT
 @with_app
-def audit_report(app: Services, since: str | None, fmt: str, output: str | None) -> None:
+def audit_report(
+    app: Services, since: str | None, until: str | None, fmt: str | None, output: str | None
+) -> None:
     """Deviations across batches by step, protocol, severity and person (Pareto charts),
-    open deviations by age, batches released and rejected.
+    open deviations by age, batches released and rejected, in a period.
 
     \b
     Example:
-      cmprep audit report --since 2026-01-01 --format pdf -o audit.pdf
+      cmprep audit report --since 2026-01-01 -o audit.pdf
+      cmprep audit report --since 2026-07-01 --until 2026-10-01 -o q3.pdf
     """
-    need_output(fmt, output)
-    write_or_print(app.documents.audit_report(since, fmt), output, "Audit report")
+    fmt = need_output(fmt, output)
+    bounds = {"since": day(since, "--since"), "until": day(until, "--until")}
+    report = app.documents.audit_report(bounds["since"], fmt, until=bounds["until"])
+    write_or_print(report, output, "Audit report")

@@ -19,6 +19,7 @@ from cmprep.cli.common import (
     need_output,
     read_password,
     stream_table,
+    when,
     with_actor,
     with_app,
     write_or_print,
@@ -79,7 +80,7 @@ def batch_status(app: Services, batch_id: str, fmt: str) -> None:
     if fmt == "json":
         echo_json(view.to_json())
     else:
-        print_status(view)
+        print_status(view, when(app))
 
 
 LIST_COLUMNS = [
@@ -94,7 +95,12 @@ LIST_COLUMNS = [
 
 
 @batch.command("list")
-@click.option("--state", default=None, help="Only batches in this state.")
+@click.option(
+    "--state",
+    default=None,
+    help="Only batches in this state: awaiting_review, on_hold, released, rejected, or the "
+    "stage a batch in progress is at (e.g. spin).",
+)
 @click.option("--protocol", "protocol_id", default=None, help="Only batches of this protocol.")
 @TABLE_FORMAT
 @with_app
@@ -105,9 +111,7 @@ def batch_list(app: Services, state: str | None, protocol_id: str | None, fmt: s
     Example:
       cmprep batch list --state awaiting_review --format csv
     """
-    from cmprep.store.query import BatchFilter
-
-    chosen = BatchFilter(state=state, protocol_id=protocol_id)
+    chosen = app.queries.batch_filter(state, protocol_id)
     stream_table(lambda columns: app.queries.batches(chosen, columns), LIST_COLUMNS, fmt)
 
 
@@ -309,7 +313,7 @@ def batch_review(
     if fmt == "json":
         echo_json(report.to_json())
     else:
-        print_review(report)
+        print_review(report, when(app))
 
 
 @batch.command("release")
@@ -359,7 +363,7 @@ def batch_reject(
 @click.option("--reason", required=True, help="The complaint: who reported what, and when.")
 @click.option(
     "--severity",
-    type=click.Choice(["minor", "major", "critical"]),
+    type=click.Choice(["minor", "major", "critical"], case_sensitive=False),
     default="major",
     show_default=True,
     help="First classification; QA may change it when closing.",
@@ -389,12 +393,12 @@ def batch_complaint(app: Services, batch_id: str, reason: str, severity: str, ac
 @DOC_FORMAT
 @OUTPUT
 @with_app
-def batch_record_doc(app: Services, batch_id: str, fmt: str, output: str | None) -> None:
+def batch_record_doc(app: Services, batch_id: str, fmt: str | None, output: str | None) -> None:
     """Render the batch record a QA reviewer signs (HTML for print, Markdown or PDF).
 
     \b
     Example:
-      cmprep batch record-doc CM-20261129-001 --format pdf -o CM-20261129-001.pdf
+      cmprep batch record-doc CM-20261129-001 -o CM-20261129-001.pdf
     """
-    need_output(fmt, output)
+    fmt = need_output(fmt, output)
     write_or_print(app.documents.record(batch_id, fmt), output, "Batch record")

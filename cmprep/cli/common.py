@@ -62,6 +62,21 @@ def error_message(err: BaseException) -> str:
     raise err
 
 
+def quiet_exit() -> None:
+    """End a command whose reader went away (a pipe into ``head`` closed): nothing more is
+    said, and the status is 141 (128 + SIGPIPE), what a shell reports for such a writer.
+    Standard output is pointed at /dev/null first, so the flush at exit does not fail
+    again with a traceback."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (a test)
+        pass
+    raise click.exceptions.Exit(141)
+
+
 ACTS = "cmprep.acts"  # ctx.meta: the command writes as someone (with_actor), who must be proven
 
 
@@ -95,6 +110,8 @@ def with_app(func: F) -> F:
             if click.get_current_context().meta.get(ACTS):  # a write: prove who acts
                 kwargs["actor"] = identify(app, kwargs["actor"])
             return func(*args, app=app, **kwargs)
+        except BrokenPipeError:  # `cmprep ... | head`: the reader has all it wanted
+            quiet_exit()
         except (CmprepError, OSError) as err:
             raise click.ClickException(error_message(err)) from None
 
@@ -168,9 +185,25 @@ def write_or_print(content: str | bytes, output: str | None, what: str) -> None:
         click.echo(content, nl=False)
 
 
-def need_output(fmt: str, output: str | None) -> None:
+DOC_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".pdf": "pdf"}
+
+
+def need_output(fmt: str | None, output: str | None) -> str:
+    """The document format: --format FMT, else the one -o FILE's extension names (record.pdf
+    is a PDF), else HTML. A format and an extension that disagree are refused: a .pdf file
+    holding HTML opens as a broken PDF at the printer."""
+    import os.path
+
+    named = DOC_SUFFIXES.get(os.path.splitext(output or "")[1].lower())
+    if fmt is not None and named is not None and fmt != named:
+        raise click.UsageError(
+            f"-o {output} names a {named.upper()} file but --format {fmt} was given; "
+            f"drop --format (the extension decides) or give a .{fmt} file name"
+        )
+    fmt = fmt or named or "html"
     if fmt == "pdf" and not output:
         raise click.UsageError("PDF output needs -o FILE (e.g. -o record.pdf)")
+    return fmt
 
 
 def day(text: str | None, option: str) -> str | None:
@@ -183,6 +216,15 @@ def day(text: str | None, option: str) -> str | None:
         return parse_day_or_time(text)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint=option) from None
+
+
+def when(app: Services) -> Callable[[str | None], str]:
+    """How this site reads a stored time: in its time zone (the ``timezone`` setting), with
+    the offset. Only screens use it: JSON, CSV and the trail's data keep UTC."""
+    from cmprep.domain.clock import local
+
+    zone = app.ctx.settings().timezone
+    return lambda text: local(text, zone)
 
 
 def table(rows: list[dict[str, Any]], cols: list[str], fmt: str) -> None:
@@ -265,16 +307,24 @@ def _cell(value: Any) -> str:
 TABLE_FORMAT = click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(["table", "csv", "json"], case_sensitive=False),
     default="table",
     show_default=True,
     help="table for reading; csv or json for export.",
 )
 TEXT_FORMAT = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
 )
 DOC_FORMAT = click.option(
-    "--format", "fmt", type=click.Choice(["html", "md", "pdf"]), default="html", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "md", "pdf"], case_sensitive=False),
+    default=None,
+    help="html (the default), md or pdf; with -o FILE, the file's extension decides.",
 )
 OUTPUT = click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE (needed for pdf)."

@@ -14,14 +14,16 @@ from cmprep.cli.common import (
     echo_json,
     read_password,
     stream_table,
+    when,
     with_actor,
     with_app,
 )
+from cmprep.cli.screens import print_deviation
 
 if TYPE_CHECKING:
     from cmprep.service import Services
 
-SEVERITY = click.Choice(["minor", "major", "critical"])
+SEVERITY = click.Choice(["minor", "major", "critical"], case_sensitive=False)
 LIST_COLUMNS = [
     "deviation_id",
     "batch_id",
@@ -47,8 +49,17 @@ def deviation() -> None:
 @click.option("--protocol", "protocol_id", default=None)
 @click.option("--step", default=None)
 @click.option("--severity", type=SEVERITY, default=None)
-@click.option("--status", type=click.Choice(["open", "investigated", "closed"]), default=None)
-@click.option("--person", "opened_by", default=None, help="Only deviations opened by this person.")
+@click.option(
+    "--status",
+    type=click.Choice(["open", "investigated", "closed"], case_sensitive=False),
+    default=None,
+)
+@click.option(
+    "--person",
+    "opened_by",
+    default=None,
+    help='Only deviations opened by this person (or by a rule: "Westgard 1-3s").',
+)
 @click.option(
     "--since", default=None, metavar="DATE", help="Opened on or after (YYYY-MM-DD or ISO time)."
 )
@@ -70,6 +81,8 @@ def deviation_list(
     from cmprep.store.query import DeviationFilter
 
     bounds = {"since": day(since, "--since"), "until": day(until, "--until")}
+    if where.get("protocol_id"):  # an unknown protocol is an error naming the known ones
+        where["protocol_id"] = app.queries.batch_filter(None, where["protocol_id"]).protocol_id
     chosen = DeviationFilter(**where, **bounds)
     stream_table(lambda columns: app.queries.deviations(chosen, columns), LIST_COLUMNS, fmt)
 
@@ -127,7 +140,9 @@ def deviation_investigate(
 
 @deviation.command("close")
 @click.argument("deviation_id", metavar="DEV")
-@click.option("--decision", type=click.Choice(["accepted", "rejected"]), required=True)
+@click.option(
+    "--decision", type=click.Choice(["accepted", "rejected"], case_sensitive=False), required=True
+)
 @click.option("--reason", required=True, help="The reason for the decision.")
 @click.option("--capa", default=None, help="A CAPA reference.")
 @click.option("--severity", type=SEVERITY, default=None, help="Reclassify the severity.")
@@ -171,13 +186,4 @@ def deviation_show(app: Services, deviation_id: str, fmt: str) -> None:
     if fmt == "json":
         echo_json(d.to_json())
         return
-    where = f"in batch {d.batch_id}" + (f", step {d.step}" if d.step else "")
-    addendum = ", addendum after the decision" if d.addendum else ""
-    click.echo(f"{d.deviation_id} ({d.severity}, {d.kind}{addendum}) {where}: {d.status}")
-    if d.parameter:
-        click.echo(f"  {d.parameter} = {d.value} (spec {d.spec})")
-    click.echo(f"  {d.message}")
-    for row in d.history:
-        extra = f" — {row['why']}" if row["why"] else ""
-        signature = f" [{row['signature']}]" if row["signature"] else ""
-        click.echo(f"  {row['at']} {row['who']}: {row['what']}{extra}{signature}")
+    print_deviation(d, when(app))

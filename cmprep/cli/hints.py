@@ -33,10 +33,15 @@ HINTS: dict[str, str] = {
     "list_protocols": "List the stored versions with `cmprep protocol list`.",
     "sign_review": "Sign the review with `cmprep batch review {batch} --sign COMMENT`.",
     "reject_batch": "Only rejection remains: `cmprep batch reject {batch} --reason ...`.",
+    "conditional_release": "QA signs a conditional release naming the pending tests: "
+    "`cmprep qc conditional-release {batch} --reason ... --as QA-NAME`; or record another "
+    "arm, so that QC and release come before use.",
     "register_lot": "Register it with `cmprep materials add {lot} --material ... "
     "--expiry YYYY-MM-DD`.",
     "register_equipment": "Register it with `cmprep equipment add {equipment} --kind ... "
     "--calibration-due YYYY-MM-DD`.",
+    "name_centrifuge": "Name the centrifuge with --equipment ID (its registry record has the "
+    "rotor radius; `cmprep equipment list` shows it), or enter the value in x g.",
     "give_reason": "Give it with --reason TEXT.",
     "give_output_file": "Give a file with -o FILE.",
     "install_extra": "Install it with: pip install 'cmprep[{extra}]'.",
@@ -45,6 +50,7 @@ HINTS: dict[str, str] = {
     "with --to DIR, or set CMPREP_ANCHORS.",
     "try_again": "Check `cmprep batch status {batch}` and try again.",
     "upgrade": "Upgrade cmprep.",
+    "verify_log": "Find what is damaged with `cmprep audit verify`.",
     "init_database": "Create it with `cmprep init --db {path} --admin NAME --full-name '...'`.",
     "log_in": "Log in with `cmprep login --as NAME`, or give --password-stdin with this command.",
     "other_person": "Log out first (`cmprep logout`), or give {name}'s own password with "
@@ -53,18 +59,33 @@ HINTS: dict[str, str] = {
 }
 
 
-def hint_text(hint: Hint) -> str:
-    """The sentence for a hint; a kind this shell does not know says nothing more."""
-    template = HINTS.get(hint.kind, "")
+# Guided mode (`cmprep batch run`) asks questions: there a hint is the answer to give, not a
+# flag to type. A kind not listed here is said as above.
+GUIDED: dict[str, str] = {
+    "name_centrifuge": 'Enter the value in x g; or, to give rpm, answer no at "Save?" and, '
+    "at the centrifuge question, name a centrifuge whose registry record has its rotor "
+    "radius (`cmprep equipment list` shows them).",
+    "register_lot": "Register lot {lot} at another terminal (`cmprep materials add`), then "
+    "type it again; or press Enter if none was used.",
+    "register_equipment": "Register {equipment} at another terminal (`cmprep equipment add`), "
+    "then type it again; or press Enter if none was used.",
+}
+
+
+def hint_text(hint: Hint, *, guided: bool = False) -> str:
+    """The sentence for a hint (GUIDED: as guided mode says it); a kind this shell does not
+    know says nothing more."""
+    template = (GUIDED.get(hint.kind) if guided else None) or HINTS.get(hint.kind, "")
     try:
         return template.format(**hint.data)
     except KeyError:  # a hint without the id its sentence names: the generic part only
         return template.split(" with `")[0] + "." if " with `" in template else ""
 
 
-def say(err: CmprepError) -> str:
-    """The error's message, every problem on its own line, then what to do next."""
+def say(err: CmprepError, *, guided: bool = False) -> str:
+    """The error's message, every problem on its own line, then what to do next (GUIDED:
+    in guided mode's words)."""
     text = str(err)
-    if err.hint is not None and (extra := hint_text(err.hint)):
+    if err.hint is not None and (extra := hint_text(err.hint, guided=guided)):
         text += ("\n" if err.problems else " ") + extra
     return text

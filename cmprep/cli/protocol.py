@@ -17,7 +17,6 @@ from cmprep.cli.common import (
     OUTPUT,
     PASSWORD_STDIN,
     TABLE_FORMAT,
-    TEXT_FORMAT,
     Shell,
     echo_json,
     error_message,
@@ -80,10 +79,19 @@ def protocol_list(app: Services, fmt: str) -> None:
 
 @protocol.command("show")
 @click.argument("protocol_ref", metavar="PROTOCOL")
-@TEXT_FORMAT
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "svg"]),
+    default="text",
+    show_default=True,
+    help="svg: the protocol as a flow diagram.",
+)
+@OUTPUT
 @with_app
-def protocol_show(app: Services, protocol_ref: str, fmt: str) -> None:
-    """Show a protocol's steps, parameters and specs (JSON: the full validated model).
+def protocol_show(app: Services, protocol_ref: str, fmt: str, output: str | None) -> None:
+    """Show a protocol's steps, parameters and specs (JSON: the full validated model; SVG:
+    a flow diagram of its steps, optional steps, branches and time windows).
 
     PROTOCOL is a stored ID (its newest approved version), ID@VERSION, or a YAML file
     (or a bundled protocol's id, before it is imported).
@@ -92,10 +100,16 @@ def protocol_show(app: Services, protocol_ref: str, fmt: str) -> None:
     Example:
       cmprep protocol show cm-hypoxia-uc --format json
       cmprep protocol show cm-hypoxia-uc@1.0
+      cmprep protocol show cm-hypoxia-uc --format svg -o flow.svg
     """
     from cmprep.cli.screens import print_protocol
 
     doc = app.protocols.doc(protocol_ref)
+    if fmt == "svg":
+        from cmprep.render.flow import flow_svg
+
+        write_or_print(flow_svg(doc.protocol), output, "Flow diagram")
+        return
     if fmt == "json":
         stored = {k: v for k, v in doc.stored.row().items() if k != "hash"} if doc.stored else None
         model = doc.protocol.model_dump(mode="json")
@@ -237,7 +251,7 @@ def told(s: StoredProtocol, what: str) -> str:
 @DOC_FORMAT
 @OUTPUT
 @with_app
-def checklist(app: Services, protocol_ref: str, fmt: str, output: str | None) -> None:
+def checklist(app: Services, protocol_ref: str, fmt: str | None, output: str | None) -> None:
     """Print the SOP checklist of a protocol (HTML for print, Markdown or PDF): a stored
     ID, ID@VERSION or a YAML file. A draft's checklist says it must not be used.
 
@@ -245,5 +259,5 @@ def checklist(app: Services, protocol_ref: str, fmt: str, output: str | None) ->
     Example:
       cmprep checklist cm-standard-serum-free --format pdf -o checklist.pdf
     """
-    need_output(fmt, output)
+    fmt = need_output(fmt, output)
     write_or_print(app.protocols.checklist(protocol_ref, fmt), output, "Checklist")

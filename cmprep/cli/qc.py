@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 import click
 
 from cmprep.cli.common import (
+    PASSWORD_STDIN,
     TABLE_FORMAT,
     TEXT_FORMAT,
     day,
     echo_json,
     entries,
+    read_password,
     table,
     with_actor,
     with_app,
@@ -20,6 +22,7 @@ from cmprep.cli.common import (
 from cmprep.cli.tell import tell
 
 if TYPE_CHECKING:
+    from cmprep.render.models import TrendView
     from cmprep.service import Services
 
 
@@ -87,7 +90,11 @@ def write_chart(svg: str, output: str) -> None:
 
 @qc.command("trend")
 @click.argument("analyte")
-@click.option("--protocol", "protocol_id", default=None)
+@click.option("--protocol", "protocol_id", default=None, help="The protocol of the baseline.")
+@click.option(
+    "--route", default=None, help="The downstream arm (use_fresh, concentrate, lyophilise)."
+)
+@click.option("--source", default=None, help="The cell source (UC, BM, AD ...).")
 @click.option("--since", default=None, metavar="DATE")
 @click.option("-o", "--output", default=None, metavar="FILE.svg|FILE.png")
 @TEXT_FORMAT
@@ -96,40 +103,95 @@ def qc_trend(
     app: Services,
     analyte: str,
     protocol_id: str | None,
+    route: str | None,
+    source: str | None,
     since: str | None,
     output: str | None,
     fmt: str,
 ) -> None:
     """Levey-Jennings control chart of an analyte by batch, with mean and +/-1, 2, 3 SD from
-    the lab's released batches; Westgard violations (1-3s, 2-2s, R-4s, 4-1s, 10-x) listed.
+    the lab's released batches of one baseline (protocol x downstream route x cell source);
+    Westgard violations listed. Rejection rules (1-3s, 2-2s, R-4s, 4-1s, 10-x) apply once
+    the baseline holds the site's `westgard_baseline` released batches; before, 1-2s only.
+    Where the analyte is measured in several baselines, name one.
 
     \b
     Example:
-      cmprep qc trend vegf --protocol cm-standard-serum-free -o vegf.svg
+      cmprep qc trend vegf --protocol cm-standard-serum-free --route concentrate -o vegf.svg
     """
     from cmprep.render.charts import trend_chart
 
-    view = app.qc.trend(analyte, protocol_id, day(since, "--since"))
+    view = app.qc.trend(analyte, protocol_id, day(since, "--since"), route=route, source=source)
     if fmt == "json":
         echo_json(view.to_json())
     else:
+        print_trend(view)
+    if output:
+        write_chart(trend_chart(view, f"{view.label} — {view.stratum}"), output)
+
+
+def print_trend(view: TrendView) -> None:
+    """The chart's baseline, its stratum and its Westgard findings, in words."""
+    click.echo(f"{view.label} ({view.unit}) in {view.stratum}: {len(view.points)} batch(es)")
+    click.echo(
+        f"Baseline from {view.baseline_count} released: mean {view.mean:.4g}, SD {view.sd:.3g}"
+    )
+    rejections = [v for v in view.violations if v.rejection]
+    if view.baseline_count < view.rules_from:
         click.echo(
-            f"{view.label} ({view.unit}): {len(view.points)} batch(es); "
-            f"baseline from {view.baseline_count} released: "
-            f"mean {view.mean:.4g}, SD {view.sd:.3g}"
+            f"Westgard: warnings only; rejection rules apply from {view.rules_from} "
+            f"released batches (the site's westgard_baseline), this baseline has "
+            f"{view.baseline_count}"
         )
-        rejections = [v for v in view.violations if v.rejection]
+    else:
         broken = f"{len(rejections)} rejection(s)" if rejections else "no rejection rule broken"
         click.echo(f"Westgard: {broken}")
-        for v in view.violations:
-            click.echo(f"  {'x' if v.rejection else '!'} {v.message}")
-    if output:
-        title = f"{view.label}" + (f" — {protocol_id}" if protocol_id else "")
-        write_chart(trend_chart(view, title), output)
+    for v in view.violations:
+        click.echo(f"  {'x' if v.rejection else '!'} {v.message}")
+
+
+@qc.command("conditional-release")
+@click.argument("batch_id", metavar="BATCH")
+@click.option("--reason", required=True, help="Why the product is used before its results.")
+@click.option(
+    "--pending",
+    default=None,
+    metavar="TESTS",
+    help="The pending tests, comma separated (default: every release test after use).",
+)
+@PASSWORD_STDIN
+@with_actor
+@with_app
+def qc_conditional_release(
+    app: Services,
+    batch_id: str,
+    reason: str,
+    pending: str | None,
+    password_stdin: bool,
+    actor: str,
+) -> None:
+    """Sign a conditional release (QA): fresh CM may be used before its QC results. Each
+    pending result then closes it (in spec) or opens a critical deviation (out of spec).
+
+    \b
+    Example:
+      cmprep qc conditional-release CM-20261129-001 --reason "clinical need, study 7" --as quinn
+    """
+    names = [p for p in (pending or "").split(",") if p.strip()] or None
+    _, tests = app.quality.conditional_plan(batch_id, actor, reason, names)  # before a password
+    password = read_password(password_stdin)
+    app.quality.conditional_release(batch_id, actor, password, reason, names)
+    listed = ", ".join(f"{t['step']}.{t['parameter']}" for t in tests)
+    click.echo(f"Batch {batch_id} conditionally released by {actor}; pending: {listed}.")
+    click.echo("Each result closes it (in spec) or opens a critical deviation (out of spec).")
 
 
 @qc.command("compare")
-@click.option("--by", type=click.Choice(["protocol", "source", "preconditioning"]), required=True)
+@click.option(
+    "--by",
+    type=click.Choice(["protocol", "source", "preconditioning", "route"], case_sensitive=False),
+    required=True,
+)
 @click.option("--analyte", "analytes", multiple=True, help="Only these analytes (repeatable).")
 @click.option("--all", "include_all", is_flag=True, help="Include batches not (yet) released.")
 @TABLE_FORMAT

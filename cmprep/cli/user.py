@@ -21,7 +21,7 @@ from cmprep.cli.session import new_password
 if TYPE_CHECKING:
     from cmprep.service import Services
 
-ROLES = click.Choice(["technician", "reviewer", "qa", "admin"])
+ROLES = click.Choice(["technician", "reviewer", "qa", "admin"], case_sensitive=False)
 REASON = click.option("--reason", required=True, help="Why: kept in the audit trail.")
 
 

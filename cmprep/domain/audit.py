@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, ClassVar, NamedTuple
 
 from cmprep import events as ev
-from cmprep.domain import keys, people, protocols, settings
+from cmprep.domain import keys, lineage, people, protocols, settings
+from cmprep.domain import traceability as tr
 from cmprep.domain.anchors import CheckpointBreak
 from cmprep.domain.keys import KeyRing
 from cmprep.domain.signatures import check_signatures
@@ -30,7 +30,8 @@ def describe(event: Event) -> dict[str, Any]:
     elif event.type == ev.STEP_RECORDED:
         what = f"recorded {p['step']}" + (" (late entry)" if p.get("late") else "")
         new = "; ".join(
-            f"{k}={v.get('display') or v.get('value')}" for k, v in p.get("values", {}).items()
+            [f"{k}={v.get('display') or v.get('value')}" for k, v in p.get("values", {}).items()]
+            + used_at_step(p)
         )
     elif event.type == ev.STEP_SKIPPED:
         what = f"skipped {p['step']}"
@@ -57,6 +58,13 @@ def describe(event: Event) -> dict[str, Any]:
             new = (new + "; " if new else "") + f"CAPA {p['capa']}"
     elif event.type == ev.STEP_VERIFIED:
         what = f"verified {p['step']}"
+    elif event.type == ev.BATCH_CONDITIONALLY_RELEASED:
+        what = "conditionally released for use before QC"
+        new = "pending: " + ", ".join(
+            f"{t.get('step')}.{t.get('parameter')}" for t in p.get("pending", [])
+        )
+    elif event.type == ev.CHECKS_CONFIRMED:
+        what, new = f"checks ticked at {p['step']}", "; ".join(p.get("checks", []))
     elif event.type in people.USER_EVENTS:
         what = f"{event.type.replace('_', ' ')}: {p['name']}" + (
             f" ({p['role']})" if "role" in p else ""
@@ -68,10 +76,26 @@ def describe(event: Event) -> dict[str, Any]:
     elif event.type in protocols.PROTOCOL_EVENTS:
         what = f"{event.type.replace('_', ' ')}: {p['id']}@{p['version']}"
         new = str(p.get("content_hash", ""))[:12]
+    elif event.type == tr.LOT_REGISTERED:
+        what = f"lot registered: {p['lot']} ({p['material']})"
+        supplier = f"; supplier {p['supplier']}" if p.get("supplier") else ""
+        new = f"expires {p['expiry']}{supplier}"
+    elif event.type == tr.EQUIPMENT_REGISTERED:
+        what = f"equipment registered: {p['id']} ({p['kind']})"
+        radius = p.get("rotor_radius_cm")
+        new = f"calibration due {p['calibration_due']}" + (
+            f"; rotor radius {radius:g} cm" if radius else ""
+        )
+    elif event.type == tr.CALIBRATION_RECORDED:
+        what = f"calibration recorded: {p['id']}"
+        cert = f"; certificate {p['certificate']}" if p.get("certificate") else ""
+        new = f"next due {p['calibration_due']}{cert}"
     elif event.type == settings.SETTING_CHANGED:
         what, new = f"setting {p['name']} changed", str(p["value"])
     elif event.type == people.ACCESS_REFUSED:
         what = f"refused: {p.get('action')}"
+    elif (words := lineage.trail_words(event)) is not None:  # donors, derivations, labels
+        what, new = words
     sig = p.get("signature")
     return {
         "stream": event.batch_id,
@@ -87,6 +111,18 @@ def describe(event: Event) -> dict[str, Any]:
         "signature": f"{sig['meaning']} by {sig['full_name']} at {sig['signed_at']}" if sig else "",
         "hash": event.hash,
     }
+
+
+def used_at_step(payload: Mapping[str, Any]) -> list[str]:
+    """The lots and instruments a recorded step names, as the trail shows them, with the
+    dates they were checked against: 'lot FBS-1 (FBS, expires 2027-03-31)'."""
+    return [
+        f"lot {u['lot']} ({u.get('material')}, expires {u.get('expiry')})"
+        for u in payload.get("lots", [])
+    ] + [
+        f"{u.get('kind')} {u['id']} (calibration due {u.get('calibration_due')})"
+        for u in payload.get("equipment", [])
+    ]
 
 
 @dataclass(frozen=True)
@@ -166,7 +202,10 @@ def compare_rows(
     by their KEY column; every changed column of a row is named in one finding.
     """
     want = {str(r[key]): _plain(dict(r)) for r in rebuilt}
-    have = {str(r.get(key)): _plain(dict(r)) for r in stored}
+    have = {str(r.get(key)): dict(r) for r in stored}
+    if want == have:  # the common case, decided without a second round trip through JSON
+        return []
+    have = {k: _plain(r) for k, r in have.items()}
     found = []
     for k in sorted(set(want) | set(have)):
         row = want.get(k) or have[k]
@@ -387,134 +426,3 @@ def verify(
 
 
 # --- the deviation report -----------------------------------------------------------------
-# One group of deviations as the store counts them: the values of the columns grouped by,
-# how many deviations, and the smallest deviation id among them.
-Counted = tuple[tuple[Any, ...], int, str]
-
-# what each Pareto chart counts deviations by (the store's columns and fields)
-REPORT_COUNTS: dict[str, tuple[str, ...]] = {
-    "by_step": ("step", "kind"),
-    "by_protocol": ("protocol_id",),
-    "by_severity": ("severity",),
-    "by_person": ("opened_by",),
-}
-# what the report shows of an open deviation, and of a released or rejected batch
-OPEN_COLUMNS = (
-    "deviation_id",
-    "batch_id",
-    "step",
-    "severity",
-    "status",
-    "opened_by",
-    "opened_at",
-)
-DECIDED_COLUMNS = (
-    "batch_id",
-    "protocol_id",
-    "protocol_version",
-    "state",
-    "started_at",
-    "started_by",
-    "updated_at",
-)
-
-
-def category(chart: str, values: tuple[Any, ...]) -> str:
-    """The name a chart gives a group: a deviation without a step (a complaint) is
-    counted under its kind, in brackets."""
-    if chart == "by_step":
-        step, kind = values
-        return str(step or f"({kind or 'no step'})")
-    return str(values[0])
-
-
-def pareto(chart: str, groups: Iterable[Counted]) -> list[dict[str, Any]]:
-    """Categories by count, with the cumulative share: the few causes of most deviations.
-
-    Categories of equal count keep the order of their first deviation (by id), as a list
-    of the deviations would show them.
-    """
-    merged: dict[str, list[Any]] = {}
-    for values, count, first in groups:
-        seen = merged.setdefault(category(chart, values), [0, first])
-        seen[0] += count
-        seen[1] = min(seen[1], first)
-    ranked = sorted(merged.items(), key=lambda item: (-item[1][0], item[1][1]))
-    total = sum(count for count, _ in merged.values()) or 1
-    rows, running = [], 0
-    for name, (count, _first) in ranked:
-        running += count
-        rows.append({"name": name, "count": count, "cumulative": round(100 * running / total, 1)})
-    return rows
-
-
-def open_by_age(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """Deviations not closed (given by id), each with its age in days, oldest first."""
-    aged = []
-    for d in rows:
-        opened = datetime.fromisoformat(d["opened_at"].replace("Z", "+00:00"))
-        aged.append({**d, "age_days": round((now - opened).total_seconds() / 86400, 1)})
-    aged.sort(key=lambda d: -d["age_days"])
-    return aged
-
-
-def report_summary(
-    counts: Mapping[str, Iterable[Counted]],
-    open_rows: Iterable[dict[str, Any]],
-    decided: Iterable[dict[str, Any]],
-    started: int,
-    now: datetime,
-    since: str | None,
-) -> dict[str, Any]:
-    """What the audit report shows, from what the store counted and listed: COUNTS by
-    chart (``REPORT_COUNTS``), the deviations of the period not closed (by id), the
-    batches released or rejected in it (in the list's order), and how many started in it.
-    Rendering only formats it."""
-    charts = {chart: pareto(chart, counts.get(chart, [])) for chart in REPORT_COUNTS}
-    decided = list(decided)
-    return {
-        "since": since,
-        "generated_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "total": sum(r["count"] for r in charts["by_severity"]),
-        **charts,
-        "open": open_by_age(open_rows, now),
-        "released": [b for b in decided if b["state"] == "released"],
-        "rejected": [b for b in decided if b["state"] == "rejected"],
-        "batches": started,
-    }
-
-
-def counted(rows: Iterable[Mapping[str, Any]], columns: tuple[str, ...]) -> list[Counted]:
-    """ROWS grouped as the store's ``deviation_counts`` groups them."""
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    for r in rows:
-        seen = groups.setdefault(tuple(r.get(c) for c in columns), [0, str(r["deviation_id"])])
-        seen[0] += 1
-        seen[1] = min(seen[1], str(r["deviation_id"]))
-    return [(values, count, first) for values, (count, first) in groups.items()]
-
-
-def report_data(
-    deviations: list[dict[str, Any]],
-    batches: list[dict[str, Any]],
-    now: datetime,
-    since: str | None,
-) -> dict[str, Any]:
-    """The audit report from whole rows (a test, a script): as ``report_summary`` makes it
-    from the store's counts."""
-    devs = sorted(
-        (d for d in deviations if not since or d["opened_at"] >= since),
-        key=lambda d: str(d["deviation_id"]),
-    )
-    return report_summary(
-        {chart: counted(devs, columns) for chart, columns in REPORT_COUNTS.items()},
-        [d for d in devs if d["status"] != "closed"],
-        [
-            b
-            for b in batches
-            if b["state"] in ("released", "rejected") and (not since or b["updated_at"] >= since)
-        ],
-        len([b for b in batches if not since or b["started_at"] >= since]),
-        now,
-        since,
-    )

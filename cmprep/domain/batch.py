@@ -50,6 +50,16 @@ class Value:
     corrections: list[Correction] = field(default_factory=list)
     note: str = ""  # e.g. outside a literature reference range (information only)
     replicates: dict[str, Any] | None = None  # QC replicates: values, n, CV
+    formula: str = ""  # a derived value's formula; "" for a typed one
+    inputs: list[dict[str, str]] = field(default_factory=list)  # [{"name", "display"}]
+
+    @property
+    def derivation(self) -> str:
+        """How a derived value was computed, as the record prints it ("" if typed)."""
+        if not self.formula:
+            return ""
+        used = ", ".join(f"{i.get('name')} = {i.get('display')}" for i in self.inputs)
+        return f"= {self.formula}" + (f" ({used})" if used else "")
 
 
 @dataclass
@@ -69,6 +79,7 @@ class StepEntry:
     lots: list[dict[str, Any]] = field(default_factory=list)  # material lots used
     equipment: list[dict[str, Any]] = field(default_factory=list)  # instruments used
     verifications: list[dict[str, Any]] = field(default_factory=list)  # signatures, newest last
+    checks: dict[str, dict[str, str]] = field(default_factory=dict)  # item -> {by, at} ticked
     content_hash: str | None = None  # of the events that wrote this step, as they are now
 
     @property
@@ -169,7 +180,13 @@ class Review:
 
 # the events that change what the record says about the batch: each voids a review before it
 # (verifications and deviation decisions are signed acts release checks on their own)
-CHANGES_RECORD = (ev.STEP_RECORDED, ev.STEP_SKIPPED, ev.VALUE_CORRECTED, ev.DEVIATION_OPENED)
+CHANGES_RECORD = (
+    ev.STEP_RECORDED,
+    ev.STEP_SKIPPED,
+    ev.VALUE_CORRECTED,
+    ev.DEVIATION_OPENED,
+    ev.CHECKS_CONFIRMED,  # a tick added after a review changes what the record says
+)
 
 
 @dataclass
@@ -275,6 +292,8 @@ def _value_from(param: Parameter | None, name: str, data: dict[str, Any]) -> Val
         spec=data.get("spec", ""),
         unit=(param.unit or "") if param else data.get("unit", ""),
         note=data.get("note", ""),
+        formula=data.get("formula", ""),
+        inputs=list(data.get("inputs", [])),
     )
 
 
@@ -567,6 +586,19 @@ def _batch_resumed(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Even
     )
 
 
+def _checks_confirmed(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    """Check items of a done step ticked: each keeps who ticked it first, and when."""
+    entry = batch.steps[event.payload["step"]]
+    for item in event.payload["checks"]:
+        entry.checks.setdefault(str(item), {"by": event.actor, "at": event.recorded_at})
+
+
+def _conditionally_released(batch: Batch, pipeline: Pipeline, cursor: Cursor, event: Event) -> None:
+    """Nothing moves: the use step it allows and the chain of results after it are read
+    from the events (domain/conditional.py); its signature is collected as for every
+    event."""
+
+
 HANDLERS: dict[str, Handler] = {
     ev.BATCH_STARTED: _batch_started,
     ev.STEP_RECORDED: _step_recorded,
@@ -581,6 +613,8 @@ HANDLERS: dict[str, Handler] = {
     ev.BATCH_REJECTED: _batch_rejected,
     ev.BATCH_HELD: _batch_held,
     ev.BATCH_RESUMED: _batch_resumed,
+    ev.CHECKS_CONFIRMED: _checks_confirmed,
+    ev.BATCH_CONDITIONALLY_RELEASED: _conditionally_released,
 }
 
 

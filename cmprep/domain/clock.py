@@ -7,7 +7,8 @@ injected clock (``utc_now`` is its default), never from what a person typed.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import date, datetime, timezone
 
 
 def utc_now() -> datetime:
@@ -48,4 +49,49 @@ def parse_time(text: str) -> datetime:
 def parse_day_or_time(text: str) -> str:
     """A filter bound typed as a date (``2026-11-01``, midnight UTC) or an ISO time, as the
     stored text it is compared against. ValueError names what was expected."""
-    return iso(parse_time(text if "T" in text else text + "T00:00Z"))
+    raw = text.strip()
+    if re.match(r"\d{4}-\d{2}-\d{2}[Tt ]", raw):  # a date with a time of day
+        return iso(parse_time(raw))
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date; expected YYYY-MM-DD (e.g. 2026-10-01), or an ISO time "
+            "with its zone (e.g. 2026-10-01T08:00Z)"
+        ) from None
+    return iso(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+
+
+def zone_problem(name: str) -> str | None:
+    """Why NAME is not a time zone this computer knows (an IANA name such as
+    ``Europe/Zurich``, or ``UTC``), or None."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{name!r} is not a time zone; give an IANA name such as Europe/Zurich, or UTC"
+    return None
+
+
+def local(text: str | None, zone: str = "UTC") -> str:
+    """A stored time as a person reads it: in the site's time zone, with its offset
+    (``2026-11-29 09:30:00 +01:00``). Only what is shown changes: the data and the trail
+    keep UTC, so every record compares the same text. Text that is not a time is given
+    back as it is; an unknown zone shows UTC."""
+    if not text:
+        return ""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        moment = from_iso(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        return text
+    try:
+        there = moment.astimezone(ZoneInfo(zone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        there = moment.astimezone(timezone.utc)
+    offset = there.strftime("%z")  # +0100
+    return there.strftime("%Y-%m-%d %H:%M:%S ") + offset[:3] + ":" + offset[3:]

@@ -8,8 +8,9 @@ rebuilt from the log with the other query tables, makes each one indexed query.
 
 A point is a QC analyte (a parameter with an assay ``method``, or one watched with
 ``trend: true``) with a usable number. Each row carries what the readers filter and group
-by: the protocol, the batch's state, its cell source and preconditioning, and the keys an
-analyte can be named by. Pure: rows from a folded batch, nothing read or written.
+by: the protocol, the batch's state, its downstream route, cell source and
+preconditioning (a Westgard baseline is one protocol x route x cell source), and the keys
+an analyte can be named by. Pure: rows from a folded batch, nothing read or written.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from cmprep.domain.batch import Batch, Correction, StepEntry
 from cmprep.domain.numbers import usable_number
+from cmprep.domain.routes import route_of
 from cmprep.protocol.models import Parameter
 
 # Site choices, how much history each reader looks at (the newest points first):
@@ -63,7 +65,7 @@ def preconditioning(batch: Batch) -> str:
 def points(batch: Batch) -> list[dict[str, Any]]:
     """The batch's QC points as query rows, in the protocol's order (``position``)."""
     rows: list[dict[str, Any]] = []
-    source, precond = cell_source(batch), preconditioning(batch)
+    source, precond, route = cell_source(batch), preconditioning(batch), route_of(batch)
     position = 0
     for entry in batch.steps.values():
         for param in entry.step.parameters:
@@ -94,6 +96,7 @@ def points(batch: Batch) -> list[dict[str, Any]]:
                     "name_key": analyte_key(param.name),
                     "reference_key": analyte_key(param.reference or param.name),
                     "label_key": analyte_key(param.label),
+                    "route": route,
                 }
             )
     return rows

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from cmprep.domain.clock import zone_problem
 from cmprep.events import Event
 
 SETTINGS_STREAM = "@settings"
@@ -25,6 +26,10 @@ class SiteSettings:
     lockout_after: int = 5  # wrong passwords in a row that lock an account
     web_idle_minutes: int = 15  # the bench web page signs out after this long untouched
     anchor_dir: str = ""  # where `audit anchor` writes checkpoints (a QA share); "" = none
+    timezone: str = "UTC"  # times are shown in this zone (IANA name); stored in UTC always
+    # released batches a Westgard baseline (protocol x route x cell source) holds before its
+    # rejection rules open deviations; before that, points are charted and 1-2s warned only
+    westgard_baseline: int = 20
 
 
 # what each setting accepts, said in the refusal when a value is not usable
@@ -33,6 +38,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "session_hours": (1, 7 * 24),
     "lockout_after": (1, 100),
     "web_idle_minutes": (1, 24 * 60),
+    "westgard_baseline": (2, 30),  # up to the 30 released batches a baseline reads
 }
 
 
@@ -50,6 +56,8 @@ def setting_problem(name: str, value: str) -> str | None:
             return f"{name} must be a whole number from {low} to {high}, not {value!r}"
     elif any(ord(c) < 32 for c in value):
         return f"{name} cannot contain control characters"
+    elif name == "timezone":
+        return zone_problem(value)
     return None
 
 

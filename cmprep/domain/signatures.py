@@ -32,6 +32,7 @@ MEANINGS = (
     "rejected",
     "authorized",  # an admin's act on a person's account (added, role, reset, unlock)
     "anchored",  # a checkpoint of the ledger written outside the database
+    "conditionally released",  # QA lets fresh product be used before its pending QC results
 )
 # what the Ed25519 seal covers: everything a reader of the signature relies on
 SEALED = ("meaning", "signer", "full_name", "role", "signed_at", "subject", "content_hash")
@@ -75,6 +76,12 @@ def deviation_content(events: list[Event], deviation_id: str, before_seq: int | 
             and (before_seq is None or e.seq < before_seq)
         ]
     )
+
+
+def conditional_content(head: str, pending: list[Any]) -> str:
+    """What a conditional release covers: the batch as QA saw it (its chain head) and the
+    tests it names as pending, so the list cannot be changed under the signature."""
+    return _digest([head, pending])
 
 
 def sealed_text(sig: dict[str, Any]) -> bytes:
@@ -144,6 +151,8 @@ def expected_content(events: list[Event], event: Event) -> str | None:
         return deviation_content(events, subject["id"], event.seq)
     if subject["kind"] == "batch":
         return event.prev_hash
+    if subject["kind"] == "conditional release":
+        return conditional_content(event.prev_hash, event.payload.get("pending", []))
     if subject["kind"] in ("user", "setting"):
         return payload_content(event.payload)
     if subject["kind"] == "protocol":

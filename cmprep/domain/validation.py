@@ -9,6 +9,7 @@ returning every finding at once lets a technician fix all their typos in one go.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
@@ -17,6 +18,7 @@ from cmprep.domain.clock import parse_time
 from cmprep.domain.text import control_problem
 from cmprep.errors import Hint
 from cmprep.protocol import units
+from cmprep.protocol.expressions import significant
 from cmprep.protocol.models import Parameter, ParamType, Severity, Spec, Step, Window
 
 
@@ -39,6 +41,11 @@ class Finding:
     display: str = ""  # the value as the record prints it, in the protocol's unit
     note: str = ""  # information that is not a verdict: outside a literature reference range
     hint: Hint | None = None  # what to do about a refusal (register the lot first)
+    raised_by: str = ""  # a rule that opens the deviation (Westgard 1-3s), not the person
+    # a derived value: its formula and the inputs it was computed from ("name", "display")
+    formula: str = ""
+    inputs: tuple[tuple[str, str], ...] = ()
+    step: str = ""  # the step the value belongs to, when not the step being written
 
     @property
     def refused(self) -> bool:
@@ -49,14 +56,32 @@ _YES = {"yes", "y", "true", "1", "pass", "passed", "ok"}
 _NO = {"no", "n", "false", "0", "fail", "failed"}
 
 
-def format_value(param: Parameter, value: object) -> str:
-    """A value as the record prints it, in the protocol's unit."""
+def format_value(param: Parameter, value: object, raw: str | None = None) -> str:
+    """A value as the record prints it, in the protocol's unit.
+
+    A number typed in the protocol's unit keeps the digits typed; one converted from
+    another unit (1950 rpm with a rotor radius, 0.318 ng/mL) is shown to 3 significant
+    figures, not to the converter's precision (701 x g, not 701.447 x g)."""
     if value is None:
         return ""
     if param.type == ParamType.yes_no:
         return "yes" if value else "no"
     text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float) and raw is not None and _converted(raw, value):
+        text = f"{significant(value, 3):g}"
     return f"{text} {param.unit}" if param.unit else text
+
+
+_LEADING_NUMBER = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+
+
+def _converted(raw: str, value: float) -> bool:
+    """Whether VALUE is not the number RAW begins with (its unit was converted)."""
+    match = _LEADING_NUMBER.match(raw)
+    try:
+        return match is None or float(match.group(1)) != value
+    except ValueError:
+        return True
 
 
 def _parse(param: Parameter, raw: str, rotor_radius_cm: float | None = None) -> object:
@@ -149,8 +174,14 @@ def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding
             parameter=param.name,
             raw=raw,
             message=f"{param.label}: {err}{hint}",
+            hint=Hint("name_centrifuge") if isinstance(err, units.NeedsRotorRadius) else None,
         )
-    shown = format_value(param, value)
+    return _verdict(param, value, raw, spec_text)
+
+
+def _verdict(param: Parameter, value: object, raw: str, spec_text: str) -> Finding:
+    """A readable value judged against the parameter's limits, spec and alert band."""
+    shown = format_value(param, value, raw)
     if (
         param.limits is not None
         and isinstance(value, (int, float))
@@ -192,6 +223,10 @@ def _judge(param: Parameter, raw: str, rotor_radius_cm: float | None) -> Finding
             message=(
                 f"{param.label} {shown} is in spec but outside the alert band "
                 f"{param.alert.describe(param.unit)}"
+                if param.alert.min is not None and param.alert.max is not None
+                # one-sided: "outside <= 0 %" reads as its opposite; say when it alerts
+                else f"{param.label} {shown} is in spec but raises an alert "
+                f"({param.alert.describe_alert(param.unit)})"
             ),
             value=value,
             display=shown,
@@ -224,7 +259,20 @@ def check_entries(
     findings: list[Finding] = []
     known = {p.name for p in step.parameters}
     for name in entries:
-        if name not in known:
+        derived = step.parameter(name)
+        if derived is not None and derived.derived is not None:
+            findings.append(
+                Finding(
+                    parameter=name,
+                    verdict=Verdict.refused,
+                    message=(
+                        f"{derived.label} is computed from {derived.derived}, never entered; "
+                        "enter or correct the values it is computed from"
+                    ),
+                    raw=entries[name],
+                )
+            )
+        elif name not in known:
             expected = ", ".join(sorted(known)) or "none (this step records no values)"
             findings.append(
                 Finding(
@@ -235,6 +283,8 @@ def check_entries(
                 )
             )
     for param in step.parameters:
+        if param.derived is not None:
+            continue  # computed by the service once the values it reads are known
         if param.name in entries:
             findings.append(
                 check_value(param, entries[param.name], rotor_radius_cm=rotor_radius_cm)
@@ -250,6 +300,22 @@ def check_entries(
                 )
             )
     return findings
+
+
+def check_derived(param: Parameter, value: float, inputs: list[tuple[str, str]]) -> Finding:
+    """A computed value, rounded to the parameter's precision and judged like a typed one.
+
+    Past the hard limits it is refused as a typed value would be: one of the values it is
+    computed from is then almost surely a typo, and the message names them."""
+    rounded = significant(value, param.figures)
+    spec_text = param.spec.describe(param.unit) if param.spec else ""
+    finding = _verdict(param, rounded, "", spec_text)
+    used = ", ".join(f"{name} = {shown}" for name, shown in inputs)
+    formula = param.derived or ""
+    message = f"{finding.message} (= {formula}; {used})"
+    if finding.refused:
+        message = f"{finding.message} It is computed as {formula} from {used}."
+    return replace(finding, message=message, formula=formula, inputs=tuple(inputs))
 
 
 def check_window(window: Window, step_label: str, started: datetime, done: datetime) -> Finding:

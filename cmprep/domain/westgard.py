@@ -25,17 +25,32 @@ from dataclasses import dataclass
 from cmprep.domain.numbers import finite, format_number
 
 __all__ = [
+    "OPENER",
     "REJECTION_RULES",
     "RULES",
     "Violation",
     "baseline",
     "evaluate",
     "format_number",
+    "is_opener",
     "new_point_violations",
+    "opener",
 ]
 
 RULES = ("1-2s", "1-3s", "2-2s", "R-4s", "4-1s", "10-x")
 REJECTION_RULES = RULES[1:]
+OPENER = "Westgard"  # a deviation a rule raises is opened by the system under the rule's name
+
+
+def opener(rule: str) -> str:
+    """Who opens the deviation RULE raises: ``Westgard 1-3s``. Never a person's name (a
+    person's name has no space), so the technician who recorded the value is not blamed."""
+    return f"{OPENER} {rule}"
+
+
+def is_opener(name: str) -> bool:
+    """Whether NAME is a rule that opened a deviation rather than a person."""
+    return name.startswith(f"{OPENER} ") and name.split(" ", 1)[1] in RULES
 
 
 @dataclass(frozen=True)

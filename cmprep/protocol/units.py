@@ -85,6 +85,18 @@ _define(
     "particles per 10^6 cells",
     "p/10^6 cells",
 )
+_define(
+    "pg/10^6 cells",
+    "mass_per_cells",
+    1,
+    "pg/1e6 cells",
+    "pg/10⁶ cells",
+    "pg per 10^6 cells",
+)
+# a culture vessel's growth area (base: cm2) and a lyophilised cake's mass (base: mg)
+_define("cm2", "area", 1, "cm²", "sqcm", "cm^2")
+_define("mL/cm2", "volume_per_area", 1, "ml/cm2", "mL/cm²", "ml/cm²")
+_define("mg", "mass", 1, "milligram", "milligrams")
 _define("EU/mL", "endotoxin", 1, "eu/ml")
 _define("kDa", "molecular_weight", 1, "kd")
 # dimensionless counts with a unit word: washes, passages, flasks
@@ -109,6 +121,8 @@ _NOUNS = {
     "washes": "a number of washes",
     "flasks": "a number of flasks",
     "molecular_weight": "a molecular weight",
+    "area": "an area",
+    "mass": "a mass",
 }
 
 
@@ -148,6 +162,11 @@ class UnitError(ValueError):
     """A value or unit that cannot be read; the message says what was expected."""
 
 
+class NeedsRotorRadius(UnitError):
+    """A speed in rpm for an x g value, with no rotor radius to convert it: what to do
+    (name a centrifuge, or type x g) is said by each shell in its own words (a hint)."""
+
+
 def lookup(spelling: str) -> Unit:
     """The unit for a spelling, or UnitError naming the spelling."""
     key = _fold(spelling)
@@ -177,6 +196,11 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
     # 15 significant digits keep every round trip exact to 1e-14 and beyond any instrument.
     rounded = float(f"{result:.15g}")
     return rounded if math.isfinite(rounded) else result  # near the float maximum, keep it
+
+
+def known_units() -> list[Unit]:
+    """Every unit of the table, for a caller that describes a dimension by an example."""
+    return list(_UNITS.values())
 
 
 def compatible_units(unit: str) -> list[str]:
@@ -238,9 +262,9 @@ def parse_quantity(text: str, unit: str | None, *, rotor_radius_cm: float | None
     _refuse_negative(number, rest)
     if lookup(rest).dimension == "rotation" and lookup(unit).dimension == "rcf":
         if rotor_radius_cm is None:
-            raise UnitError(
-                f"{text!r} is a speed in rpm; converting it to x g needs the rotor radius. "
-                "Name the centrifuge used (its registry record has the radius) or enter x g"
+            raise NeedsRotorRadius(
+                f"{text!r} is a speed in rpm; converting it to x g needs the rotor radius "
+                "of the centrifuge used, and no centrifuge with one was named"
             )
         return rpm_to_rcf(number, rotor_radius_cm)
     try:

@@ -24,20 +24,29 @@ WeasyPrint.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from cmprep.protocol.models import SITE_CHOICE, Source
 from cmprep.render.models import AuditReportView, ChecklistView, RecordView, SignatureRow
+from cmprep.render.numbers import plain_powers, quantity, superscript_html
 from cmprep.render.output import to_pdf
 from cmprep.resources import templates_dir
+
+if TYPE_CHECKING:
+    from cmprep.domain.batch import Value
+    from cmprep.protocol.models import Parameter, Range, Source, Step
+
+# the protocol models (pydantic) are not imported at run time: the audit report renders
+# without them, and the words a figure's source is given as are one constant
+SITE_CHOICE = "site choice"  # = cmprep.protocol.models.SITE_CHOICE (tests/test_cli_lazy.py)
 
 FORMATS = ("html", "md", "pdf")
 
@@ -80,10 +89,16 @@ def md_escape(value: Any) -> Markup:
     return Markup(_MD_SPECIAL.sub(r"\\\1", text))
 
 
+# a time as the write path stores it (``domain.clock.iso``): UTC, to the second
+_STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 def format_time(value: Any) -> str:
     """An ISO time as the record prints it: ``2026-01-10 08:30:00 UTC``."""
     if value is None or value == "":
         return ""
+    if isinstance(value, str) and _STORED_TIME.fullmatch(value):  # as the log stores it
+        return f"{value[:10]} {value[11:19]} UTC"  # a report prints 100,000 of these
     if isinstance(value, datetime):
         moment = value
     else:
@@ -133,6 +148,12 @@ def _environment(directory: str) -> Environment:
     env.filters["replicates"] = replicates_text
     env.filters["sparkline"] = _sparkline
     env.filters["pareto"] = _pareto
+    env.filters["flow"] = _flow
+    env.filters["shown"] = shown_value
+    env.filters["sup"] = superscript_html
+    env.filters["powers"] = plain_powers
+    env.filters["css_string"] = css_string
+    env.filters["describe_alert"] = describe_alert
     # constants only (the contract test subtracts these from each template's variables)
     env.globals["VERDICT_MARKS"] = VERDICT_MARKS
     env.globals["SUPERSEDED"] = SUPERSEDED
@@ -203,6 +224,46 @@ def replicates_text(rep: dict[str, Any] | None) -> str:
     return text
 
 
+def shown_value(value: Value, step: Step) -> str:
+    """A recorded value as the record prints it: a number to its precision (what the
+    parameter declares, else as typed, else 3 figures for a computed one) and large counts
+    as ``2.6 x 10^8``; anything else as it was recorded."""
+    param = step.parameter(value.name)
+    number = value.value
+    if (
+        param is None
+        or not param.is_numeric
+        or isinstance(number, bool)
+        or not isinstance(number, (int, float))
+        or not math.isfinite(number)
+    ):
+        return value.display or value.raw
+    return quantity(float(number), value.raw, param.unit, precision=param_precision(param))
+
+
+def param_precision(param: Parameter) -> int | None:
+    """The significant figures a parameter declares for its values, if any."""
+    return param.figures if param.derived is not None else None
+
+
+def describe_alert(alert: Range | None, unit: str | None = None) -> str:
+    """An alert band in words: ``alert if above 0 %``; "—" without one."""
+    return alert.describe_alert(unit) if alert is not None else "—"
+
+
+def css_string(text: object) -> Markup:
+    """Text as a quoted CSS string for a <style> block: every character but ASCII letters
+    and digits as a six-digit CSS hex escape, so nothing typed can end the string, the rule
+    or the style element (spaces too: a space after an escape would be swallowed)."""
+    out = []
+    for char in "" if text is None else str(text):
+        if char.isascii() and char.isalnum():
+            out.append(char)
+        else:
+            out.append(f"\\{ord(char):06x}")
+    return Markup('"' + "".join(out) + '"')
+
+
 def number_text(x: Any) -> str:
     from cmprep.domain.numbers import format_number
 
@@ -235,6 +296,14 @@ def _sparkline(values: Sequence[float], mean: float | None, sd: float | None) ->
     if not values:
         return Markup("")
     return Markup(sparkline_svg(list(values), mean, sd, width=90, height=30))
+
+
+def _flow(protocol: Any, height: str = "125mm") -> Markup:  # a protocol.models.Protocol
+    """The protocol's flow diagram, fitted to the page's width and HEIGHT; flow_svg
+    escapes every text it draws, so it is safe to inline."""
+    from cmprep.render.flow import flow_svg
+
+    return Markup(flow_svg(protocol, width="100%", height=height))
 
 
 def _pareto(rows: Sequence[dict[str, Any]], title: str) -> Markup:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AlertLine",
     "AuditReportView",
+    "CheckLine",
     "ChecklistParam",
     "ChecklistStep",
     "ChecklistView",
@@ -168,6 +169,8 @@ class ValueStatus(View):
     verdict: str
     deviations: list[str]
     corrections: list[CorrectionLine]
+    formula: str = ""  # a derived value's formula ("" when typed)
+    inputs: list[str] = field(default_factory=list)  # "collection.volume = 500 mL", ...
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,9 @@ class StatusView(View):
     final: bool = field(
         default=False, metadata=SCREEN_ONLY
     )  # released or rejected: nothing is due any more
+    # QC results on a concentrating route: as measured and per unconcentrated CM
+    route_lines: list[str] = field(default_factory=list)
+    conditional: list[str] = field(default_factory=list)  # a conditional release's chain
 
 
 # --- review by exception (`batch review`) ----------------------------------------------------
@@ -284,6 +290,7 @@ class SignatureLine(View):
     full_name: str
     signed_at: str
     subject: dict[str, Any]  # {"kind": "batch" | "step" | ..., "id": ...}
+    superseded: str = ""  # why it no longer counts ("the step changed after it"), "" if it does
 
 
 @dataclass(frozen=True)
@@ -303,6 +310,8 @@ class ReviewView(View):
     missing_verifications: list[str]  # step ids
     signatures: list[SignatureLine]
     release_blockers: list[str]
+    not_taken: list[str] = field(default_factory=list)  # branch arms not chosen
+    decision: dict[str, Any] | None = None  # released or rejected: {decision, by, at, ...}
 
 
 # --- one deviation (`deviation show --format json`) ------------------------------------------
@@ -348,6 +357,9 @@ class TrendView(View):
     sd: float
     baseline_count: int  # released batches the mean and SD come from
     violations: list[Violation]
+    # the baseline's stratum in words: protocol, downstream route, cell source
+    stratum: str = ""
+    rules_from: int = 0  # released batches before rejection rules apply (site setting)
 
 
 @dataclass(frozen=True)
@@ -399,9 +411,12 @@ class QCSummaryRow(View):
     replicates: dict[str, Any] | None
     deviations: list[str]
     trend: bool
-    history: list[float]  # released batches of the same protocol
+    history: list[float]  # released batches of the same protocol, route and cell source
     history_mean: float | None
     history_sd: float | None
+    # on a concentrating route: "300 pg/mL per unconcentrated CM (4500 pg/mL ÷ ...)"
+    equivalent: str = ""
+    route: str = ""  # the batch's downstream route (arm id), "" before it is taken
 
 
 # --- printed documents: common parts ---------------------------------------------------------
@@ -455,6 +470,15 @@ class TraceLine(View):
 
 
 @dataclass(frozen=True)
+class CheckLine(View):
+    """A check item of a step (a `[ ]` line of the SOP) and who ticked it, if anyone."""
+
+    text: str
+    by: str  # "" when not ticked
+    at: str
+
+
+@dataclass(frozen=True)
 class RecordStep(View):
     entry: StepEntry  # the folded step: status, values, times, notes
     number: str  # printed step number ("9a")
@@ -464,6 +488,7 @@ class RecordStep(View):
     equipment: list[TraceLine]
     signatures: list[SignatureRow]  # performed, then each verification
     missing_verification: bool
+    checks: list[CheckLine] = field(default_factory=list)  # the step's check items
 
 
 @dataclass(frozen=True)
@@ -486,6 +511,7 @@ class QCRecordRow(View):
     history_mean: float | None
     history_sd: float | None
     history_text: str
+    equivalent: str = ""  # on a concentrate: the value per unconcentrated CM, and how
 
 
 @dataclass(frozen=True)
@@ -507,6 +533,8 @@ class RecordView(View):
     ledger_pos: int  # the ledger's position (events in the log) with that head; 0: not given
     deviations: list[Deviation]  # the batch's own, as opened
     addenda: list[Deviation]  # deviations and complaints opened after the decision
+    # a conditional release and what followed it, in words, oldest first ([] without one)
+    conditional: list[str] = field(default_factory=list)
 
 
 # --- the SOP checklist (templates/checklist.*) -----------------------------------------------
@@ -514,6 +542,7 @@ class RecordView(View):
 class ChecklistParam(View):
     param: Parameter
     source: str  # short citation, the site-choice marker, or ""
+    mark: str = ""  # the footnote marker of its source in the step ("1"), "" for none
 
 
 @dataclass(frozen=True)
@@ -524,6 +553,7 @@ class ChecklistStep(View):
     window_text: str
     window_source: str
     params: list[ChecklistParam]
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (marker, source) footnotes
 
 
 @dataclass(frozen=True)
@@ -560,3 +590,4 @@ class AuditReportView(View):
     rejected: list[dict[str, Any]]
     ledger_head: str  # the ledger head when it was made; "" when not given
     ledger_pos: int  # the ledger's position (events in the log) then; 0 when not given
+    until: str | None = None  # the period's end (exclusive); None: up to now

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from cmprep.service.consistency import ConsistencyService
     from cmprep.service.context import Clock, Context
     from cmprep.service.documents import DocumentService
+    from cmprep.service.export import ExportService
+    from cmprep.service.lineage import LineageService
     from cmprep.service.materials import MaterialsService
     from cmprep.service.people import PeopleService
     from cmprep.service.protocols import ProtocolService
@@ -101,6 +103,12 @@ class Services:
         return MaterialsService(self.ctx, self.gate)
 
     @cached_property
+    def lineage(self) -> LineageService:
+        from cmprep.service.lineage import LineageService
+
+        return LineageService(self.ctx, self.gate, self.materials)
+
+    @cached_property
     def consistency(self) -> ConsistencyService:
         from cmprep.service.consistency import ConsistencyService
 
@@ -134,7 +142,13 @@ class Services:
     def documents(self) -> DocumentService:
         from cmprep.service.documents import DocumentService
 
-        return DocumentService(self.ctx, self.qc, self.audit)
+        return DocumentService(self.ctx, lambda: self.qc, lambda: self.audit)
+
+    @cached_property
+    def exports(self) -> ExportService:
+        from cmprep.service.export import ExportService
+
+        return ExportService(self.ctx, self.gate, self.documents, self.materials, self.lineage)
 
     def close(self) -> None:
         self.store.close()

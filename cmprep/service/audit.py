@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cmprep import events as ev
-from cmprep.domain import anchors, people, qc_points
+from cmprep.domain import anchors, ids, lineage, people, qc_points
+from cmprep.domain import traceability as tr
 from cmprep.domain.anchors import Checkpoint, CheckpointBreak
 from cmprep.domain.audit import (
-    DECIDED_COLUMNS,
-    OPEN_COLUMNS,
-    REPORT_COUNTS,
     Break,
     Problem,
     TableDiff,
@@ -41,28 +39,34 @@ from cmprep.domain.audit import (
     is_signed,
     ledger_breaks,
     missed_searches,
-    report_summary,
     signature_breaks,
     unledgered_breaks,
 )
-from cmprep.domain.clock import from_iso, iso, parse_day_or_time
+from cmprep.domain.clock import from_iso, iso
 from cmprep.domain.keys import KeyRing
+from cmprep.domain.protocols import PROTOCOLS_STREAM
+from cmprep.domain.settings import SETTINGS_STREAM
 from cmprep.domain.signatures import seal_problem
 from cmprep.errors import ClockBehind, CorruptLog, Hint, NotFound, Refused
+from cmprep.service import report
 from cmprep.service.access import Gate
 from cmprep.service.context import Context
+from cmprep.service.report import LedgerMark
 from cmprep.store.chain import Head, is_system
 from cmprep.store.query import ROW, BatchFilter, DeviationFilter, QCPointFilter
 
 ANCHORS_ENV = "CMPREP_ANCHORS"  # the checkpoint folder of this machine, if set
 
 
-@dataclass(frozen=True)
-class LedgerMark:
-    """Where the ledger stood: its position (number of events) and the hash there."""
-
-    pos: int
-    hash: str
+# The streams beside the batches, each one folded by its own domain module.
+SYSTEM_STREAMS = (
+    people.USERS_STREAM,
+    people.SECURITY_STREAM,
+    SETTINGS_STREAM,
+    PROTOCOLS_STREAM,
+    tr.MATERIALS_STREAM,
+    tr.EQUIPMENT_STREAM,
+)
 
 
 class AuditService:
@@ -71,9 +75,17 @@ class AuditService:
         self.gate = gate  # the services' one gate: who is proven present lives there
 
     def trail(self, stream: str) -> list[dict[str, Any]]:
-        """Every event of a batch, or of a system stream (``@users``, ``@security`` ...)."""
+        """Every event of a batch, or of a system stream (``@users``, ``@security`` ...),
+        either named in any case; an unknown one is NotFound naming those there are."""
         if stream.startswith("@"):
-            return [describe(e) for e in self.ctx.store.events(stream)]
+            name = ids.same(stream, SYSTEM_STREAMS)
+            if name is None:
+                raise NotFound(
+                    f"no stream {stream!r}{ids.suggestion(stream, SYSTEM_STREAMS)}; the "
+                    f"system streams are {', '.join(SYSTEM_STREAMS)}, and a batch is named "
+                    "by its id"
+                )
+            return [describe(e) for e in self.ctx.store.events(name)]
         return [describe(e) for e in self.ctx.batch(stream).events]
 
     # --- verification ----------------------------------------------------------------------
@@ -191,10 +203,8 @@ class AuditService:
         return self.ledger_mark().hash
 
     def ledger_mark(self) -> LedgerMark:
-        """The ledger's position and head hash now: what a record or report was made from.
-        One read of the newest entry, whatever the length of the ledger."""
-        tail = self.ctx.store.ledger_tail()
-        return LedgerMark(tail.pos, tail.hash) if tail else LedgerMark(0, ev.GENESIS)
+        """The ledger's position and head hash now (``cmprep.service.report``)."""
+        return report.ledger_mark(self.ctx)
 
     # --- the query tables ------------------------------------------------------------------
     def _rebuilt(
@@ -322,6 +332,8 @@ class AuditService:
         points: list[dict[str, Any]] = []
         batches, deviations, _ = self._rebuilt(strict=True, points=points)
         self.ctx.store.replace_projections(batches, deviations, points=points)
+        materials = self.ctx.store.events(lineage.MATERIALS_STREAM)
+        self.ctx.store.replace_lineage_edges(lineage.edges(materials))  # the material graph
         return len(batches)
 
     # --- checkpoints of the ledger -----------------------------------------------------------
@@ -409,41 +421,9 @@ class AuditService:
         return found, len(files)
 
     # --- the report --------------------------------------------------------------------------
-    def report(self, since: str | None = None) -> dict[str, Any]:
-        """Deviations across batches by step, protocol, severity and person.
-
-        Counted and filtered by the store: only the groups, the deviations not closed and
-        the batches decided in the period are read, never every row of the history.
-        """
-        if since:
-            try:
-                since = parse_day_or_time(since)
-            except ValueError as err:
-                raise Refused(f"the start of the period: {err}") from None
-        store = self.ctx.store
-        period = DeviationFilter(since=since)
-        counts = {
-            chart: store.deviation_counts(columns, period)
-            for chart, columns in REPORT_COUNTS.items()
-        }
-        still_open = store.deviation_table(
-            DeviationFilter(since=since, not_status="closed"), OPEN_COLUMNS
-        )
-        decided = [
-            dict(zip(DECIDED_COLUMNS, row, strict=True))
-            for state in ("released", "rejected")
-            for row in store.batch_table(
-                BatchFilter(state=state, updated_since=since), DECIDED_COLUMNS
-            )
-        ]
-        return report_summary(
-            counts,
-            (dict(zip(OPEN_COLUMNS, row, strict=True)) for row in still_open),
-            decided,
-            store.batch_count(BatchFilter(started_since=since)),
-            self.ctx.clock(),
-            since,
-        )
+    def report(self, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        """The deviation audit report's figures (``cmprep.service.report``)."""
+        return report.report(self.ctx, since, until)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cmprep import events as ev
+from cmprep.domain import conditional, derived, ids, routes
 from cmprep.domain.batch import Batch
 from cmprep.domain.clock import from_iso, iso, parse_time
 from cmprep.domain.ids import usable
@@ -23,7 +24,7 @@ from cmprep.protocol.models import Step
 from cmprep.service.access import Gate, reason_text
 from cmprep.service.consistency import ConsistencyService
 from cmprep.service.context import Context, Outcome
-from cmprep.service.materials import MaterialsService
+from cmprep.service.materials import MaterialsService, Trace
 from cmprep.store.query import BatchFilter
 
 FUTURE_SKEW = timedelta(minutes=2)
@@ -62,6 +63,12 @@ class BatchService:
         now = self.ctx.clock()
         if batch_id is not None:
             usable(batch_id, "batch id")
+            taken = self.ctx.store.ids_near("batch", batch_id, 1)
+            if taken and taken[0] != batch_id and ids.key(taken[0]) == ids.key(batch_id):
+                raise Refused(
+                    f"batch {taken[0]} already exists; ids are the same whatever their case "
+                    f"({batch_id} is {taken[0]}): choose another id"
+                )
         # the version is stored once in "@protocols": the batch names it by content hash
         payload = {
             "protocol_hash": digest,
@@ -104,8 +111,9 @@ class BatchService:
             "by": actor,
             "values": dict(entries),
             "note": note or "",
-            "lots": sorted(set(lots or [])),
-            "equipment": sorted(set(equipment or [])),
+            # ids in any case are one id: a retry typed in another case is the same command
+            "lots": sorted({ids.key(lot) for lot in lots or []}),
+            "equipment": sorted({ids.key(item) for item in equipment or []}),
         }
         if key and (done := self._seen(key, command)):
             return done
@@ -113,19 +121,11 @@ class BatchService:
         writable(batch)
         step = step_of(batch, step_id)
         in_order(batch, step, "record")
+        if (problem := conditional.use_problem(batch, step)) is not None:
+            raise Refused(problem, hint=Hint("conditional_release", batch=batch.id))
         now = self.ctx.clock()
         performed = performed_at(batch, at, now)
-        trace = self.materials.trace(batch, step, lots or [], equipment or [], performed)
-        findings = check_entries(step, entries, rotor_radius_cm=trace.rotor_radius_cm)
-        if not any(f.refused for f in findings):
-            findings += self.consistency.westgard_findings(batch, step, findings)
-        findings += trace.findings
-        if step.window:
-            start = batch.steps[step.window.after]
-            if start.performed_at:
-                findings.append(
-                    check_window(step.window, step.title, from_iso(start.performed_at), performed)
-                )
+        findings, trace = self._check(batch, step, entries, lots or [], equipment or [], performed)
         refused = [f for f in findings if f.refused]
         if refused:
             hint = next((f.hint for f in refused if f.hint), None)
@@ -150,6 +150,54 @@ class BatchService:
             payload["signature"] = self.gate.signature("performed", user, now, subject, content)
         new = [NewEvent(ev.STEP_RECORDED, actor, payload, performed_at=iso(performed))]
         return self.ctx.write(batch.id, batch.seq, new, now, batch, findings, step, key=key)
+
+    def _check(
+        self,
+        batch: Batch,
+        step: Step,
+        entries: dict[str, str],
+        lots: list[str],
+        equipment: list[str],
+        performed: datetime,
+    ) -> tuple[list[Finding], Trace]:
+        """Every finding of recording STEP with these entries, lots and instruments at
+        PERFORMED: each value's verdict, the lab's trend (Westgard), what was used (expiry,
+        calibration, kind), and the time window."""
+        trace = self.materials.trace(batch, step, lots, equipment, performed)
+        step = routes.routed_step(step, routes.route_of(batch))  # the route's release specs
+        findings = check_entries(step, entries, rotor_radius_cm=trace.rotor_radius_cm)
+        findings = conditional.escalate(batch, step, routes.noted(batch, step, findings))
+        if not any(f.refused for f in findings):
+            findings += derived_findings(batch, step, findings)
+        if not any(f.refused for f in findings):
+            findings += self.consistency.westgard_findings(batch, step, findings)
+        findings += trace.findings
+        if step.window:
+            start = batch.steps[step.window.after]
+            if start.performed_at:
+                findings.append(
+                    check_window(step.window, step.title, from_iso(start.performed_at), performed)
+                )
+        return findings, trace
+
+    def preview(
+        self,
+        batch_id: str,
+        step_id: str,
+        entries: dict[str, str],
+        *,
+        lots: list[str] | None = None,
+        equipment: list[str] | None = None,
+    ) -> list[Finding]:
+        """What recording the step now would find, writing nothing: the findings ``record``
+        would decide from. A shell asks before it saves: every out-of-spec finding is a
+        deviation the save opens (a value, an expired lot, an overdue instrument, the
+        time window), every refused one a value the save refuses. ENTRIES may be partial
+        (a missing value is then among the refusals)."""
+        batch = self.ctx.batch(batch_id)
+        step = step_of(batch, step_id)
+        performed = self.ctx.clock()
+        return self._check(batch, step, entries, lots or [], equipment or [], performed)[0]
 
     def skip(
         self, batch_id: str, step_id: str, actor: str, reason: str, *, key: str | None = None
@@ -200,24 +248,67 @@ class BatchService:
             )
         if not entries:
             raise Refused("give at least one name=value to correct")
-        findings = check_entries(step, entries, partial=True)
+        routed = routes.routed_step(step, routes.route_of(batch))  # the route's release specs
+        findings = check_entries(routed, entries, partial=True)
+        findings = conditional.escalate(batch, step, routes.noted(batch, step, findings))
+        if not any(f.refused for f in findings):
+            findings += derived.recomputed(batch, corrected(batch, step, findings))
         refused = [f for f in findings if f.refused]
         if refused:
             raise Refused(f"{step.title}: nothing was corrected.", [f.message for f in refused])
         new: list[NewEvent] = []
         for f in findings:
+            entry = batch.steps[f.step or step.id]
             old = entry.values.get(f.parameter)
-            if old is not None and old.value == f.value:
+            if old is not None and old.value == f.value and not f.formula:
                 raise Refused(f"{f.parameter} is already {old.display}; nothing to correct")
             payload = {
-                "step": step.id,
+                "step": entry.step.id,
                 "parameter": f.parameter,
                 "old": {"value": old.value, "display": old.display} if old else None,
                 "new": value_payload(f),
+                # computed again because a value it reads was corrected, not typed
+                **({"derived": True} if f.formula else {}),
             }
             new.append(NewEvent(ev.VALUE_CORRECTED, actor, payload, reason=reason))
         now = self.ctx.clock()
         return self.ctx.write(batch.id, batch.seq, new, now, batch, findings, step, key=key)
+
+    def confirm_checks(self, batch_id: str, step_id: str, checks: list[str], actor: str) -> Outcome:
+        """Tick check items (the `[ ]` lines) of a recorded step, so the record shows who
+        ticked each one. An item is named by its text or its number in the step (1 is the
+        first); one already ticked keeps its first tick."""
+        actor = self.gate.person(actor, "record")
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        step = step_of(batch, step_id)
+        entry = batch.steps[step.id]
+        if entry.status != "done":
+            raise Refused(
+                f"{step.title} has not been recorded ({entry.status}); record it, then tick "
+                "its checks"
+            )
+        if not step.checks:
+            raise Refused(f"{step.title} has no check items to tick")
+        named: list[str] = []
+        unknown: list[str] = []
+        for item in checks:
+            text = item.strip()
+            if text.isdigit() and 1 <= int(text) <= len(step.checks):
+                text = step.checks[int(text) - 1]
+            (named if text in step.checks else unknown).append(text)
+        if unknown or not named:
+            numbered = "; ".join(f"{n}. {c}" for n, c in enumerate(step.checks, 1))
+            problems = [f"{u!r} is not a check item of {step.id}" for u in unknown]
+            raise Refused(
+                f"{step.title}: nothing was ticked.",
+                [*problems, f"its check items are: {numbered}"],
+            )
+        new_ticks = [c for c in step.checks if c in named and c not in entry.checks]
+        if not new_ticks:
+            raise Refused(f"{step.title}: every check named is already ticked")
+        new = [NewEvent(ev.CHECKS_CONFIRMED, actor, {"step": step.id, "checks": new_ticks})]
+        return self.ctx.write(batch.id, batch.seq, new, self.ctx.clock(), batch)
 
     def hold(self, batch_id: str, actor: str, reason: str) -> Outcome:
         actor, reason = self.gate.person(actor, "hold"), reason_text(reason)
@@ -257,7 +348,12 @@ class BatchService:
         differ = [
             name
             for name, value in command.items()
-            if value is not None and saved.get(name) != value
+            if value is not None
+            and (
+                ids.key(str(saved.get(name))) != ids.key(str(value))  # a batch id in any case
+                if name == "batch"
+                else saved.get(name) != value
+            )
         ]
         if differ:
             what = f"{saved.get('command', 'a command')} in batch {stream}"
@@ -286,10 +382,14 @@ def saved_command(stream: str, written: list[Event]) -> dict[str, Any]:
         return {
             **saved,
             "command": "record",
-            "values": {name: v.get("raw") for name, v in p.get("values", {}).items()},
+            "values": {  # what was typed: a derived value was computed, not sent
+                name: v.get("raw")
+                for name, v in p.get("values", {}).items()
+                if not v.get("formula")
+            },
             "note": p.get("note") or "",
-            "lots": sorted({lot["lot"] for lot in p.get("lots", [])}),
-            "equipment": sorted({item["id"] for item in p.get("equipment", [])}),
+            "lots": sorted({ids.key(lot["lot"]) for lot in p.get("lots", [])}),
+            "equipment": sorted({ids.key(item["id"]) for item in p.get("equipment", [])}),
         }
     if first.type == ev.STEP_SKIPPED:
         return {**saved, "command": "skip", "reason": first.reason}
@@ -297,7 +397,7 @@ def saved_command(stream: str, written: list[Event]) -> dict[str, Any]:
         values = {
             e.payload["parameter"]: e.payload["new"].get("raw")
             for e in written
-            if e.type == ev.VALUE_CORRECTED
+            if e.type == ev.VALUE_CORRECTED and not e.payload.get("derived")
         }
         return {**saved, "command": "correct", "values": values, "reason": first.reason}
     return {**saved, "command": first.type.replace("_", " ")}
@@ -383,4 +483,25 @@ def value_payload(f: Finding) -> dict[str, Any]:
         "spec": f.spec,
         "display": f.display,
         **({"note": f.note} if f.note else {}),
+        **(
+            {"formula": f.formula, "inputs": [{"name": n, "display": d} for n, d in f.inputs]}
+            if f.formula
+            else {}
+        ),
     }
+
+
+def derived_findings(batch: Batch, step: Step, findings: list[Finding]) -> list[Finding]:
+    """The derived values of STEP, from the batch's values and the step's new ones."""
+    return derived.step_values(batch, step, corrected(batch, step, findings))
+
+
+def corrected(
+    batch: Batch, step: Step, findings: list[Finding]
+) -> dict[tuple[str, str], tuple[float, str]]:
+    """The batch's numeric values as FINDINGS (a step's new or corrected values) leave them."""
+    known = derived.recorded(batch)
+    for f in findings:
+        if isinstance(f.value, (int, float)) and not isinstance(f.value, bool):
+            known[(step.id, f.parameter)] = (float(f.value), f.display)
+    return known

@@ -18,34 +18,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmprep import events as ev
-from cmprep.domain import qc_points
-from cmprep.domain.batch import Batch, advance, fold
+from cmprep.domain import ids
 from cmprep.domain.clock import iso, utc_now
-from cmprep.domain.protocols import (
-    PROTOCOL_IMPORTED,
-    PROTOCOLS_STREAM,
-    Compiled,
-    Resolver,
-    StoredProtocol,
-    compiled,
-    fold_protocols,
-    for_batch,
-    known,
-    ref,
-)
 from cmprep.domain.settings import SETTINGS_STREAM, SiteSettings, fold_settings
-from cmprep.domain.validation import Finding, Verdict
 from cmprep.errors import ConcurrencyError, Hint, NotFound, Refused
 from cmprep.events import Event, NewEvent
-from cmprep.protocol import library
-from cmprep.protocol.models import Protocol, Step
 from cmprep.store.base import EventStore, UnitOfWork
+
+# The protocol models, the fold and the validators are imported where they are used, not
+# here: every service imports this module, and a command that reads only the query tables
+# (the lists, the audit report) must not pay for pydantic and the state machine at start.
+if TYPE_CHECKING:
+    from cmprep.domain.batch import Batch
+    from cmprep.domain.protocols import Compiled, Resolver, StoredProtocol
+    from cmprep.domain.validation import Finding
+    from cmprep.protocol.models import Protocol, Step
 
 Clock = Callable[[], datetime]
 SYSTEM_RETRIES = 3  # a system stream write that lost a race is decided again this often
+NEAR_IDS = 25  # ids read either side of an unknown one, to suggest the closest
 
 
 @dataclass
@@ -80,6 +74,9 @@ class Context:
     def startable(self, ref: str) -> Compiled:
         """As ``protocol``, with the content hash a new batch names it by: the hash it is
         stored under (checked against its content), so the batch's fold finds it."""
+        from cmprep.domain.protocols import for_batch
+        from cmprep.protocol import library
+
         if library.is_file(ref):
             raise Refused(
                 f"{ref} is a file; a batch starts only from a protocol imported into this "
@@ -90,6 +87,8 @@ class Context:
 
     def protocols(self) -> dict[str, StoredProtocol]:
         """Every protocol version stored in this database, by ``ID@VERSION``."""
+        from cmprep.domain.protocols import PROTOCOLS_STREAM, fold_protocols
+
         return fold_protocols(self.store.events(PROTOCOLS_STREAM))
 
     def resolve(self, digest: str) -> Compiled | None:
@@ -99,31 +98,45 @@ class Context:
         Built once per process: the first time, it is read from the "@protocols" stream
         and its content checked against its hash (CorruptLog when it no longer matches);
         after that no batch read or write reads or parses it again."""
+        from cmprep.domain.protocols import PROTOCOL_IMPORTED, PROTOCOLS_STREAM, compiled, known
+        from cmprep.domain.protocols import ref as version_ref
+
         found = known(digest)
         if found is not None:
             return found
         for e in self.store.events(PROTOCOLS_STREAM):
             p = e.payload
             if e.type == PROTOCOL_IMPORTED and p.get("content_hash") == digest:
-                what = f"stored protocol {ref(str(p.get('id')), str(p.get('version')))}"
+                what = f"stored protocol {version_ref(str(p.get('id')), str(p.get('version')))}"
                 return compiled(p["content"], digest, what)
         return None
 
     def fold(self, events: list[Event]) -> Batch:
         """A batch's events folded, its protocol found in this database (``resolve``)."""
+        from cmprep.domain.batch import fold
+
         return fold(events, self.resolve)
 
     def batch(self, batch_id: str) -> Batch:
+        """The batch BATCH_ID names, typed in any case (``demo-001`` is DEMO-001)."""
+        from cmprep.domain.batch import fold
+
         events = self.store.events(batch_id)
         if not events:
-            known = self.store.batch_ids()
-            if known:
-                raise NotFound(
-                    f"no batch {batch_id!r}; batches: {', '.join(known[-10:])}",
-                    hint=Hint("list_batches"),
-                )
-            raise NotFound(f"no batch {batch_id!r}; no batches yet", hint=Hint("start_batch"))
+            events = self.store.events(self.batch_named(batch_id))
         return fold(events, self.resolve)
+
+    def batch_named(self, text: str) -> str:
+        """The stored id of the batch TEXT names ignoring case; NotFound naming the closest
+        ids when there is none. Read from the index next to TEXT, never every batch."""
+        near = [] if text.startswith("@") else self.store.ids_near("batch", text, NEAR_IDS)
+        if near and ids.key(near[0]) == ids.key(text):
+            return near[0]
+        if near:
+            raise NotFound(
+                f"no batch {text!r}{ids.suggestion(text, near)}", hint=Hint("list_batches")
+            )
+        raise NotFound(f"no batch {text!r}; no batches yet", hint=Hint("start_batch"))
 
     # --- writing --------------------------------------------------------------------------
     def write(
@@ -144,6 +157,8 @@ class Context:
         BATCH is the batch the command decided from (None for a new one): the written
         events are applied to it in place, and it is returned in the outcome."""
         findings = findings or []
+        from cmprep.domain.validation import Verdict
+
         out_of_spec = [f for f in findings if f.verdict == Verdict.out_of_spec]
         opened: list[dict[str, Any]] = []
         with self.store.writing(batch_id, expected_seq) as unit:
@@ -153,7 +168,7 @@ class Context:
             for f in out_of_spec:
                 dev = {
                     "deviation_id": f"DEV-{unit.next_number('deviation'):04d}",
-                    "step": step.id if step else "",
+                    "step": f.step or (step.id if step else ""),
                     "parameter": f.parameter,
                     "value": f.display,
                     "spec": f.spec,
@@ -162,7 +177,10 @@ class Context:
                     "kind": "automatic",
                 }
                 opened.append(dev)
-                all_new.append(NewEvent(ev.DEVIATION_OPENED, new[0].actor, dev))
+                # a rule's finding is opened by the system under the rule's name (Westgard
+                # 1-3s), not by the person whose entry it judged
+                opener = f.raised_by or new[0].actor
+                all_new.append(NewEvent(ev.DEVIATION_OPENED, opener, dev))
             written = unit.append(all_new, iso(now))
             if key:
                 unit.remember_key(key, written[0].seq, written[-1].seq)
@@ -218,6 +236,9 @@ def project(
             f"decided from, entry {written[0].seq - 1} is the last); nothing was written",
             hint=Hint("try_again", batch=batch.id),
         )
+    from cmprep.domain import qc_points
+    from cmprep.domain.batch import advance, fold
+
     result = advance(batch, written) if batch is not None else fold(written, resolve)
     unit.put_batch(result.projection())
     unit.put_qc_points(result.id, qc_points.points(result))  # the lab's QC history

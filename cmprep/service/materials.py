@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cmprep.domain import ids, lineage
 from cmprep.domain import traceability as tr
 from cmprep.domain.batch import Batch
 from cmprep.domain.ids import usable
@@ -45,8 +46,17 @@ class MaterialsService:
         return tr.fold_equipment(self.ctx.store.events(tr.EQUIPMENT_STREAM))
 
     def register_lot(
-        self, lot: str, material: str, expiry: str, actor: str, supplier: str | None = None
+        self,
+        lot: str,
+        material: str,
+        expiry: str,
+        actor: str,
+        supplier: str | None = None,
+        quantity: Any = None,
+        unit: str | None = None,
     ) -> tr.Lot:
+        """A supplier's lot: a reagent in the lineage, usable on arrival. QUANTITY and UNIT,
+        when given, are counted down as derivations draw from it."""
         actor = self.gate.person(actor, "register materials")
         usable(lot, "lot number")
         if not material or not material.strip():
@@ -56,10 +66,11 @@ class MaterialsService:
         except ValueError as err:
             raise Refused(str(err)) from None
         payload = {"lot": lot, "material": material.strip(), "expiry": expiry, "supplier": supplier}
+        payload |= lineage.counted(quantity, unit)
 
         def decide(events: list[Event]) -> list[NewEvent]:
-            if lot in tr.fold_lots(events):
-                raise Refused(f"lot {lot} is already registered")
+            if (same := ids.same(lot, lineage.fold_materials(events))) is not None:
+                raise Refused(f"lot {lot} is already registered" + _as(same, lot))
             return [NewEvent(tr.LOT_REGISTERED, actor, payload)]
 
         self.ctx.append_system(tr.MATERIALS_STREAM, decide)
@@ -91,8 +102,8 @@ class MaterialsService:
         }
 
         def decide(events: list[Event]) -> list[NewEvent]:
-            if ident in tr.fold_equipment(events):
-                raise Refused(f"equipment {ident} is already registered")
+            if (same := ids.same(ident, tr.fold_equipment(events))) is not None:
+                raise Refused(f"equipment {ident} is already registered" + _as(same, ident))
             return [NewEvent(tr.EQUIPMENT_REGISTERED, actor, payload)]
 
         self.ctx.append_system(tr.EQUIPMENT_STREAM, decide)
@@ -106,17 +117,26 @@ class MaterialsService:
             due = tr.parse_date(next_due, "next calibration due date")
         except ValueError as err:
             raise Refused(str(err)) from None
-        payload = {"id": ident, "calibration_due": due, "certificate": certificate}
+        today = self.ctx.clock().date().isoformat()
+        if due <= today:
+            raise Refused(
+                f"the next calibration due date {due} is not after today ({today}); give the "
+                "date the next calibration is due, from the certificate"
+            )
 
         def decide(events: list[Event]) -> list[NewEvent]:
-            if ident not in tr.fold_equipment(events):
+            known = tr.fold_equipment(events)
+            found = ids.same(ident, known)
+            if found is None:
                 raise NotFound(
-                    f"no equipment {ident!r}", hint=Hint("register_equipment", equipment=ident)
+                    f"no equipment {ident!r}{ids.suggestion(ident, known)}",
+                    hint=Hint("register_equipment", equipment=ident),
                 )
+            payload = {"id": found, "calibration_due": due, "certificate": certificate}
             return [NewEvent(tr.CALIBRATION_RECORDED, actor, payload)]
 
-        self.ctx.append_system(tr.EQUIPMENT_STREAM, decide)
-        return self.instruments()[ident]
+        written = self.ctx.append_system(tr.EQUIPMENT_STREAM, decide)
+        return self.instruments()[written[-1].payload["id"]]
 
     def where_used(self, lot: str) -> list[dict[str, Any]]:
         """Every batch and step that named this lot: the list a recall starts from."""
@@ -124,7 +144,7 @@ class MaterialsService:
         for batch_id in self.ctx.store.batch_ids():
             for e in self.ctx.store.events(batch_id):
                 for used in e.payload.get("lots", []) if e.type == "step_recorded" else []:
-                    if used["lot"] == lot:
+                    if ids.key(used["lot"]) == ids.key(lot):
                         rows.append(
                             {
                                 "lot": lot,
@@ -146,14 +166,16 @@ class MaterialsService:
         day = used_at.date()
         known_lots = self.lots() if lots else {}
         snapshot = []
-        for lot in dict.fromkeys(lots):
+        for typed in dict.fromkeys(lots):
+            lot = ids.same(typed, known_lots) or typed
             item = known_lots.get(lot)
             if item is None:
                 out.findings.append(
                     Finding(
                         f"lot:{lot}",
                         Verdict.refused,
-                        f"no lot {lot!r}; register it first",
+                        f"no lot {lot!r}{ids.suggestion(lot, known_lots)}"
+                        + ("" if ids.closest(lot, known_lots) else "; register it first"),
                         hint=Hint("register_lot", lot=lot),
                     )
                 )
@@ -164,23 +186,45 @@ class MaterialsService:
         if snapshot:
             out.payload["lots"] = snapshot
         known = self.instruments() if equipment else {}
-        used = []
-        for ident in dict.fromkeys(equipment):
+        used, named = [], []
+        for typed in dict.fromkeys(equipment):
+            ident = ids.same(typed, known) or typed
             inst = known.get(ident)
             if inst is None:
                 out.findings.append(
                     Finding(
                         f"equipment:{ident}",
                         Verdict.refused,
-                        f"no equipment {ident!r}; register it first",
+                        f"no equipment {ident!r}{ids.suggestion(ident, known)}"
+                        + ("" if ids.closest(ident, known) else "; register it first"),
                         hint=Hint("register_equipment", equipment=ident),
                     )
                 )
                 continue
+            if step.equipment and not any(ids.same_kind(inst.kind, k) for k in step.equipment):
+                out.findings.append(wrong_kind(inst, step))
+                continue
+            named.append(inst)
             used.append(tr.equipment_snapshot(inst))
             if finding := tr.calibration_finding(inst, day, severity):
                 out.findings.append(finding)
         if used:
             out.payload["equipment"] = used
-        out.rotor_radius_cm = tr.rotor_radius([known[i] for i in equipment if i in known])
+        out.rotor_radius_cm = tr.rotor_radius(named)
         return out
+
+
+def _as(same: str, typed: str) -> str:
+    """' as LOT-042 (ids are the same whatever their case)' when TYPED differs from SAME."""
+    return "" if same == typed else f" as {same} (ids are the same whatever their case)"
+
+
+def wrong_kind(inst: tr.Instrument, step: Step) -> Finding:
+    """A refusal: an instrument of another kind than any the step names (a centrifuge
+    given for the biosafety cabinet)."""
+    return Finding(
+        f"equipment:{inst.id}",
+        Verdict.refused,
+        f"{inst.id} is a {inst.kind}; {step.title} needs "
+        + " and ".join(f"a {k}" for k in step.equipment),
+    )

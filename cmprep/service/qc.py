@@ -10,12 +10,15 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from cmprep.domain import westgard
 from cmprep.domain.batch import Batch
 from cmprep.domain.qc_points import TREND_POINTS, analyte_key
+from cmprep.domain.routes import compare, routed, strength
 from cmprep.domain.text import control_problem, printable
 from cmprep.errors import Refused
 from cmprep.protocol import units
@@ -29,6 +32,7 @@ from cmprep.store.query import QCPointFilter
 
 MAX_CSV_BYTES = 1024 * 1024
 CSV_COLUMNS = ("analyte", "value", "unit", "method", "replicate")
+GROUPS = ("protocol", "source", "preconditioning", "route")  # what `compare` groups by
 
 
 class QCService:
@@ -182,25 +186,65 @@ class QCService:
         return entries, details
 
     # --- consistency views ---
+    def known_analytes(self) -> dict[str, str]:
+        """Every QC analyte of the protocols in this database: its key -> the name it is
+        best known by (the parameter's name), for a refusal to list."""
+        found: dict[str, str] = {}
+        for stored in self.ctx.protocols().values():
+            for step in stored.content.get("steps", []):
+                for p in step.get("parameters", []):
+                    numeric = p.get("type", "number") in ("number", "integer", "duration")
+                    if not numeric or not (p.get("method") or p.get("trend")):
+                        continue
+                    for text in (p.get("name"), p.get("reference"), p.get("label")):
+                        if text and (key := analyte_key(str(text))):
+                            found.setdefault(key, str(p["name"]))
+        return found
+
     def trend(
-        self, analyte: str, protocol_id: str | None = None, since: str | None = None
+        self,
+        analyte: str,
+        protocol_id: str | None = None,
+        since: str | None = None,
+        *,
+        route: str | None = None,
+        source: str | None = None,
     ) -> TrendView:
-        """Levey-Jennings data of an analyte: the newest ``TREND_POINTS`` batches' values
-        (one query of the QC points), the baseline from the released ones among them, and
-        the Westgard violations."""
+        """Levey-Jennings data of an analyte in one baseline stratum (protocol x downstream
+        route x cell source): the newest ``TREND_POINTS`` batches' values (one query of the
+        QC points), the baseline from the released ones among them, and the Westgard
+        findings. A stratum left unnamed is the one the points have; points of several are
+        refused, naming each (a chart mixing protocols or routes would flag what is only
+        their difference). Before the site's minimum of released batches, only 1-2s
+        warnings are shown."""
         key = analyte_key(analyte)
-        found = (
-            self.ctx.store.qc_points(
-                QCPointFilter(protocol_id=protocol_id, key=key, since=since, last=TREND_POINTS)
-            )
-            if key
-            else []
+        known = self.known_analytes()
+        if key not in known:
+            names = ", ".join(sorted(set(known.values()))) or "none (no protocol measures one)"
+            raise Refused(f"unknown analyte {analyte!r}; known analytes: {names}")
+        where = QCPointFilter(
+            protocol_id=protocol_id, key=key, since=since, route=route, source=source
         )
+        found = self.ctx.store.qc_points(replace(where, last=TREND_POINTS))
         if not found:
             raise Refused(
                 f"no batch has a value for {analyte!r}"
                 + (f" in protocol {protocol_id}" if protocol_id else "")
+                + (f" on route {route}" if route else "")
+                + (f" from cell source {source}" if source else "")
             )
+        strata = Counter((str(p["protocol_id"]), str(p["route"]), str(p["source"])) for p in found)
+        if len(strata) > 1:
+            raise Refused(
+                f"{analyte} is measured in {len(strata)} baselines (protocol, route, cell "
+                "source); a control chart shows one, so name its protocol, route and cell "
+                "source:",
+                [
+                    f"{p}, route {r or 'none'}, cell source {c}: {n} batch(es)"
+                    for (p, r, c), n in sorted(strata.items())
+                ],
+            )
+        (protocol, route_taken, cells) = next(iter(strata))
         label, unit = str(found[0]["label"]), str(found[0]["unit"])
         points = [
             (str(p["batch_id"]), _in_unit(p, unit), str(p["state"])) for p in found
@@ -208,12 +252,16 @@ class QCService:
         released = [v for _, v, s in points if s == "released"]
         if len(released) < 2:
             raise Refused(
-                f"{len(released)} released batch(es) with {analyte}; "
-                "a control chart needs at least 2 (better 20)"
+                f"{len(released)} released batch(es) with {analyte} in {protocol}, route "
+                f"{route_taken or 'none'}, cell source {cells}; a control chart needs at "
+                "least 2 (rejection rules: the site's minimum)"
             )
         mean, sd = westgard.baseline(released)
         labels = [p[0] for p in points]
         violations = westgard.evaluate([p[1] for p in points], mean, sd, labels=labels, unit=unit)
+        minimum = self.ctx.settings().westgard_baseline
+        if len(released) < minimum:  # plotted and warned only: no rule applies yet
+            violations = [v for v in violations if not v.rejection]
         return TrendView(
             analyte=analyte,
             label=label,
@@ -223,16 +271,19 @@ class QCService:
             sd=sd,
             baseline_count=len(released),
             violations=list(violations),
+            stratum=f"{protocol}, route {route_taken or 'none'}, cell source {cells}",
+            rules_from=minimum,
         )
 
     def compare(
         self, by: str, analytes: list[str] | None = None, *, released_only: bool = True
     ) -> CompareView:
-        """The secretome of groups of batches side by side: by protocol, cell source or
-        preconditioning. A report over the lab's whole history, read in one query of the
-        QC points (one row per measured analyte, no batch folded)."""
-        if by not in ("protocol", "source", "preconditioning"):
-            raise Refused(f"group by {by!r}: expected protocol, source or preconditioning")
+        """The secretome of groups of batches side by side: by protocol, cell source,
+        preconditioning or downstream route (as measured: a concentrate's pg/mL are its own).
+        A report over the lab's whole history, read in one query of the QC points (one row
+        per measured analyte, no batch folded)."""
+        if by not in GROUPS:
+            raise Refused(f"group by {by!r}: expected {', '.join(GROUPS[:-1])} or {GROUPS[-1]}")
         table: dict[str, dict[str, list[float]]] = {}
         unit_of: dict[str, str] = {}
         where = QCPointFilter(
@@ -243,7 +294,7 @@ class QCService:
                 continue
             key = str(p["analyte"])
             unit_of.setdefault(key, str(p["unit"]))
-            group = str(p["protocol_id"] if by == "protocol" else p[by])
+            group = str(p["protocol_id"] if by == "protocol" else p[by] or "none")
             table.setdefault(key, {}).setdefault(group, []).append(_in_unit(p, unit_of[key]))
         if not table:
             raise Refused(
@@ -276,19 +327,18 @@ class QCService:
 
         refs = load_all()
         rows = []
+        how = strength(batch)
         for entry in batch.steps.values():
             for param in entry.step.parameters:
                 if param.method is None:
                     continue
+                spec = routed(param, how.route).spec  # the route's release spec
                 v = entry.values.get(param.name)
                 ref = refs.get(param.reference) if param.reference else None
+                number = v.value if v and isinstance(v.value, float) else None
+                seen = compare(param, number, how) if number is not None else None
                 history = (
-                    [
-                        x
-                        for _, x in self.consistency.analyte_history(
-                            batch.protocol.id, param.name, exclude=batch.id
-                        )
-                    ]
+                    self.consistency.baseline_history(batch, param.name)
                     if param.is_numeric and param.trend  # only a trend is charted
                     else []
                 )
@@ -305,18 +355,21 @@ class QCService:
                         label=param.label,
                         method=param.method.value,
                         value=v.display if v else "",
-                        number=v.value if v and isinstance(v.value, float) else None,
+                        number=number,
                         verdict=v.verdict if v else "",
-                        spec=param.spec.describe(param.unit) if param.spec else "",
+                        spec=spec.describe(param.unit) if spec else "",
                         reference=ref[0].describe() if ref else "",
                         reference_source=short_citation(ref[1]) if ref else "",
-                        note=v.note if v else "",
+                        # compared as the record now stands (a corrected factor counts)
+                        note=(seen.note if seen else v.note) if v else "",
                         replicates=v.replicates if v else None,
                         deviations=list(v.deviation_ids) if v else [],
                         trend=param.trend,
                         history=history,
                         history_mean=mean,
                         history_sd=sd,
+                        equivalent=seen.text if seen else "",
+                        route=how.route,
                     )
                 )
         return rows

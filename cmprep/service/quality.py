@@ -16,18 +16,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cmprep import events as ev
+from cmprep.domain import conditional, ids
 from cmprep.domain.audit import describe
 from cmprep.domain.batch import Batch, Deviation
 from cmprep.domain.clock import iso
 from cmprep.domain.pipeline import AWAITING_REVIEW
-from cmprep.domain.signatures import deviation_content, step_content
+from cmprep.domain.signatures import conditional_content, deviation_content, step_content
 from cmprep.errors import Hint, NotFound, Refused
 from cmprep.events import NewEvent
-from cmprep.protocol.models import Severity
+from cmprep.protocol.models import Severity, Step
 from cmprep.render.models import DeviationView
 from cmprep.service.access import Gate, reason_text
 from cmprep.service.batches import step_of, writable
-from cmprep.service.context import Context, Outcome, project
+from cmprep.service.context import NEAR_IDS, Context, Outcome, project
 from cmprep.service.views import deviation as deviation_view
 from cmprep.store.query import DeviationFilter
 
@@ -144,7 +145,11 @@ class QualityService:
     def deviation(self, deviation_id: str) -> tuple[Batch, Deviation]:
         rows = self.ctx.store.deviation_rows(DeviationFilter(deviation_id=deviation_id.upper()))
         if not rows:
-            raise NotFound(f"no deviation {deviation_id!r}", hint=Hint("list_deviations"))
+            near = self.ctx.store.ids_near("deviation", deviation_id, NEAR_IDS)
+            raise NotFound(
+                f"no deviation {deviation_id!r}{ids.suggestion(deviation_id, near)}",
+                hint=Hint("list_deviations"),
+            )
         batch = self.ctx.batch(rows[0]["batch_id"])
         return batch, batch.deviations[rows[0]["deviation_id"]]
 
@@ -265,6 +270,11 @@ class QualityService:
             blockers.append(f"step {entry.step.id} needs second-person verification{why}")
         if (problem := review_problem(batch)) is not None:
             blockers.append(problem)
+        if (found := conditional.chain(batch)) is not None and found.pending():
+            blockers.append(
+                f"the conditional release by {found.by} still waits for: "
+                + ", ".join(t.ref for t in found.pending())
+            )
         if actor is not None:
             users = self.gate.users()
             user = users.get(actor)
@@ -318,6 +328,99 @@ class QualityService:
             )
         return self._sign_batch(batch, actor, password, "released", ev.BATCH_RELEASED, reason)
 
+    def conditional_release(
+        self,
+        batch_id: str,
+        actor: str,
+        password: str | None,
+        reason: str,
+        pending: list[str] | None = None,
+    ) -> Outcome:
+        """QA lets fresh product be used before its QC results: a signed conditional release
+        naming the pending tests (every release test after the use step; PENDING, if given,
+        must name exactly those, as ``name`` or ``step.name``). The use step is then
+        recorded; each pending result closes it (in spec) or opens a critical deviation."""
+        batch, tests = self.conditional_plan(batch_id, actor, reason, pending)
+        user = self.gate.authenticate(actor, password, conditional.MEANING)
+        now = self.ctx.clock()
+        subject = {"kind": conditional.SUBJECT, "id": batch.id}
+        content = conditional_content(batch.head_hash, tests)
+        sig = self.gate.signature(conditional.MEANING, user, now, subject, content)
+        use = conditional.use_step(batch.protocol.steps)
+        payload = {"pending": tests, "use_step": use.id if use else "", "signature": sig}
+        new = [NewEvent(ev.BATCH_CONDITIONALLY_RELEASED, actor, payload, reason=reason)]
+        return self.ctx.write(batch.id, batch.seq, new, now, batch)
+
+    def conditional_plan(
+        self, batch_id: str, actor: str, reason: str, pending: list[str] | None = None
+    ) -> tuple[Batch, list[dict[str, str]]]:
+        """The batch and the pending tests a conditional release would name, or Refused
+        with everything that stands in its way; nothing is signed or written (a shell asks
+        this before it asks for a password)."""
+        actor, reason = self.gate.person(actor, "release"), reason_text(reason)
+        batch = self.ctx.batch(batch_id)
+        writable(batch)
+        use = conditional.use_step(batch.protocol.steps)
+        if use is None:
+            raise Refused(
+                f"protocol {batch.protocol.id} has no step that uses the product before QC "
+                "(use_before_qc); its batches are used after QC and release"
+            )
+        if (found := conditional.chain(batch)) is not None:
+            raise Refused(
+                f"batch {batch.id} was already conditionally released by {found.by} at "
+                f"{found.at}; a batch takes one conditional release"
+            )
+        tests = pending_tests(batch, use, pending)
+        blockers = self.conditional_blockers(batch, use, actor)
+        if blockers:
+            if any("performed steps" in b for b in blockers):
+                self.gate.log_refusal(actor, "conditional release", "performed steps")
+            due = [s.id for s in batch.due()]
+            hint = None
+            if batch.steps[use.id].status in ("pending", "due") and due and use.id not in due:
+                hint = Hint("record_step", batch=batch.id, due=",".join(due))
+            raise Refused(
+                f"batch {batch.id} cannot be conditionally released:", blockers, hint=hint
+            )
+        return batch, tests
+
+    def conditional_blockers(self, batch: Batch, use: Step, actor: str) -> list[str]:
+        """What stands between the batch and a conditional release for USE, in words."""
+        blockers: list[str] = []
+        if batch.on_hold:
+            blockers.append("the batch is on hold")
+        status = batch.steps[use.id].status
+        if status == "done":
+            blockers.append(f"{use.id} is already recorded; a conditional release comes before use")
+        elif status == "not taken":
+            blockers.append(f"{use.id} was not taken: the batch took another arm")
+        elif use.id not in {s.id for s in batch.due()}:
+            steps = batch.protocol.steps
+            before = [
+                s.id
+                for s in steps[: steps.index(use)]
+                if batch.steps[s.id].status in ("due", "pending") and not _arm_of(batch, s.id, use)
+            ]
+            blockers.append(
+                f"{use.id} is not due yet: steps not done before it: {', '.join(before)}"
+            )
+        for d in batch.rejected_deviations():
+            blockers.append(f"deviation {d.id} ({d.severity}) was closed as rejected")
+        for d in batch.open_deviations():
+            blockers.append(f"deviation {d.id} ({d.severity}) is {d.status}, not closed")
+        for entry in batch.missing_verifications():
+            blockers.append(f"step {entry.step.id} needs second-person verification")
+        user = self.gate.users().get(actor)
+        if user is None or user.role.value != "qa":
+            blockers.append(f"{actor} is not QA; only the qa role releases")
+        if actor in batch.performers():
+            blockers.append(
+                f"{actor} performed steps of this batch; a conditional release needs "
+                "someone who performed none"
+            )
+        return blockers
+
     def reject(self, batch_id: str, actor: str, password: str | None, reason: str) -> Outcome:
         actor, reason = self.gate.person(actor, "reject"), reason_text(reason)
         batch = self.ctx.batch(batch_id)
@@ -343,9 +446,59 @@ class QualityService:
 
 
 # --- release rules, in words ----------------------------------------------------------------
+def _arm_of(batch: Batch, step_id: str, use: Step) -> bool:
+    """Whether STEP_ID is another arm of USE's branch (not a step before it)."""
+    step = batch.protocol.step(step_id)
+    return bool(step and use.branch and step.branch == use.branch)
+
+
+def pending_tests(batch: Batch, use: Step, named: list[str] | None) -> list[dict[str, str]]:
+    """The tests a conditional release for USE names as pending: every release test after
+    it (a method and a spec), in protocol order. NAMED, when given, must be exactly those:
+    a test left out would be unknown at use all the same."""
+    tests = conditional.release_tests(batch.protocol.steps, use)
+    if not tests:
+        raise Refused(f"no release test follows {use.id} in {batch.protocol.id}")
+    every = [f"{s.id}.{p.name}" for s, p in tests]
+    if named:
+        refs, unknown = set(), []
+        for name in (n.strip() for n in named if n.strip()):
+            match = [r for r in every if name in (r, r.split(".", 1)[1])]
+            if not match:
+                unknown.append(name)
+            refs.update(match)
+        problems = [
+            f"{name!r} is not a release test after {use.id} (a QC result with a spec)"
+            for name in unknown
+        ]
+        missing = [r for r in every if r not in refs]
+        if missing:
+            problems.append(
+                "every release test after the use is pending and must be named; missing: "
+                + ", ".join(missing)
+            )
+        if problems:
+            raise Refused(
+                "the pending tests are not right; release tests: " + ", ".join(every), problems
+            )
+    return [{"step": s.id, "parameter": p.name} for s, p in tests]
+
+
 def steps_left(batch: Batch) -> list[str]:
-    """The steps not yet done, skipped or not taken, in protocol order."""
-    return [s.step.id for s in batch.steps.values() if s.status in ("due", "pending")]
+    """The steps not yet done, skipped or not taken, in protocol order; a branch not yet
+    chosen is one entry naming its arms ("downstream (one of use_fresh, concentrate)"):
+    one arm is done, the others are then not taken, never all of them."""
+    left: list[str] = []
+    for s in batch.steps.values():
+        if s.status not in ("due", "pending"):
+            continue
+        branch = s.step.branch
+        if not branch:
+            left.append(s.step.id)
+        elif not any(x.startswith(f"{branch} (") for x in left):
+            arms = [e.step.id for e in batch.steps.values() if e.step.branch == branch]
+            left.append(f"{branch} (one of {', '.join(arms)})")
+    return left
 
 
 def review_problem(batch: Batch) -> str | None:

@@ -13,13 +13,13 @@ person logged in to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
-from cmprep.errors import CorruptLog, Refused
-from cmprep.events import Event, LedgerEntry, NewEvent
+from cmprep.errors import CorruptLog, Hint, Refused
+from cmprep.events import Event, NewEvent, StoredEvent
 from cmprep.store.base import EventStore
 
 COUNTER_STREAM = "__counter__"  # the pseudo-stream counters are raised under (no events)
@@ -34,29 +34,31 @@ class Copied:
     ledger_head: str
 
 
-def _runs(
-    entries: list[LedgerEntry], events: dict[str, list[Event]]
-) -> Iterator[tuple[str, list[Event]]]:
-    """The ledger in runs that were one write: consecutive events of one stream with one
-    time (a write appends its events at one recorded time)."""
-    ordered = [events[x.stream][x.seq - 1] for x in entries]
-    for (stream, _at), run in groupby(ordered, key=lambda e: (e.batch_id, e.recorded_at)):
-        yield stream, list(run)
+def _runs(logged: Iterable[StoredEvent]) -> Iterator[tuple[str, list[Event]]]:
+    """The log in ledger order, in runs that were one write: consecutive events of one
+    stream with one time (a write appends its events at one recorded time). Read as the
+    store gives it: one run in memory at a time."""
+    for (stream, _at), run in groupby(logged, key=lambda e: (e.batch_id, e.recorded_at)):
+        yield stream, [e.event() for e in run]
 
 
 def copy_log(source: EventStore, target: EventStore) -> Copied:
-    """Append every event of SOURCE to the empty TARGET, hash for hash, in ledger order."""
+    """Append every event of SOURCE to the empty TARGET, hash for hash, in ledger order.
+
+    The source is read as a stream (``iter_logged``): the memory is one write's events
+    and the names of the streams seen, whatever the size of the log."""
     if target.stream_ids():
         raise Refused(
             "the target database is not empty; a copy goes only into a new, empty database "
             "(nothing was written)"
         )
-    entries = source.ledger()
-    events = {stream: source.events(stream) for stream in {x.stream for x in entries}}
     keys_by_end: dict[tuple[str, int], list[tuple[str, int]]] = {}
     for key, use in source.keys().items():
         keys_by_end.setdefault((use.stream, use.last_seq), []).append((key, use.first_seq))
-    for stream, run in _runs(entries, events):
+    streams: set[str] = set()
+    count, head = 0, ""
+    for stream, run in _runs(source.iter_logged()):
+        streams.add(stream)
         with target.writing(stream, run[0].seq - 1) as unit:
             new = [NewEvent(e.type, e.actor, e.payload, e.reason, e.performed_at) for e in run]
             sealed = unit.append(new, run[0].recorded_at)
@@ -69,11 +71,19 @@ def copy_log(source: EventStore, target: EventStore) -> Copied:
             for e in run:
                 for key, first in keys_by_end.get((stream, e.seq), []):
                     unit.remember_key(key, first, e.seq)
+        count += len(run)
     with target.writing(COUNTER_STREAM, 0) as unit:
         for name, value in source.counters().items():
             unit.raise_counter(name, value)
-    head = entries[-1].hash if entries else ""
-    return Copied(events=len(entries), streams=len(events), ledger_head=head)
+    tail = source.ledger_tail()
+    if tail is not None and tail.pos != count:
+        raise CorruptLog(
+            f"the source's ledger names {tail.pos} events but {count} could be read in its "
+            "order; the source log is damaged (verify it before copying)",
+            hint=Hint("verify_log"),
+        )
+    head = tail.hash if tail else ""
+    return Copied(events=count, streams=len(streams), ledger_head=head)
 
 
 def copy_database(

@@ -19,7 +19,7 @@ from cmprep.domain.pipeline import FINAL
 from cmprep.protocol.models import SITE_CHOICE, Parameter, Protocol, Step, Window
 from cmprep.render.models import (
     AlertLine,
-    AuditReportView,
+    CheckLine,
     ChecklistParam,
     ChecklistStep,
     ChecklistView,
@@ -30,7 +30,6 @@ from cmprep.render.models import (
     LateEntry,
     OutOfSpec,
     ParameterNeeds,
-    ParetoChart,
     ProtocolRef,
     QCRecordRow,
     QCSummaryRow,
@@ -78,7 +77,7 @@ def step_needs(step: Step) -> DueStep:
         title=step.title,
         optional=step.optional,
         branch=step.branch,
-        parameters=[parameter_needs(p) for p in step.parameters],
+        parameters=[parameter_needs(p) for p in step.parameters if p.derived is None],
         window=(
             f"{step.window.range.describe(step.window.unit)} after {step.window.after}"
             if step.window
@@ -109,6 +108,8 @@ def _step_status(entry: StepEntry) -> StepStatus:
                 verdict=v.verdict,
                 deviations=list(v.deviation_ids),
                 corrections=[CorrectionLine(**c.__dict__) for c in v.corrections],
+                formula=v.formula,
+                inputs=[f"{i.get('name')} = {i.get('display')}" for i in v.inputs],
             )
             for name, v in entry.values.items()
         },
@@ -145,7 +146,30 @@ def status(batch: Batch) -> StatusView:
         steps=[_step_status(entry) for entry in batch.steps.values()],
         deviations=[d.row() for d in batch.deviations.values()],
         final=batch.state in FINAL,
+        route_lines=route_lines(batch),
+        conditional=conditional_lines(batch),
     )
+
+
+def route_lines(batch: Batch) -> list[str]:
+    """Each QC result with a literature range on a concentrating route, as measured and per
+    unconcentrated CM (or why it cannot be compared), for ``batch status``."""
+    from cmprep.domain import routes
+
+    how = routes.strength(batch)
+    if not how.concentrated:
+        return []
+    factor = f"concentration factor {how.factor:g}" if how.factor else how.problem
+    lines = [f"route {how.route}: {factor}"]
+    for entry in batch.steps.values():
+        for param in entry.step.parameters:
+            v = entry.values.get(param.name)
+            if v is None or not param.reference or not isinstance(v.value, float):
+                continue
+            seen = routes.compare(param, v.value, how)
+            said = f"{param.name} = {v.display}" + (f" = {seen.text}" if seen.text else "")
+            lines.append(said + (f"; {seen.note}" if seen.note else ""))
+    return lines
 
 
 # --- review by exception --------------------------------------------------------------------
@@ -212,11 +236,43 @@ def review(batch: Batch, release_blockers: list[str]) -> ReviewView:
                 full_name=s["full_name"],
                 signed_at=s["signed_at"],
                 subject=s["subject"],
+                superseded=superseded(b, s),
             )
             for s in b.signatures
         ],
         release_blockers=list(release_blockers),
+        not_taken=[e.step.id for e in b.steps.values() if e.status == "not taken"],
+        decision=dict(b.decision) if b.decision else None,
     )
+
+
+def superseded(batch: Batch, signature: dict[str, Any]) -> str:
+    """Why a signature no longer counts for what it signed, or "" when it does: a step
+    verified or signed as performed and changed after it, a review voided by a later
+    entry (or signed before every step was done)."""
+    seq = int(signature.get("seq") or 0)
+    subject = signature.get("subject") or {}
+    meaning = signature.get("meaning")
+    if subject.get("kind") == "step" and (entry := batch.steps.get(str(subject.get("id")))):
+        if meaning == "verified" and signature.get("content_hash") != entry.content_hash:
+            return "the step changed after it was verified"
+        changed = [
+            e
+            for e in batch.events
+            if e.seq > seq
+            and e.type == "value_corrected"
+            and e.payload.get("step") == entry.step.id
+        ]
+        if meaning == "performed" and changed:
+            return f"a value was corrected after it (event {changed[0].seq})"
+    if meaning == "reviewed":
+        review = next((r for r in batch.reviews if r.seq == seq), None)
+        if review is not None and review.voided_by is not None:
+            e = review.voided_by
+            return f"{e.type.replace('_', ' ')} by {e.actor} after it (event {e.seq})"
+        if review is not None and not review.complete:
+            return "signed before every step was done"
+    return ""
 
 
 # --- one deviation --------------------------------------------------------------------------
@@ -370,7 +426,19 @@ def _record_step(batch: Batch, entry: StepEntry, numbers: dict[str, str]) -> Rec
         ],
         signatures=step_signatures(entry),
         missing_verification=entry.needs_verification and not entry.verified,
+        checks=_check_lines(entry),
     )
+
+
+def _check_lines(entry: StepEntry) -> list[CheckLine]:
+    """A done step's check items, each with who ticked it ("" when nobody did)."""
+    if entry.status != "done":
+        return []
+    ticked = entry.checks
+    return [
+        CheckLine(item, ticked.get(item, {}).get("by", ""), ticked.get(item, {}).get("at", ""))
+        for item in entry.step.checks
+    ]
 
 
 def _flag_text(note: str) -> str:
@@ -426,6 +494,16 @@ def _deviation_ref(batch: Batch, dev_id: str, name: str) -> str:
     return dev_id
 
 
+def _qc_value(batch: Batch, row: QCSummaryRow) -> str:
+    """A QC result as the record prints it: to its precision, large counts as powers of ten
+    (``2.6 x 10^8 pg/mL``); the summary's display when the value is not in the batch."""
+    from cmprep.render.documents import shown_value
+
+    entry = batch.steps.get(row.step)
+    value = entry.values.get(row.name) if entry else None
+    return shown_value(value, entry.step) if entry and value else row.value
+
+
 def qc_record_rows(batch: Batch, qc: list[QCSummaryRow] | None) -> list[QCRecordRow]:
     """The rows of the record's Quality control section.
 
@@ -453,7 +531,7 @@ def qc_record_rows(batch: Batch, qc: list[QCSummaryRow] | None) -> list[QCRecord
                 step=row.step,
                 label=row.label,
                 method=row.method,
-                value=row.value,
+                value=_qc_value(batch, row),
                 spec=row.spec,
                 note=row.note or "",
                 measured=measured,
@@ -468,9 +546,18 @@ def qc_record_rows(batch: Batch, qc: list[QCSummaryRow] | None) -> list[QCRecord
                 history_mean=row.history_mean,
                 history_sd=row.history_sd,
                 history_text=_history_text(row, _qc_unit(batch, row)) if trend else "",
+                equivalent=row.equivalent,
             )
         )
     return rows
+
+
+def conditional_lines(batch: Batch) -> list[str]:
+    """The batch's conditional release and what followed it, in words ([] without one)."""
+    from cmprep.domain import conditional
+
+    found = conditional.chain(batch)
+    return conditional.describe(found) if found else []
 
 
 def record_view(
@@ -502,6 +589,7 @@ def record_view(
         batch_signatures=batch_signatures(batch),
         qc_rows=qc_record_rows(batch, qc),
         qc_explanation=QC_EXPLANATION,
+        conditional=conditional_lines(batch),
         ledger_head=ledger_head or "",
         ledger_pos=ledger_pos or 0,
         deviations=batch.record_deviations(),
@@ -527,46 +615,32 @@ def checklist_view(protocol: Protocol, *, generated_at: str | None = None) -> Ch
                 window_text=_window_text(protocol, step.window) if step.window else "",
                 window_source=_source_text(protocol, step.window.source) if step.window else "",
                 params=[
-                    ChecklistParam(p, _source_text(protocol, p.source)) for p in step.parameters
+                    ChecklistParam(p, source, _footnotes(protocol, step).get(source, ""))
+                    for p in step.parameters
+                    for source in [_source_text(protocol, p.source)]
                 ],
+                notes=[(mark, src) for src, mark in _footnotes(protocol, step).items()],
             )
             for step in protocol.steps
         ],
     )
 
 
+def _footnotes(protocol: Protocol, step: Step) -> dict[str, str]:
+    """The sources of a step's figures, each with its footnote marker ("1", "2", ...) in
+    the order the parameters cite them: the checklist prints the marker beside the spec
+    and the source once under the table, so the entry column gets the room."""
+    marks: dict[str, str] = {}
+    for p in step.parameters:
+        source = _source_text(protocol, p.source)
+        if source and source not in marks:
+            marks[source] = str(len(marks) + 1)
+    return marks
+
+
 # --- the deviation audit report -------------------------------------------------------------
-PARETO_CHARTS = (  # (key in the report data, heading, category column)
-    ("by_step", "Deviations by step", "Step"),
-    ("by_protocol", "Deviations by protocol", "Protocol"),
-    ("by_severity", "Deviations by severity", "Severity"),
-    ("by_person", "Deviations by person (opened by)", "Person"),
-)
-
-
-def audit_view(
-    data: dict[str, Any], *, ledger_head: str | None = None, ledger_pos: int | None = None
-) -> AuditReportView:
-    """The audit report's model, from ``cmprep.domain.audit.report_data``; the ledger's
-    head and position (``AuditService.ledger_mark``) say which state of the log it shows."""
-    if ledger_head is not None and not _HASH.fullmatch(ledger_head):
-        raise ValueError(f"ledger_head must be 64 hex digits, got {ledger_head!r}")
-    return AuditReportView(
-        since=data.get("since"),
-        generated_at=data.get("generated_at") or _now(),
-        total=int(data.get("total") or 0),
-        batches=int(data.get("batches") or 0),
-        charts=[
-            ParetoChart(key=key, title=title, column=column, rows=list(data.get(key) or []))
-            for key, title, column in PARETO_CHARTS
-        ],
-        open_rows=list(data.get("open") or []),
-        released=list(data.get("released") or []),
-        rejected=list(data.get("rejected") or []),
-        ledger_head=ledger_head or "",
-        ledger_pos=ledger_pos or 0,
-    )
-
+# the audit report's model lives apart: the report must not import the batch fold
+from cmprep.service.report_view import PARETO_CHARTS, audit_view  # noqa: E402, F401
 
 __all__ = [
     "audit_view",

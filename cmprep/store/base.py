@@ -91,6 +91,15 @@ class UnitOfWork(Protocol):
         """
         ...
 
+    # --- lineage (new block: the material graph) ---------------------------------------
+    def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
+        """Add the lineage edges of a derivation appended in this unit.
+
+        Each row needs the keys of ``query.LINEAGE_COLUMNS`` (``drawn`` and ``unit`` may be
+        None); (parent, child) is unique: a child is made once. Rolled back with the unit.
+        """
+        ...
+
     def seen_key(self, key: str) -> KeyUse | None:
         """What KEY was used for, seen inside the lock (None: not used yet).
 
@@ -231,6 +240,17 @@ class EventStore(Protocol):
         """``stream_ids`` without the system streams (those starting with '@'), sorted."""
         ...
 
+    def ids_near(self, kind: str, text: str, limit: int) -> list[str]:
+        """Ids of KIND (a key of ``query.ID_COLUMNS``: 'batch' or 'deviation') next to TEXT
+        in lower-cased order: up to LIMIT at or after it (the first is TEXT itself, in its
+        stored case, when such an id exists), then up to LIMIT before it, nearest first.
+
+        How an id typed in any case is found, and the closest ids are suggested for one
+        that is unknown, from an index: never more than 2 x LIMIT rows, however many
+        batches are stored.
+        """
+        ...
+
     def ledger(self) -> list[LedgerEntry]:
         """Every ledger entry by position: 1, 2, 3 ... in the order events were committed."""
         ...
@@ -250,6 +270,13 @@ class EventStore(Protocol):
         bytes the hash covers. Giving the recorded head with each row spares verification
         a query per stream; a stream's rows all carry the same one.
         """
+        ...
+
+    def iter_logged(self) -> Iterator[StoredEvent]:
+        """Every event as stored, in the order of the ledger's positions (the order the
+        events were committed), read as the caller iterates: what a copy of the database
+        replays, with the memory of a few rows whatever the size of the log. An event no
+        ledger entry names is not given (verification names it)."""
         ...
 
     def emptied_streams(self, stream: str | None = None) -> list[tuple[str, Head]]:
@@ -316,6 +343,20 @@ class EventStore(Protocol):
         replace every QC point too (None leaves them as they are). Events, heads, ledger,
         counters and keys are untouched.
         """
+        ...
+
+    # --- lineage (new block: the material graph) ---------------------------------------
+    def lineage_edges(self, lot: str, direction: str) -> list[dict[str, Any]]:
+        """Every lineage edge reachable from LOT: ``down`` (edges out of LOT and out of
+        every lot below it: what a recall covers) or ``up`` (edges into LOT and into every
+        lot above it: what it was made from). Rows of ``query.LINEAGE_COLUMNS`` as put,
+        ordered by seq, parent, child; [] for a lot with none. One recursive query
+        (``query.lineage_query``), the same SQL on every backend."""
+        ...
+
+    def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
+        """Replace every lineage edge by ROWS, in one transaction: how ``db rebuild`` fills
+        the table from the "@materials" events (after an upgrade or a repair)."""
         ...
 
     def counters(self) -> dict[str, int]:

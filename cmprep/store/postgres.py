@@ -51,6 +51,7 @@ from cmprep.store.query import (
     BATCH_COLUMNS,
     DEVIATION_COLUMNS,
     DEVIATION_FIELDS,
+    LINEAGE_COLUMNS,
     QC_POINT_COLUMNS,
     ROW,
     BatchFilter,
@@ -58,6 +59,9 @@ from cmprep.store.query import (
     Group,
     QCPointFilter,
     asked_columns,
+    id_column,
+    lineage_query,
+    lineage_values,
     qc_point_values,
     query_values,
 )
@@ -193,6 +197,31 @@ CREATE INDEX qc_points_state ON qc_points (state, started_at);
 CREATE INDEX batches_state ON batches (state, started_at);
 CREATE INDEX deviations_opened ON deviations (opened_at);
 """,
+    # 3: batch and deviation ids indexed lower-cased, in byte order as SQLite sorts them
+    # (ids_near)
+    """
+CREATE INDEX batches_id_key ON batches ((lower(batch_id) COLLATE "C"));
+CREATE INDEX deviations_id_key ON deviations ((lower(deviation_id) COLLATE "C"));
+""",
+    # 4: the downstream route of each QC point: a Westgard baseline is per protocol x route
+    # x cell source (rebuilding the projections fills the route of older points)
+    """
+ALTER TABLE qc_points ADD COLUMN route TEXT NOT NULL DEFAULT '';
+CREATE INDEX qc_points_baseline
+    ON qc_points (protocol_id, name, route, source, state, started_at, batch_id, position);
+""",
+    # 5: the lineage edges (the material graph), walked by one recursive query
+    """
+CREATE TABLE lineage_edges (
+    parent TEXT NOT NULL,
+    child TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    drawn TEXT,
+    unit TEXT,
+    PRIMARY KEY (parent, child)
+);
+CREATE INDEX lineage_edges_child ON lineage_edges (child);
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -321,6 +350,9 @@ class _PostgresUnit:
         self.conn.execute("DELETE FROM qc_points WHERE batch_id = %s", (batch_id,))
         _put_qc_points(self.conn, batch_id, rows)
 
+    def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
+        _put_lineage_edges(self.conn, rows)
+
     def seen_key(self, key: str) -> KeyUse | None:
         return _key_use(self.conn, key)
 
@@ -373,6 +405,19 @@ def _put_qc_points(
             f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a "
             "required field is empty; nothing was written"
         ) from None
+
+
+def _put_lineage_edges(
+    conn: psycopg.Connection[tuple[Any, ...]], rows: list[dict[str, Any]]
+) -> None:
+    values = lineage_values(rows)
+    if values:
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO lineage_edges ({', '.join(LINEAGE_COLUMNS)}) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                values,
+            )
 
 
 def _where(sql: str, where: BatchFilter | DeviationFilter) -> tuple[str, list[Any]]:
@@ -506,6 +551,18 @@ class PostgresStore:
     def batch_ids(self) -> list[str]:
         return [s for s in self.stream_ids() if not is_system(s)]
 
+    def ids_near(self, kind: str, text: str, limit: int) -> list[str]:
+        table, column = id_column(kind)
+        low, found = text.lower(), []
+        for compare, order in ((">=", "ASC"), ("<", "DESC")):
+            rows = self._all(
+                f'SELECT {column} FROM {table} WHERE lower({column}) COLLATE "C" {compare} %s '
+                f'ORDER BY lower({column}) COLLATE "C" {order} LIMIT %s',
+                (low, limit),
+            )
+            found += [r[0] for r in rows]
+        return found
+
     def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
         sql, args = _where("SELECT data FROM batches", where or BatchFilter())
         sql += " ORDER BY started_at, batch_id"
@@ -591,6 +648,15 @@ class PostgresStore:
         return (
             (StoredEvent._make(r[:10]), None if r[10] is None else Head(r[10], r[11])) for r in rows
         )
+
+    def iter_logged(self) -> Iterator[StoredEvent]:
+        rows = self._stream(
+            "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
+            "e.reason, e.payload, e.prev_hash, e.hash FROM ledger l "
+            "JOIN events e ON e.batch_id = l.batch_id AND e.seq = l.seq ORDER BY l.pos",
+            [],
+        )
+        return (StoredEvent._make(r) for r in rows)
 
     def emptied_streams(self, stream: str | None = None) -> list[tuple[str, Head]]:
         where, args = ("AND h.batch_id = %s ", (stream,)) if stream is not None else ("", ())
@@ -748,6 +814,19 @@ class PostgresStore:
                         _put_qc_points(self.conn, batch_id, rows)
         except psycopg.Error as err:
             raise _refusal(err, None, "the query tables") from None
+
+    # --- lineage (the material graph) -----------------------------------------------------
+    def lineage_edges(self, lot: str, direction: str) -> list[dict[str, Any]]:
+        sql = lineage_query(direction, "%s")
+        return [dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in self._all(sql, (lot,))]
+
+    def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            with self.conn.transaction():
+                self.conn.execute("DELETE FROM lineage_edges")
+                _put_lineage_edges(self.conn, rows)
+        except psycopg.Error as err:
+            raise _refusal(err, None, "the lineage edges") from None
 
     # --- sign-in state ---------------------------------------------------------------------
     def database_id(self) -> str:

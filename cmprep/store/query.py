@@ -58,6 +58,7 @@ QC_POINT_COLUMNS = (
     "name_key",
     "reference_key",
     "label_key",
+    "route",
 )
 
 
@@ -77,6 +78,19 @@ DEVIATION_FIELDS = (
 )
 ROW = "row"  # asked for as a column: the whole stored row, as JSON text (one object)
 
+# The ids a person types that are looked up ignoring case (``ids_near``): kind -> (table,
+# column). Each column has an index on its lower-cased text in every backend, so finding
+# ``demo-001`` or the ids next to it reads a few index rows, never the whole table.
+ID_COLUMNS = {"batch": ("batches", "batch_id"), "deviation": ("deviations", "deviation_id")}
+
+
+def id_column(kind: str) -> tuple[str, str]:
+    """The (table, column) of an id KIND; names reach SQL only from ``ID_COLUMNS``."""
+    if kind not in ID_COLUMNS:
+        raise StoreError(f"no id kind {kind!r}; kinds: {', '.join(ID_COLUMNS)}")
+    return ID_COLUMNS[kind]
+
+
 # One group of a count: the values of the columns grouped by, how many rows, and the
 # smallest id among them (what orders groups of equal size as the rows themselves are
 # ordered: by id).
@@ -93,6 +107,8 @@ class BatchFilter:
     started_since: str | None = None  # started at or after
     updated_since: str | None = None  # last event at or after (for a decided batch: decided)
     batch_id: str | None = None  # one batch's row (what verification compares)
+    started_before: str | None = None  # started before (a period is [since, before))
+    updated_before: str | None = None  # last event before
 
     def equals(self) -> dict[str, Any]:
         """The columns to match exactly, without the unset ones."""
@@ -107,12 +123,14 @@ class BatchFilter:
         backend's placeholder: one place says what each field means, for every backend."""
         equal = self.equals()
         found, args = [f"{c} = {mark}" for c in equal], list(equal.values())
-        for column, value in (
-            ("started_at", self.started_since),
-            ("updated_at", self.updated_since),
+        for condition, value in (
+            (f"started_at >= {mark}", self.started_since),
+            (f"updated_at >= {mark}", self.updated_since),
+            (f"started_at < {mark}", self.started_before),
+            (f"updated_at < {mark}", self.updated_before),
         ):
             if value:
-                found.append(f"{column} >= {mark}")
+                found.append(condition)
                 args.append(value)
         return found, args
 
@@ -190,6 +208,8 @@ class QCPointFilter:
     since: str | None = None  # batches started at or after
     last: int | None = None
     batch_id: str | None = None  # one batch's points (what verification compares)
+    route: str | None = None  # the downstream arm taken (``concentrate``): a baseline's stratum
+    source: str | None = None  # the cell source (``UC``): a baseline's stratum
 
     def __post_init__(self) -> None:
         if self.last is not None and self.last < 1:
@@ -199,7 +219,7 @@ class QCPointFilter:
         """The columns to match exactly, without the unset ones."""
         return {
             name: value
-            for name in ("batch_id", "protocol_id", "name", "state")
+            for name in ("batch_id", "protocol_id", "name", "route", "source", "state")
             if (value := getattr(self, name))
         }
 
@@ -258,10 +278,44 @@ def qc_point_values(batch_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any
     return values
 
 
+# --- lineage (the material graph) -----------------------------------------------------------
+# One row per (input, output) of a derivation: the parent lot, the child lot, the seq of the
+# "@materials" event that made the child, and how much of the parent it drew (text, exact).
+LINEAGE_COLUMNS = ("parent", "child", "seq", "drawn", "unit")
+LINEAGE_DIRECTIONS = ("up", "down")
+
+
+def lineage_values(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The values of ROWS for ``LINEAGE_COLUMNS`` (``drawn`` and ``unit`` may be None)."""
+    optional = ("drawn", "unit")
+    return [query_values(r, LINEAGE_COLUMNS, "lineage edge", optional=optional) for r in rows]
+
+
+def lineage_query(direction: str, mark: str) -> str:
+    """The one recursive query of both backends: every edge reachable from the lot given
+    as the one parameter (MARK: '?' or '%s'), ``down`` to its descendants or ``up`` to its
+    ancestors, ordered by seq, parent, child.
+
+    The recursion collects lots, not paths, with UNION (not UNION ALL): a lot reached twice
+    (a pool of two siblings) is walked once, so the cost follows the edges returned and a
+    cycle, were one ever stored, would still end."""
+    if direction not in LINEAGE_DIRECTIONS:
+        raise StoreError(f"no lineage direction {direction!r}; expected up or down")
+    near, far = ("parent", "child") if direction == "down" else ("child", "parent")
+    columns = ", ".join(LINEAGE_COLUMNS)
+    return (
+        f"WITH RECURSIVE reached(lot) AS (SELECT CAST({mark} AS TEXT) UNION "
+        f"SELECT e.{far} FROM lineage_edges e JOIN reached r ON e.{near} = r.lot) "
+        f"SELECT {columns} FROM lineage_edges WHERE {near} IN (SELECT lot FROM reached) "
+        "ORDER BY seq, parent, child"
+    )
+
+
 __all__ = [
     "BATCH_COLUMNS",
     "DEVIATION_COLUMNS",
     "DEVIATION_FIELDS",
+    "LINEAGE_COLUMNS",
     "QC_POINT_COLUMNS",
     "ROW",
     "BatchFilter",
@@ -269,6 +323,8 @@ __all__ = [
     "Group",
     "QCPointFilter",
     "asked_columns",
+    "lineage_query",
+    "lineage_values",
     "qc_point_values",
     "query_values",
 ]

@@ -42,6 +42,7 @@ from cmprep.store.query import (
     BATCH_COLUMNS,
     DEVIATION_COLUMNS,
     DEVIATION_FIELDS,
+    LINEAGE_COLUMNS,
     QC_POINT_COLUMNS,
     ROW,
     BatchFilter,
@@ -49,13 +50,20 @@ from cmprep.store.query import (
     Group,
     QCPointFilter,
     asked_columns,
+    id_column,
+    lineage_query,
+    lineage_values,
     qc_point_values,
     query_values,
 )
 
-SCHEMA_VERSION = 4  # 2: sessions, login_failures, a database id; 3: qc_points;
-# 4: payloads kept as their canonical JSON (see _canonical_payloads)
+SCHEMA_VERSION = 7  # 2: sessions, login_failures, a database id; 3: qc_points;
+# 4: payloads kept as their canonical JSON (see _canonical_payloads); 5: batch and
+# deviation ids indexed lower-cased (ids_near); 6: qc_points.route (a baseline per
+# protocol x route x cell source; rebuilding the projections fills it for older batches)
+# 7: lineage_edges (the material graph; written by each derivation, filled by a rebuild)
 _CANONICAL_PAYLOADS = 4
+_QC_ROUTE = 6
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,6 +114,8 @@ CREATE TABLE IF NOT EXISTS deviations (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deviations_batch ON deviations (batch_id);
+CREATE INDEX IF NOT EXISTS batches_id_key ON batches (lower(batch_id));
+CREATE INDEX IF NOT EXISTS deviations_id_key ON deviations (lower(deviation_id));
 CREATE TABLE IF NOT EXISTS qc_points (
     batch_id TEXT NOT NULL,
     step TEXT NOT NULL,
@@ -125,6 +135,7 @@ CREATE TABLE IF NOT EXISTS qc_points (
     name_key TEXT NOT NULL,
     reference_key TEXT NOT NULL,
     label_key TEXT NOT NULL,
+    route TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (batch_id, step, name)
 );
 CREATE INDEX IF NOT EXISTS qc_points_history
@@ -133,6 +144,17 @@ CREATE INDEX IF NOT EXISTS qc_points_name_key ON qc_points (name_key, started_at
 CREATE INDEX IF NOT EXISTS qc_points_reference_key ON qc_points (reference_key, started_at);
 CREATE INDEX IF NOT EXISTS qc_points_label_key ON qc_points (label_key, started_at);
 CREATE INDEX IF NOT EXISTS qc_points_state ON qc_points (state, started_at);
+CREATE INDEX IF NOT EXISTS qc_points_baseline
+    ON qc_points (protocol_id, name, route, source, state, started_at, batch_id, position);
+CREATE TABLE IF NOT EXISTS lineage_edges (
+    parent TEXT NOT NULL,
+    child TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    drawn TEXT,
+    unit TEXT,
+    PRIMARY KEY (parent, child)
+);
+CREATE INDEX IF NOT EXISTS lineage_edges_child ON lineage_edges (child);
 CREATE TABLE IF NOT EXISTS ledger (
     pos INTEGER PRIMARY KEY,
     batch_id TEXT NOT NULL,
@@ -365,6 +387,9 @@ class _SQLiteUnit:
         self.conn.execute("DELETE FROM qc_points WHERE batch_id = ?", (batch_id,))
         _put_qc_points(self.conn, batch_id, rows)
 
+    def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
+        _put_lineage_edges(self.conn, rows)
+
     def seen_key(self, key: str) -> KeyUse | None:
         return _key_use(
             self.conn.execute(
@@ -417,6 +442,13 @@ def _put_deviation(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         f"INSERT OR REPLACE INTO deviations ({', '.join(DEVIATION_COLUMNS)}, data) "
         f"VALUES ({', '.join('?' * (len(DEVIATION_COLUMNS) + 1))})",
         (*values, json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)),
+    )
+
+
+def _put_lineage_edges(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    conn.executemany(
+        f"INSERT INTO lineage_edges ({', '.join(LINEAGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+        lineage_values(rows),
     )
 
 
@@ -488,6 +520,10 @@ class SQLiteStore:
         try:
             if 0 < version < _CANONICAL_PAYLOADS:
                 self._canonical_payloads()
+            if 3 <= version < _QC_ROUTE and "route" not in self._columns("qc_points"):
+                # qc_points exists, without its route column (checked, not assumed: a file
+                # marked older than its tables must not fail on a column it already has)
+                self.conn.execute("ALTER TABLE qc_points ADD COLUMN route TEXT NOT NULL DEFAULT ''")
             for statement in _split(_SCHEMA):
                 self.conn.execute(statement)
             self.conn.execute(
@@ -499,6 +535,9 @@ class SQLiteStore:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def _canonical_payloads(self) -> None:
         """Rewrite each stored payload as its canonical JSON, once, when upgrading.
@@ -628,6 +667,21 @@ class SQLiteStore:
         return [s for s in self.stream_ids() if not is_system(s)]
 
     @_says("read")
+    def ids_near(self, kind: str, text: str, limit: int) -> list[str]:
+        table, column = id_column(kind)
+        low, found = text.lower(), []
+        for compare, order in ((">=", "ASC"), ("<", "DESC")):
+            found += [
+                r[0]
+                for r in self.conn.execute(
+                    f"SELECT {column} FROM {table} WHERE lower({column}) {compare} ? "
+                    f"ORDER BY lower({column}) {order} LIMIT ?",
+                    (low, limit),
+                )
+            ]
+        return found
+
+    @_says("read")
     def batch_rows(self, where: BatchFilter | None = None) -> list[dict[str, Any]]:
         sql, args = _where("SELECT data FROM batches", where or BatchFilter())
         sql += " ORDER BY started_at, batch_id"
@@ -724,6 +778,16 @@ class SQLiteStore:
         )
         stored, head = StoredEvent._make, Head
         return ((stored(r[:10]), None if r[10] is None else head(r[10], r[11])) for r in rows)
+
+    @_says("read")
+    def iter_logged(self) -> Iterator[StoredEvent]:
+        rows = self._stream(
+            "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
+            "e.reason, e.payload, e.prev_hash, e.hash FROM ledger l "
+            "JOIN events e ON e.batch_id = l.batch_id AND e.seq = l.seq ORDER BY l.pos",
+            [],
+        )
+        return (StoredEvent._make(r) for r in rows)
 
     @_says("read")
     def emptied_streams(self, stream: str | None = None) -> list[tuple[str, Head]]:
@@ -871,6 +935,32 @@ class SQLiteStore:
             self._roll_back()
             if isinstance(err, sqlite3.OperationalError):
                 raise _store_error(self.path, err, "write") from None
+            raise
+
+    # --- lineage (the material graph) -----------------------------------------------------
+    @_says("read")
+    def lineage_edges(self, lot: str, direction: str) -> list[dict[str, Any]]:
+        sql = lineage_query(direction, "?")
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return [dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in cursor.execute(sql, (lot,))]
+
+    def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
+        values = lineage_values(rows)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM lineage_edges")
+            self.conn.executemany(
+                f"INSERT INTO lineage_edges ({', '.join(LINEAGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                values,
+            )
+            self.conn.execute("COMMIT")
+        except BaseException as err:
+            self._roll_back()
+            if isinstance(err, sqlite3.OperationalError):
+                raise _store_error(self.path, err, "write") from None
+            if isinstance(err, sqlite3.IntegrityError):
+                raise StoreError(f"lineage edges not written: {err}") from None
             raise
 
     def backup_to(self, path: Path) -> None:

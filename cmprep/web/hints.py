@@ -33,6 +33,7 @@ WEB_HINTS: dict[str, tuple[str, str, str]] = {
         "",
     ),
     "ask_admin": ("Ask an admin to add you as a user.", "", ""),
+    "verify_log": ("The log is damaged: QA checks it with audit verify.", "", ""),
     "start_batch": ("No batches yet.", "Start a batch", "/batches/new"),
     "list_batches": ("Pick a batch from the bench board.", "Bench board", "/"),
     "resume_batch": (
@@ -46,6 +47,12 @@ WEB_HINTS: dict[str, tuple[str, str, str]] = {
         "/batches/{batch}/steps/{step}",
     ),
     "record_step": ("See what batch {batch} needs next.", "Open batch {batch}", "/batches/{batch}"),
+    "conditional_release": (
+        "QA must first sign a conditional release of batch {batch} naming the pending QC "
+        "tests (or choose another arm, so that QC and release come before use).",
+        "Open batch {batch}",
+        "/batches/{batch}",
+    ),
     "investigate_deviation": (
         "Add the investigation (justification and impact) first.",
         "Investigate {deviation}",
@@ -85,6 +92,12 @@ WEB_HINTS: dict[str, tuple[str, str, str]] = {
     ),
     "register_equipment": (
         "Instrument {equipment} is not registered: check the label, or register it first.",
+        "",
+        "",
+    ),
+    "name_centrifuge": (
+        "Choose the centrifuge used (its registry record has the rotor radius), or enter "
+        "the value in x g.",
         "",
         "",
     ),
