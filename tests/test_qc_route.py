@@ -307,9 +307,15 @@ def test_rejection_rules_apply_once_the_baseline_holds_the_sites_minimum(svc, cl
 
 
 def test_the_query_of_a_baseline_is_one_indexed_query(svc, clock, proto):
-    """The baseline reads one stratum through the index that starts with its columns."""
+    """The baseline reads one stratum through the index that starts with its columns (on
+    PostgreSQL, whose planner may scan a tiny table whole, the index itself is checked)."""
     if svc.store.__class__.__name__ != "SQLiteStore":
-        pytest.skip("the query plan is read from SQLite")
+        [(definition,)] = svc.store._all(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'qc_points_baseline'"
+        )
+        columns = definition.split("(", 1)[1]
+        assert columns.startswith("protocol_id, name, route, source, state")
+        return
     sql, args = QCPointFilter(
         protocol_id="route-mini", name="vegf", route="concentrate", source="UC",
         state="released", exclude_batch="X", last=30,

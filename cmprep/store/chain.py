@@ -20,6 +20,13 @@ from cmprep.errors import ClockBehind, ConcurrencyError, Hint, StoreError
 from cmprep.events import GENESIS, Event, LedgerEntry, NewEvent, next_ledger_entry, seal
 
 SYSTEM_PREFIX = "@"  # system streams (@users, @security, @materials ...) are not batches
+# every event as stored, in the order of the ledger (what a copy replays); the same SQL on
+# every backend (no parameters)
+LOGGED_EVENTS_SQL = (
+    "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
+    "e.reason, e.payload, e.prev_hash, e.hash FROM ledger l "
+    "JOIN events e ON e.batch_id = l.batch_id AND e.seq = l.seq ORDER BY l.pos"
+)
 
 
 def is_system(stream: str) -> bool:

@@ -38,6 +38,7 @@ from cmprep.errors import ConcurrencyError, Hint, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent, canonical_json
 from cmprep.store.base import SessionRow
 from cmprep.store.chain import (
+    LOGGED_EVENTS_SQL,
     Appender,
     Head,
     KeyUse,
@@ -650,13 +651,7 @@ class PostgresStore:
         )
 
     def iter_logged(self) -> Iterator[StoredEvent]:
-        rows = self._stream(
-            "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
-            "e.reason, e.payload, e.prev_hash, e.hash FROM ledger l "
-            "JOIN events e ON e.batch_id = l.batch_id AND e.seq = l.seq ORDER BY l.pos",
-            [],
-        )
-        return (StoredEvent._make(r) for r in rows)
+        return (StoredEvent._make(r) for r in self._stream(LOGGED_EVENTS_SQL, []))
 
     def emptied_streams(self, stream: str | None = None) -> list[tuple[str, Head]]:
         where, args = ("AND h.batch_id = %s ", (stream,)) if stream is not None else ("", ())
