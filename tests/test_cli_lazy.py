@@ -121,6 +121,7 @@ def _modules_after(db: str, *args: str) -> set[str]:
     [
         ("audit", "report", "--format", "md"),
         ("batch", "list", "--format", "csv"),
+        ("batch", "list", "--state", "Released", "--format", "csv"),
         ("deviation", "list", "--format", "csv"),
     ],
 )
@@ -145,3 +146,10 @@ def test_the_renderers_site_choice_is_the_protocols():
     from cmprep.render.documents import SITE_CHOICE as RENDERED
 
     assert RENDERED == SITE_CHOICE
+
+
+def test_the_fixed_states_a_list_knows_without_the_pipeline_are_the_pipelines():
+    from cmprep.domain.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD
+    from cmprep.service.queries import FIXED_STATES
+
+    assert (AWAITING_REVIEW, ON_HOLD, *FINAL) == FIXED_STATES

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 Rows = Iterator[tuple[Any, ...]]
 
 
+# the states every protocol's batches can be in, as the pipeline names them (equal to
+# domain.pipeline's AWAITING_REVIEW, ON_HOLD and FINAL, tested): a list filtered by one of
+# them needs neither the stored protocols nor the state machine's import
+FIXED_STATES = ("awaiting_review", "on_hold", "released", "rejected")
+
+
 class QueryService:
     """The batch and deviation lists; each call reads its rows afresh."""
 
@@ -39,6 +45,9 @@ class QueryService:
         progress is at); a list without a filter reads nothing more."""
         if not state and not protocol_id:
             return BatchFilter()
+        typed = (state or "").strip().casefold().replace("-", "_").replace(" ", "_")
+        if not protocol_id and typed in FIXED_STATES:  # no protocol needs to be read
+            return BatchFilter(state=typed)
         from cmprep.domain import ids
         from cmprep.domain.pipeline import AWAITING_REVIEW, FINAL, ON_HOLD
         from cmprep.domain.protocols import PROTOCOLS_STREAM, fold_protocols
