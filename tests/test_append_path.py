@@ -171,18 +171,18 @@ def test_each_protocol_version_is_parsed_and_its_machine_built_once(
 ):
     parsed: list[str] = []
     machines: list[str] = []
-    original = Protocol.model_validate
+    original = control.from_content
 
-    def counting_validate(data, *args, **kwargs):
-        parsed.append(data["id"])
-        return original(data, *args, **kwargs)
+    def counting_build(content):
+        parsed.append(content["id"])
+        return original(content)
 
     class CountingPipeline(control.Pipeline):
         def __init__(self, protocol: Protocol) -> None:
             machines.append(protocol.id)
             super().__init__(protocol)
 
-    monkeypatch.setattr(Protocol, "model_validate", staticmethod(counting_validate))
+    monkeypatch.setattr(control, "from_content", counting_build)
     monkeypatch.setattr(control, "Pipeline", CountingPipeline)
     for batch_id in ("B1", "B2"):
         svc.batches.start(STANDARD, "alice", batch_id)

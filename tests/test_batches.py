@@ -16,7 +16,7 @@ from cmprep.store.query import DeviationFilter
 def test_a_batch_follows_the_approved_protocol_and_an_edited_file_changes_nothing(svc, tmp_path):
     proto = tmp_path / "p.yaml"
     src = svc.protocols.get(STANDARD)
-    data = {**src.model_dump(mode="json"), "id": "cm-copy"}
+    data = {**src.to_content(), "id": "cm-copy"}
     proto.write_text(__import__("yaml").safe_dump(data, sort_keys=False))
     ref = approve_file(svc, proto)
     svc.batches.start(ref, "alice", "B1")

@@ -153,3 +153,29 @@ def test_the_fixed_states_a_list_knows_without_the_pipeline_are_the_pipelines():
     from cmprep.service.queries import FIXED_STATES
 
     assert (AWAITING_REVIEW, ON_HOLD, *FINAL) == FIXED_STATES
+
+
+# --- batch status folds the stored protocol without the schema or the machine ----------------
+STATUS_HEAVY = ("pydantic", "transitions", "yaml", "cryptography", "jinja2")
+SCHEMA = ("cmprep.protocol.schema", "cmprep.protocol.loader")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_batch_status_reads_the_stored_protocol_without_pydantic_yaml_or_the_machine(db_path, fmt):
+    """The stored protocol is hash-protected and was checked when QA imported it: showing a
+    batch builds it into plain dataclasses and replays the machine's table, so none of the
+    schema (pydantic), the YAML loader, the `transitions` machine or the signature keys is
+    imported by the command a technician runs most."""
+    from conftest import GOOD, approve_bundled, seed_people
+
+    from cmprep.service import Services
+    from cmprep.store.sqlite import SQLiteStore
+
+    svc = approve_bundled(seed_people(Services(SQLiteStore(db_path, create=True))))
+    svc.batches.start("cm-standard-serum-free", "alice", "B1")
+    svc.batches.record("B1", "isolation", GOOD["isolation"], "alice")
+    svc.close()
+    loaded = _modules_after(str(db_path), "batch", "status", "B1", "--format", fmt)
+    assert "cmprep.domain.batch" in loaded  # it did fold the batch
+    assert not {m for m in loaded if m.split(".")[0] in STATUS_HEAVY}
+    assert not loaded & set(SCHEMA)

@@ -74,7 +74,7 @@ def batch_status(app: Services, batch_id: str, fmt: str) -> None:
     Example:
       cmprep batch status CM-20261129-001
     """
-    from cmprep.service.views import status
+    from cmprep.service.status import status
 
     view = status(app.batches.batch(batch_id))
     if fmt == "json":

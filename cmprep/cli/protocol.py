@@ -112,7 +112,7 @@ def protocol_show(app: Services, protocol_ref: str, fmt: str, output: str | None
         return
     if fmt == "json":
         stored = {k: v for k, v in doc.stored.row().items() if k != "hash"} if doc.stored else None
-        model = doc.protocol.model_dump(mode="json")
+        model = doc.protocol.to_content()
         echo_json({**model, "content_hash": doc.content_hash, "stored": stored})
         return
     print_protocol(doc.protocol, doc.content_hash)

@@ -13,7 +13,7 @@ from cmprep import events as ev
 from cmprep.domain import keys, lineage, people, protocols, settings
 from cmprep.domain import traceability as tr
 from cmprep.domain.anchors import CheckpointBreak
-from cmprep.domain.keys import KeyRing
+from cmprep.domain.keyring import KeyRing
 from cmprep.domain.signatures import check_signatures
 from cmprep.events import Event, LedgerEntry, Link, StoredEvent, verify_chain
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -123,22 +122,3 @@ def is_valid(public: str, message: bytes, signature: str) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
-
-
-@dataclass
-class KeyRing:
-    """Every public key each person has held, from when: a signature is checked against
-    the key valid when it was made, so a later reset does not void earlier signatures and
-    an old key cannot sign anything dated after its replacement."""
-
-    held: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # name -> (since, key)
-
-    def issue(self, name: str, since: str, public: str) -> None:
-        self.held.setdefault(name.casefold(), []).append((since, public))
-
-    def key_at(self, name: str, at: str) -> str | None:
-        found = None
-        for since, public in self.held.get(name.casefold(), []):
-            if since <= at:
-                found = public
-        return found

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 
-from cmprep.domain.keys import KeyRing
+from cmprep.domain.keyring import KeyRing
 from cmprep.events import Event
 
 USERS_STREAM = "@users"

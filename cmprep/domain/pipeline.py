@@ -8,17 +8,25 @@ the machine's transitions are read once into a table by (trigger, state), and mo
 cursor is a lookup in it, so replaying an event costs a dictionary lookup rather than
 binding the machine's methods to an object and unbinding them again.
 
+The machine decides what may be written (``may``, asked before every step is recorded). A
+fold only replays what was written and checked then: it moves the cursor (``fire``) through
+the same transitions, read into the same table without building the machine, so a command
+that only reads batches never imports ``transitions`` (``tests/test_pipeline.py`` holds the
+table to the machine's decisions for every protocol, state and trigger).
+
 States: one per stage (a step, or a branch whose arms are alternatives), then
 ``awaiting_review``, plus ``on_hold``, ``released`` and ``rejected``.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
-from transitions import Machine, MachineError
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cmprep.protocol.models import Protocol, Step, stage_name
+
+if TYPE_CHECKING:
+    from transitions import Machine
 
 ON_HOLD = "on_hold"
 AWAITING_REVIEW = "awaiting_review"
@@ -40,6 +48,17 @@ class _Asked(NamedTuple):
     of which the conditions here read only ``model``)."""
 
     model: Cursor
+
+
+class NotAllowed(Exception):
+    """A trigger the machine does not allow from where a cursor stands (or does not know)."""
+
+
+class _Move(NamedTuple):
+    """One transition of the machine: where it goes, and its conditions (functions)."""
+
+    dest: str
+    conditions: tuple[Any, ...]
 
 
 def _holds(func: Any, target: bool, asked: _Asked) -> bool:
@@ -84,44 +103,66 @@ class Pipeline:
             )
         transitions.append({"trigger": "release", "source": AWAITING_REVIEW, "dest": RELEASED})
         transitions.append({"trigger": "reject", "source": [*active, ON_HOLD], "dest": REJECTED})
-        self.machine = Machine(
+        self._transitions = transitions
+        self._states = [*active, ON_HOLD, RELEASED, REJECTED]
+        # (trigger, source state) -> the transitions from there, in the order they are tried
+        self._table: dict[tuple[str, str], list[_Move]] = {}
+        for t in transitions:
+            sources = t["source"] if isinstance(t["source"], list) else [t["source"]]
+            for source in sources:
+                move = _Move(t["dest"], tuple(t.get("conditions", ())))
+                self._table.setdefault((t["trigger"], source), []).append(move)
+        self._triggers = {t["trigger"] for t in transitions}
+
+    @cached_property
+    def machine(self) -> Machine:
+        """The `transitions` machine of the protocol, built on first use (by ``may``)."""
+        from transitions import Machine
+
+        return Machine(
             model=None,
-            states=[*active, ON_HOLD, RELEASED, REJECTED],
-            transitions=transitions,
+            states=self._states,
+            transitions=self._transitions,
             initial=self.stage_names[0],
             auto_transitions=False,
             send_event=True,
         )
-        # (trigger, source state) -> the machine's transitions, in the order it tries them
-        self._moves = {
-            (trigger, source): found
-            for trigger, event in self.machine.events.items()
-            for source, found in event.transitions.items()
-        }
 
     @property
     def initial(self) -> str:
         return self.stage_names[0]
 
     def _destination(self, cursor: Cursor, trigger: str) -> str | None:
-        """Where TRIGGER takes the cursor from where it stands (None: not allowed), as the
-        machine decides: its first transition from this state whose conditions hold."""
+        """Where the machine takes the cursor on TRIGGER (None: not allowed): its first
+        transition from this state whose conditions hold."""
         asked = _Asked(cursor)
-        for move in self._moves.get((trigger, cursor.state), ()):
+        event = self.machine.events.get(trigger)
+        for move in event.transitions.get(cursor.state, []) if event else []:
             if all(_holds(c.func, c.target, asked) for c in move.conditions):
                 return str(move.dest)
         return None
 
     def may(self, cursor: Cursor, trigger: str) -> bool:
+        """Whether the machine allows TRIGGER from where the cursor stands: asked before a
+        step is written."""
         return self._destination(cursor, trigger) is not None
 
+    def replayed(self, cursor: Cursor, trigger: str) -> str | None:
+        """Where TRIGGER took the cursor when it was written (None: it could not have), read
+        from the machine's transitions without building it: the fold's move."""
+        asked = _Asked(cursor)
+        for move in self._table.get((trigger, cursor.state), ()):
+            if all(bool(c(asked)) for c in move.conditions):
+                return move.dest
+        return None
+
     def fire(self, cursor: Cursor, trigger: str) -> None:
-        """Move the cursor; raises MachineError if the trigger is not allowed from here."""
-        if trigger not in self.machine.events:
-            raise MachineError(f"no trigger {trigger!r}")
-        dest = self._destination(cursor, trigger)
+        """Move the cursor as a logged event did; NotAllowed if it could not have."""
+        if trigger not in self._triggers:
+            raise NotAllowed(f"no trigger {trigger!r}")
+        dest = self.replayed(cursor, trigger)
         if dest is None:
-            raise MachineError(f"{trigger} not allowed from {cursor.state}")
+            raise NotAllowed(f"{trigger} not allowed from {cursor.state}")
         if trigger == "hold":
             cursor.held_from = cursor.state
         elif trigger == "resume":

@@ -29,12 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from cmprep.domain.pipeline import Pipeline
 from cmprep.errors import CorruptLog, Hint, NotFound, Refused
 from cmprep.events import Event, canonical_json
-from cmprep.protocol.models import Protocol
+from cmprep.protocol.models import Protocol, from_content
 
 PROTOCOLS_STREAM = "@protocols"
 
@@ -49,7 +47,7 @@ STORED_STATUS = APPROVED  # the status field of every stored content (see the mo
 
 def as_stored(protocol: Protocol) -> Protocol:
     """The protocol as it is stored and copied by a batch: the file's status left out."""
-    return protocol.model_copy(update={"status": STORED_STATUS})
+    return protocol.with_status(STORED_STATUS)
 
 
 def content_hash(content: dict[str, Any]) -> str:
@@ -100,18 +98,13 @@ class StoredProtocol:
         return ref(self.id, self.version)
 
     def protocol(self) -> Protocol:
-        """The stored model, checked against its hash and validated (once per process:
+        """The stored model, checked against its hash and built (once per process:
         ``compiled``); its ``status`` is the stream's (a draft reads "draft", so its
         checklist says it must not be used).
 
-        Content that no longer matches its hash or no longer validates was not written by
-        this program: CorruptLog, never a batch started from it."""
-        model = self.compiled().protocol
-        return (
-            model
-            if self.status == STORED_STATUS
-            else model.model_copy(update={"status": self.status})
-        )
+        Content that no longer matches its hash, or that this program cannot read, was not
+        written by it: CorruptLog, never a batch started from it."""
+        return self.compiled().protocol.with_status(self.status)
 
     def compiled(self) -> Compiled:
         """The stored content parsed and its machine built, as every batch started from
@@ -157,8 +150,9 @@ COMPILED_KEPT = 64  # at most this many versions are kept built (a lab uses a ha
 
 
 def compiled(content: dict[str, Any], digest: str, what: str) -> Compiled:
-    """CONTENT (a stored version, or the copy an older batch carries) parsed and its
-    machine built, if it still hashes to DIGEST; built once per process and hash.
+    """CONTENT (a stored version, or the copy an older batch carries) built into the plain
+    model and its machine's table, if it still hashes to DIGEST; once per process and hash.
+    The schema checked it when it was imported; the hash proves it is that content.
 
     The hash is checked every time content is handed in (a hash is cheap, a parse is
     not): content edited behind the program's back is refused as CorruptLog naming WHAT,
@@ -170,13 +164,13 @@ def compiled(content: dict[str, Any], digest: str, what: str) -> Compiled:
         )
     found = _COMPILED.get(digest)
     if found is None:
-        try:
-            model = Protocol.model_validate(content)
-        except ValidationError as err:
+        try:  # checked when it was imported, protected by its hash since: no second schema
+            model = from_content(content)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise CorruptLog(
-                f"{what} no longer validates; "
+                f"{what} is not a protocol this program can read; "
                 "run an audit verify and restore the database from a backup",
-                [str(e["msg"]) for e in err.errors()],
+                [f"{type(err).__name__}: {err}"],
             ) from None
         found = Compiled(digest, model, Pipeline(model))
         if len(_COMPILED) >= COMPILED_KEPT:

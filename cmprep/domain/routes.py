@@ -87,7 +87,7 @@ def routed_step(step: Step, route: str) -> Step:
     one: what a value recorded on that route is judged against."""
     if not route or not any(p.route_specs and route in p.route_specs for p in step.parameters):
         return step
-    return step.model_copy(update={"parameters": [routed(p, route) for p in step.parameters]})
+    return replace(step, parameters=[routed(p, route) for p in step.parameters])
 
 
 def routed(param: Parameter, route: str) -> Parameter:
@@ -96,7 +96,7 @@ def routed(param: Parameter, route: str) -> Parameter:
     if own is None:
         return param
     spec = own.as_spec()
-    return param.model_copy(update={"spec": spec, "source": own.source or param.source})
+    return replace(param, spec=spec, source=own.source or param.source)
 
 
 def dilutes(unit: str | None) -> bool:

@@ -12,16 +12,18 @@ cannot make a seal without the signer's password (see domain/keys.py).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING, Any
 
 from cmprep import events as ev
-from cmprep.domain import keys
-from cmprep.domain.keys import KeyRing
 from cmprep.domain.protocols import PROTOCOL_IMPORTED
 from cmprep.domain.protocols import content_hash as protocol_hash
 from cmprep.events import Event, canonical_json
+
+if TYPE_CHECKING:  # the keys (cryptography) are loaded where a seal is made or checked: a
+    # fold reads only the content hashes, and `batch status` must not pay for the library
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from cmprep.domain.keyring import KeyRing
 
 MEANINGS = (
     "performed",
@@ -99,6 +101,8 @@ def signature(
     content_hash: str,
     private: Ed25519PrivateKey,
 ) -> dict[str, Any]:
+    from cmprep.domain import keys
+
     if meaning not in MEANINGS:
         raise ValueError(f"unknown signature meaning {meaning!r}")
     sig: dict[str, Any] = {
@@ -117,6 +121,8 @@ def signature(
 
 def seal_problem(sig: dict[str, Any], ring: KeyRing) -> str | None:
     """Why the Ed25519 seal of SIG does not hold, or None when it does."""
+    from cmprep.domain import keys
+
     signer, at = str(sig.get("signer", "")), str(sig.get("signed_at", ""))
     public = ring.key_at(signer, at)
     if public is None:

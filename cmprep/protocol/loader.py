@@ -16,7 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from cmprep.errors import CmprepError
-from cmprep.protocol.models import CrossReferenceError, Loc, Protocol
+from cmprep.protocol.checks import CrossReferenceError, Loc
+from cmprep.protocol.models import Protocol
+from cmprep.protocol.schema import validate
 from cmprep.protocol.text import control_problem
 
 MAX_BYTES = 512 * 1024  # a protocol is a few KiB; anything this large is not one
@@ -254,7 +256,7 @@ def _parse(text: str, filename: str) -> Protocol:
         for path, line, message in scan.found
     ]
     try:
-        protocol = Protocol.model_validate(data)
+        protocol = validate(data)
     except ValidationError as err:
         for e in err.errors():
             loc = e["loc"]

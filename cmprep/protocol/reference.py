@@ -7,21 +7,28 @@ the protocol's own release spec can open a deviation.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Any
 
 from cmprep.protocol import units
 from cmprep.protocol.models import Method, Source
 from cmprep.resources import protocols_dir
 
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
-class ReferenceRange(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+@dataclass(frozen=True, kw_only=True)
+class ReferenceRange:
+    """One analyte's literature range (or approximate value), in its canonical unit.
+
+    A plain dataclass checked by ``read``: the ranges ship with cmprep and are read by
+    commands that only show a batch (a concentrate's result beside the literature), which
+    must not import pydantic for them."""
+
+    id: str
     label: str
     unit: str
     min: float | None = None
@@ -29,18 +36,43 @@ class ReferenceRange(BaseModel):
     approx: float | None = None
     method: Method | None = None
 
-    @field_validator("unit")
     @classmethod
-    def _unit(cls, value: str) -> str:
-        return units.canonical(value)
-
-    @model_validator(mode="after")
-    def _shape(self) -> ReferenceRange:
-        if (self.min is None or self.max is None) and self.approx is None:
-            raise ValueError("a reference range gives min and max, or approx")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("min is above max")
-        return self
+    def read(cls, data: dict[str, Any], where: str) -> ReferenceRange:
+        """DATA from a reference file, checked: ValueError naming WHERE and what is wrong."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        missing = sorted({"id", "label", "unit"} - set(data))
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown keys {unknown}, missing keys {missing}")
+        if not isinstance(data["id"], str) or not _ID.match(data["id"]):
+            raise ValueError(f"{where}: id {data['id']!r} is not a lower-case name")
+        numbers: dict[str, float | None] = {}
+        for key in ("min", "max", "approx"):
+            value = data.get(key)
+            if value is None:
+                numbers[key] = None
+                continue
+            try:  # YAML reads 2.8e8 (no dot) as text: a number written so is still one
+                numbers[key] = float(value) if not isinstance(value, bool) else None
+            except (TypeError, ValueError):
+                numbers[key] = None
+            if numbers[key] is None or numbers[key] != numbers[key]:  # not one, or NaN
+                raise ValueError(f"{where}: {key} must be a number, not {value!r}")
+        lo, hi, approx = numbers["min"], numbers["max"], numbers["approx"]
+        if (lo is None or hi is None) and approx is None:
+            raise ValueError(f"{where}: a reference range gives min and max, or approx")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"{where}: min is above max")
+        method = data.get("method")
+        return cls(
+            id=data["id"],
+            label=str(data["label"]),
+            unit=units.canonical(str(data["unit"])),
+            min=lo,
+            max=hi,
+            approx=approx,
+            method=Method(method) if method is not None else None,
+        )
 
     def describe(self) -> str:
         if self.approx is not None:
@@ -48,28 +80,28 @@ class ReferenceRange(BaseModel):
         return f"{self.min:g}-{self.max:g} {self.unit}"
 
 
-class ReferenceSet(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: Source
-    analytes: list[ReferenceRange]
-
-
 @cache
 def load_all(directory: Path | None = None) -> dict[str, tuple[ReferenceRange, Source]]:
     """Every reference range by analyte id, with the source that gives it."""
+    import yaml  # only where a reference file is read
+
+    # libyaml's loader where PyYAML was built with it: the same safe constructors, parsed
+    # in C (the pure-Python one takes longer than the rest of a `batch status`)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     found: dict[str, tuple[ReferenceRange, Source]] = {}
     for path in sorted((directory or protocols_dir() / "reference").glob("*.yaml")):
-        data = ReferenceSet.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        for rng in data.analytes:
-            found[rng.id] = (rng, data.source)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        if not isinstance(data, dict) or set(data) != {"source", "analytes"}:
+            raise ValueError(f"{path.name}: a reference file has source: and analytes:")
+        source = Source(**data["source"])
+        for n, item in enumerate(data["analytes"]):
+            rng = ReferenceRange.read(item, f"{path.name}, analytes[{n}]")
+            found[rng.id] = (rng, source)
     return found
 
 
 def short_citation(source: Source) -> str:
     """'Nasiri et al. 2026' from a full citation; the source id if it cannot tell."""
-    import re
-
     author = re.match(r"\s*([A-Z][A-Za-z'\-]+)", source.citation)
     year = re.search(r"\b(19|20)\d{2}\b", source.citation)
     if not author or not year:

@@ -25,9 +25,20 @@ written against the old dict answers keep working while they move to attributes.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from cmprep.render.status import (
+    CorrectionLine,
+    DueStep,
+    ParameterNeeds,
+    ProtocolRef,
+    StatusView,
+    StepStatus,
+    ValueStatus,
+    WindowStatus,
+)
+from cmprep.render.view import SCREEN_ONLY, View
 
 if TYPE_CHECKING:
     from cmprep.domain.batch import Batch, Deviation, StepEntry
@@ -74,152 +85,6 @@ __all__ = [
 ]
 
 
-# the metadata of a field a screen reads but the JSON answer leaves out (never promised)
-SCREEN_ONLY = {"json": False}
-
-
-def plain(obj: Any) -> Any:
-    """``obj`` as JSON-ready data: dataclasses (views and domain records alike) as dicts
-    of their JSON fields, sequences as lists, mappings with their values converted."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        if isinstance(obj, View):
-            return obj.to_json()
-        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    return obj
-
-
-class View:
-    """What every read model has: JSON by ``to_json()`` and read access by key."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            f.name: plain(getattr(self, f.name))
-            for f in dataclasses.fields(self)  # type: ignore[arg-type]
-            if f.metadata.get("json", True)
-        }
-
-    def __getitem__(self, key: str) -> Any:
-        """Transitional: ``view["x"]`` is ``view.x``, for callers of the old dict answers."""
-        if key not in {f.name for f in dataclasses.fields(self)}:  # type: ignore[arg-type]
-            raise KeyError(key)
-        return getattr(self, key)
-
-
-# --- batch status (`batch status --format json`) ---------------------------------------------
-@dataclass(frozen=True)
-class ProtocolRef(View):
-    id: str
-    version: str
-    hash: str
-    title: str
-
-
-@dataclass(frozen=True)
-class ParameterNeeds(View):
-    """A parameter of a due step: what must be entered, and within what."""
-
-    name: str
-    label: str
-    type: str
-    unit: str | None
-    required: bool
-    spec: str | None
-    alert: str | None
-    limits: str | None
-    choices: list[str] | None
-    source: str | None
-
-
-@dataclass(frozen=True)
-class DueStep(View):
-    step: str
-    title: str
-    optional: bool
-    branch: str | None
-    parameters: list[ParameterNeeds]
-    window: str | None
-    materials: list[str] = field(
-        default_factory=list, metadata=SCREEN_ONLY
-    )  # kinds of lot it names
-    equipment: list[str] = field(
-        default_factory=list, metadata=SCREEN_ONLY
-    )  # kinds of instrument it names
-
-
-@dataclass(frozen=True)
-class CorrectionLine(View):
-    old: str
-    new: str
-    reason: str
-    actor: str
-    recorded_at: str
-    seq: int
-
-
-@dataclass(frozen=True)
-class ValueStatus(View):
-    value: Any
-    display: str
-    unit: str
-    spec: str
-    verdict: str
-    deviations: list[str]
-    corrections: list[CorrectionLine]
-    formula: str = ""  # a derived value's formula ("" when typed)
-    inputs: list[str] = field(default_factory=list)  # "collection.volume = 500 mL", ...
-
-
-@dataclass(frozen=True)
-class WindowStatus(View):
-    display: str
-    spec: str
-    verdict: str
-    message: str = field(default="", metadata=SCREEN_ONLY)
-
-
-@dataclass(frozen=True)
-class StepStatus(View):
-    step: str
-    title: str
-    status: str
-    by: str | None
-    performed_at: str | None
-    recorded_at: str | None
-    late: bool
-    note: str | None
-    skip_reason: str | None
-    values: dict[str, ValueStatus]
-    window: WindowStatus | None
-
-
-@dataclass(frozen=True)
-class StatusView(View):
-    """Where a batch stands: ``batch status`` (text and JSON)."""
-
-    batch: str
-    protocol: ProtocolRef
-    state: str
-    held_from: str | None
-    started_at: str
-    started_by: str
-    events: int
-    head_hash: str
-    due: list[DueStep]
-    steps: list[StepStatus]
-    deviations: list[dict[str, Any]]  # Deviation.row(): the deviation table's columns
-    final: bool = field(
-        default=False, metadata=SCREEN_ONLY
-    )  # released or rejected: nothing is due any more
-    # QC results on a concentrating route: as measured and per unconcentrated CM
-    route_lines: list[str] = field(default_factory=list)
-    conditional: list[str] = field(default_factory=list)  # a conditional release's chain
-
-
-# --- review by exception (`batch review`) ----------------------------------------------------
 @dataclass(frozen=True)
 class OutOfSpec(View):
     step: str

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from cmprep.domain import keys, people
+from cmprep.domain import people
 from cmprep.domain.clock import iso
 from cmprep.domain.ids import RULE, is_usable
 from cmprep.domain.people import PERMISSIONS, User
@@ -173,6 +173,8 @@ class Gate:
         if not password or not people.check_password(password, user.password_hash):
             self._wrong_password(user, action)
         self.ctx.store.clear_failures(user.name)
+        from cmprep.domain import keys  # cryptography, loaded by a command that signs
+
         try:
             key = keys.unwrap_with_password(user.wrapped_key, password, user.public_key)
         except keys.KeyLocked:

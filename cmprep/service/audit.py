@@ -43,7 +43,7 @@ from cmprep.domain.audit import (
     unledgered_breaks,
 )
 from cmprep.domain.clock import from_iso, iso
-from cmprep.domain.keys import KeyRing
+from cmprep.domain.keyring import KeyRing
 from cmprep.domain.protocols import PROTOCOLS_STREAM
 from cmprep.domain.settings import SETTINGS_STREAM
 from cmprep.domain.signatures import seal_problem

@@ -126,7 +126,7 @@ class ProtocolService:
     def _file_doc(self, ref: str) -> ProtocolDoc:
         path, model = self._file(ref)
         stored = control.as_stored(model)
-        draft = stored.model_copy(update={"status": DRAFT})
+        draft = stored.with_status(DRAFT)
         return ProtocolDoc(draft, stored.content_hash(), None, str(path))
 
     # --- writing --------------------------------------------------------------------------
@@ -143,7 +143,7 @@ class ProtocolService:
         payload = {
             "id": stored.id,
             "version": stored.version,
-            "content": stored.model_dump(mode="json"),
+            "content": stored.to_content(),
             "content_hash": digest,
             "source": path.name,
         }

@@ -270,9 +270,7 @@ class ExportService:
             f"# {p.id} version {p.version}: the protocol batch {batch.id} started from\n"
             f"# content hash (SHA-256 of its canonical JSON): {batch.protocol_hash}\n"
         )
-        body = yaml.safe_dump(
-            p.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100
-        )
+        body = yaml.safe_dump(p.to_content(), sort_keys=False, allow_unicode=True, width=100)
         return head + body
 
     @staticmethod
