@@ -291,3 +291,174 @@ def test_a_period_with_an_end_prints_it_in_html_and_markdown(data):
     md = render.render_audit_report(view, "md")
     assert "| Period | since 2026-01-01 00:00:00 UTC, before 2026-04-01 00:00:00 UTC |" in md
     assert "before" not in render.render_audit_report(audit_view(data), "md").split("\n")[4]
+
+
+# --- the long tables: every row, every cell escaped as the template escaped it ---------------
+# The rows as the templates printed them, a Jinja loop and a filter call per cell, before the
+# long tables became lines formatted in Python (``audit_rows``): the reference they must
+# match, character for character.
+ROW_TEMPLATES = {
+    ("open", "md"): (
+        "| **{{ d.deviation_id|md }}** | {{ d.batch_id|md }} | {{ d.step|md }} | "
+        "{{ d.severity|md }} | {{ d.status|md }} | {{ d.opened_by|md }} | "
+        '{{ d.opened_at|when|md }} | {{ "%.1f"|format(d.age_days) }} |'
+    ),
+    ("open", "html"): (
+        '    <tr><td class="mono nowrap"><b>{{ d.deviation_id }}</b></td><td class="ident">'
+        '{{ d.batch_id }}</td><td class="ident">{{ d.step }}</td><td><b>{{ d.severity }}</b>'
+        '</td><td>{{ d.status }}</td><td>{{ d.opened_by }}</td><td class="nowrap">'
+        '{{ d.opened_at|when }}</td><td class="c-age">{{ "%.1f"|format(d.age_days) }}</td></tr>'
+    ),
+    ("decided", "md"): (
+        "| **{{ d.batch_id|md }}** | {{ d.protocol_id|md }} v{{ d.protocol_version|md }} | "
+        "{{ d.started_at|when|md }} | {{ d.started_by|md }} | {{ d.updated_at|when|md }} |"
+    ),
+    ("decided", "html"): (
+        '    <tr><td class="ident"><b>{{ d.batch_id }}</b></td><td><span class="ident">'
+        '{{ d.protocol_id }}</span> v{{ d.protocol_version }}</td><td class="nowrap">'
+        '{{ d.started_at|when }}</td><td>{{ d.started_by }}</td><td class="nowrap">'
+        "{{ d.updated_at|when }}</td></tr>"
+    ),
+}
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "a|b",
+    "**bold** _it_ `code` ~~s~~",
+    "[link](http://x) ![img](y)",
+    "# heading",
+    "line one\nline two\r\n| new | row |",
+    "  padded  ",
+    "&amp; &lt;",
+    "\"double\" 'single'",
+    "back\\slash",
+    "",
+    "plain-B-0001",
+    "😀 ünïcode",
+    "٢٠٢٦-٠١-٠٢T٠٨:٠٠:٠٠Z",  # Arabic-Indic digits in a stored time's shape
+]
+
+
+def _reference(rows, table, fmt):
+    template = render.environment().from_string(ROW_TEMPLATES[table, fmt])
+    return "\n".join(template.render(d=d) for d in rows)
+
+
+def _tables(rows, table, fmt):
+    from cmprep.render.audit_tables import table_rows
+    from cmprep.render.documents import format_time, md_escape
+
+    return table_rows(rows, table, fmt, md_escape, format_time)
+
+
+def _open_row(n, text, at="2026-01-05T12:00:00Z"):
+    return {
+        "deviation_id": f"DEV-{n:04d}",
+        "batch_id": text,
+        "step": text,
+        "severity": text,
+        "status": text,
+        "opened_by": text,
+        "opened_at": at,
+        "age_days": n / 3,
+    }
+
+
+def _decided_row(text, started="2026-01-02T08:00:00Z", updated="2026-02-15T08:00:00Z"):
+    return {
+        "batch_id": text,
+        "protocol_id": text,
+        "protocol_version": text,
+        "started_at": started,
+        "started_by": text,
+        "updated_at": updated,
+    }
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_hostile_values_in_the_long_tables_print_as_the_template_printed_them(fmt):
+    open_rows = [_open_row(n, text) for n, text in enumerate(HOSTILE)]
+    open_rows.append(_open_row(99, None, at="not a time"))
+    decided = [_decided_row(text, started=text, updated=text) for text in HOSTILE]
+    decided.append(_decided_row(None, started=None, updated=""))
+    assert str(_tables(open_rows, "open", fmt)) == _reference(open_rows, "open", fmt)
+    assert str(_tables(decided, "decided", fmt)) == _reference(decided, "decided", fmt)
+
+
+@given(
+    texts=st.one_of(
+        st.lists(st.from_regex(r"[A-Za-z0-9.:+/@ -]{0,10}", fullmatch=True), min_size=1),
+        st.lists(st.one_of(st.text(max_size=12), st.none()), min_size=1, max_size=8),
+    ),
+    times=st.lists(
+        st.one_of(
+            st.datetimes(min_value=datetime(1000, 1, 1)).map(
+                lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            st.text(max_size=25),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    fmt=st.sampled_from(["md", "html"]),
+)
+def test_any_text_in_the_long_tables_prints_as_the_template_printed_it(texts, times, fmt):
+    """Columns all plain, all stored times, or anything mixed: the same characters as a
+    Jinja loop with ``md``/``when`` or autoescape per cell would print."""
+    rows = [
+        _decided_row(text, started=times[n % len(times)], updated=times[-1 - n % len(times)])
+        for n, text in enumerate(texts)
+    ]
+    assert str(_tables(rows, "decided", fmt)) == _reference(rows, "decided", fmt)
+    opened = [_open_row(n, text, at=times[n % len(times)]) for n, text in enumerate(texts)]
+    assert str(_tables(opened, "open", fmt)) == _reference(opened, "open", fmt)
+
+
+def test_an_unknown_long_table_is_refused():
+    with pytest.raises(ValueError, match="no audit table 'closed' in 'md'"):
+        _tables([], "closed", "md")
+
+
+def _many():
+    deviations = [
+        dev(n, "spin", "cm-a", "major", "alice", f"2026-02-{1 + n % 27:02d}T08:{n % 60:02d}:00Z")
+        for n in range(1, 301)
+    ]
+    deviations.append(dev(301, "x|y", "cm-b", "minor", "<img src=x onerror=alert(1)>", SINCE))
+    batches = [
+        batch_row(f"B{n:05d}", "released" if n % 7 else "rejected", SINCE, "2026-02-10T08:00:00Z")
+        for n in range(1, 1001)
+    ]
+    batches.append(batch_row("B<i>|evil", "released", SINCE, "2026-02-11T08:00:00Z"))
+    return report_data(deviations, batches, NOW, SINCE)
+
+
+def test_the_markdown_tables_hold_every_row_with_hostile_ids_and_names_escaped():
+    data = _many()
+    md = render.render_audit_report(audit_view(data), "md")
+    open_section = md[md.index("## Open deviations by age") : md.index("## Batches released")]
+    released = md[md.index("## Batches released") : md.index("## Batches rejected")]
+    rejected = md[md.index("## Batches rejected") : md.index("\n---\n")]
+    assert len(re.findall(r"^\| \*\*DEV-\d{4}\*\* \|", open_section, re.M)) == 301
+    assert len(re.findall(r"^\| \*\*B", released, re.M)) == len(data["released"]) == 859
+    assert len(re.findall(r"^\| \*\*B", rejected, re.M)) == len(data["rejected"]) == 142
+    assert "| **DEV-0301** | B301 | x\\|y | minor | open | \\<img src=x onerror=alert(1)\\> |" in (
+        open_section
+    )
+    assert "| **B\\<i\\>\\|evil** | cm-a v1.0 | 2026-01-01 00:00:00 UTC | alice |" in released
+    assert "<img" not in md.replace("\\<img", "") and "<i>" not in md.replace("\\<i\\>", "")
+
+
+def test_the_html_tables_hold_every_row_with_hostile_ids_and_names_escaped():
+    data = _many()
+    html = render.render_audit_report(audit_view(data), "html")
+    open_table = html[html.index('<table class="open-devs">') :]
+    open_table = open_table[: open_table.index("</table>")]
+    released = html[html.index("<h2>Batches released</h2>") : html.index("<h2>Batches rejected")]
+    rejected = html[html.index("<h2>Batches rejected</h2>") :]
+    rejected = rejected[: rejected.index("</table>")]
+    assert open_table.count("<tr><td") == 301
+    assert released.count("<tr><td") == 859 and rejected.count("<tr><td") == 142
+    assert "<td>&lt;img src=x onerror=alert(1)&gt;</td>" in open_table
+    assert '<td class="ident">x|y</td>' in open_table
+    assert '<td class="ident"><b>B&lt;i&gt;|evil</b></td>' in released
+    assert "<img" not in html and "<i>" not in html

@@ -8,7 +8,7 @@ and the protocols): the report is made from the query tables' counts alone, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,38 +77,58 @@ def pareto(chart: str, groups: Iterable[Counted]) -> list[dict[str, Any]]:
     return rows
 
 
+def age_days(opened_at: str, now: datetime) -> float:
+    """Days from OPENED_AT (stored UTC text) to NOW, to a tenth."""
+    opened = datetime.fromisoformat(opened_at.replace("Z", "+00:00"))
+    return round((now - opened).total_seconds() / 86400, 1)
+
+
 def open_by_age(rows: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """Deviations not closed (given by id), each with its age in days, oldest first."""
+    return oldest_first([{**d, "age_days": age_days(d["opened_at"], now)} for d in rows])
+
+
+def open_rows_by_age(
+    rows: Iterable[Sequence[Any]], columns: Sequence[str], now: datetime
+) -> list[dict[str, Any]]:
+    """As ``open_by_age``, from ROWS as the store streams them (values of COLUMNS, one of
+    them ``opened_at``): each row made a dict once, its age added to it."""
+    at = list(columns).index("opened_at")
     aged = []
-    for d in rows:
-        opened = datetime.fromisoformat(d["opened_at"].replace("Z", "+00:00"))
-        aged.append({**d, "age_days": round((now - opened).total_seconds() / 86400, 1)})
+    for row in rows:
+        d = dict(zip(columns, row, strict=True))
+        d["age_days"] = age_days(row[at], now)
+        aged.append(d)
+    return oldest_first(aged)
+
+
+def oldest_first(aged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """AGED (by id) sorted oldest first, in place; equal ages keep the order of their ids."""
     aged.sort(key=lambda d: -d["age_days"])
     return aged
 
 
 def report_summary(
     counts: Mapping[str, Iterable[Counted]],
-    open_rows: Iterable[dict[str, Any]],
-    decided: Iterable[dict[str, Any]],
+    open_rows: list[dict[str, Any]],
+    decided: Mapping[str, list[dict[str, Any]]],
     started: int,
     now: datetime,
     since: str | None,
 ) -> dict[str, Any]:
     """What the audit report shows, from what the store counted and listed: COUNTS by
-    chart (``REPORT_COUNTS``), the deviations of the period not closed (by id), the
-    batches released or rejected in it (in the list's order), and how many started in it.
-    Rendering only formats it."""
+    chart (``REPORT_COUNTS``), the deviations of the period not closed with their ages,
+    oldest first (``open_by_age``), the batches released and rejected in it by state (in
+    the list's order), and how many started in it. Rendering only formats it."""
     charts = {chart: pareto(chart, counts.get(chart, [])) for chart in REPORT_COUNTS}
-    decided = list(decided)
     return {
         "since": since,
         "generated_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "total": sum(r["count"] for r in charts["by_severity"]),
         **charts,
-        "open": open_by_age(open_rows, now),
-        "released": [b for b in decided if b["state"] == "released"],
-        "rejected": [b for b in decided if b["state"] == "rejected"],
+        "open": open_rows,
+        "released": decided.get("released", []),
+        "rejected": decided.get("rejected", []),
         "batches": started,
     }
 
@@ -137,12 +157,15 @@ def report_data(
     )
     return report_summary(
         {chart: counted(devs, columns) for chart, columns in REPORT_COUNTS.items()},
-        [d for d in devs if d["status"] != "closed"],
-        [
-            b
-            for b in batches
-            if b["state"] in ("released", "rejected") and (not since or b["updated_at"] >= since)
-        ],
+        open_by_age([d for d in devs if d["status"] != "closed"], now),
+        {
+            state: [
+                b
+                for b in batches
+                if b["state"] == state and (not since or b["updated_at"] >= since)
+            ]
+            for state in ("released", "rejected")
+        },
         len([b for b in batches if not since or b["started_at"] >= since]),
         now,
         since,

@@ -148,6 +148,7 @@ def _environment(directory: str) -> Environment:
     env.filters["replicates"] = replicates_text
     env.filters["sparkline"] = _sparkline
     env.filters["pareto"] = _pareto
+    env.filters["audit_rows"] = _audit_rows
     env.filters["flow"] = _flow
     env.filters["shown"] = shown_value
     env.filters["sup"] = superscript_html
@@ -311,6 +312,15 @@ def _pareto(rows: Sequence[dict[str, Any]], title: str) -> Markup:
     from cmprep.render.charts import pareto_svg
 
     return Markup(pareto_svg(rows, title))
+
+
+def _audit_rows(rows: Sequence[dict[str, Any]], table: str, fmt: str) -> Markup:
+    """The audit report's long table TABLE (``open``, ``decided``) as FMT lines, each
+    cell escaped as the ``md`` and ``when`` filters (Markdown) or autoescape (HTML) would:
+    one line per row, without a Jinja loop and a filter call per cell."""
+    from cmprep.render.audit_tables import table_rows
+
+    return table_rows(rows, table, fmt, md_escape, format_time)
 
 
 # --- public API ---------------------------------------------------------------------------

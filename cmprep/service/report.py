@@ -13,7 +13,13 @@ from typing import Any
 
 from cmprep import events as ev
 from cmprep.domain.clock import parse_day_or_time
-from cmprep.domain.report import DECIDED_COLUMNS, OPEN_COLUMNS, REPORT_COUNTS, report_summary
+from cmprep.domain.report import (
+    DECIDED_COLUMNS,
+    OPEN_COLUMNS,
+    REPORT_COUNTS,
+    open_rows_by_age,
+    report_summary,
+)
 from cmprep.errors import Refused
 from cmprep.service.context import Context
 from cmprep.store.query import BatchFilter, DeviationFilter
@@ -53,20 +59,23 @@ def report(ctx: Context, since: str | None = None, until: str | None = None) -> 
     still_open = store.deviation_table(
         DeviationFilter(since=since, until=until, not_status="closed"), OPEN_COLUMNS
     )
-    decided = [
-        dict(zip(DECIDED_COLUMNS, row, strict=True))
+    decided = {
+        state: [
+            dict(zip(DECIDED_COLUMNS, row, strict=True))
+            for row in store.batch_table(
+                BatchFilter(state=state, updated_since=since, updated_before=until),
+                DECIDED_COLUMNS,
+            )
+        ]
         for state in ("released", "rejected")
-        for row in store.batch_table(
-            BatchFilter(state=state, updated_since=since, updated_before=until),
-            DECIDED_COLUMNS,
-        )
-    ]
+    }
+    now = ctx.clock()
     summary = report_summary(
         counts,
-        (dict(zip(OPEN_COLUMNS, row, strict=True)) for row in still_open),
+        open_rows_by_age(still_open, OPEN_COLUMNS, now),
         decided,
         store.batch_count(BatchFilter(started_since=since, started_before=until)),
-        ctx.clock(),
+        now,
         since,
     )
     return {**summary, "until": until}
