@@ -76,7 +76,7 @@ def batch_status(app: Services, batch_id: str, fmt: str) -> None:
     """
     from cmprep.service.status import status
 
-    view = status(app.batches.batch(batch_id))
+    view = status(app.batch(batch_id))
     if fmt == "json":
         echo_json(view.to_json())
     else:

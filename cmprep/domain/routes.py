@@ -19,12 +19,15 @@ the record says so, never guesses. Pure: decisions from a folded batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from cmprep.domain.batch import Batch
 from cmprep.domain.numbers import format_number, usable_number
-from cmprep.domain.validation import Finding
 from cmprep.protocol import units
 from cmprep.protocol.models import DOWNSTREAM_BRANCH, Parameter, Protocol, Step
+
+if TYPE_CHECKING:  # findings are made by validation on the write path; a status only reads
+    from cmprep.domain.validation import Finding
 
 DOWNSTREAM = DOWNSTREAM_BRANCH  # the branch whose arm is a batch's route
 FACTOR = "concentration_factor"  # the parameter of an arm that gives its concentration factor

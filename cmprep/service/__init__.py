@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cmprep.store.base import EventStore
 
 if TYPE_CHECKING:
+    from cmprep.domain.batch import Batch
     from cmprep.service.access import Gate
     from cmprep.service.audit import AuditService
     from cmprep.service.batches import BatchService
@@ -59,6 +60,12 @@ class Services:
         from cmprep.service.context import Context
 
         return Context(self.store, self._clock or utc_now, self._protocols_dir)
+
+    def batch(self, batch_id: str) -> Batch:
+        """One batch as its events leave it, for a command that only shows it (NotFound if
+        there is none): the write services, and the validation, signing and lineage code
+        they load, are not made."""
+        return self.ctx.batch(batch_id)
 
     @cached_property
     def gate(self) -> Gate:
