@@ -65,7 +65,19 @@ def output(command: list[str]) -> bytes:
     return subprocess.run(command, capture_output=True, check=True).stdout
 
 
-def pairs(db: str, nocache: dict[str, str], pdf: str) -> list[Pair]:
+def small_db(into: Path) -> str:
+    """A 100-batch database of the same mix and seed (bench/generate.py): its service-made
+    batches (TPL-...) are the big one's, so a record can be timed on both."""
+    small = into / "bench-100.db"
+    subprocess.run(
+        [PYTHON, str(BENCH / "generate.py"), "--size", "100", "--out", str(small)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return str(small)
+
+
+def pairs(db: str, nocache: dict[str, str], pdf: str, small: str) -> list[Pair]:
     con = sqlite3.connect(db)
     status_of = con.execute(
         "SELECT batch_id FROM batches WHERE state = 'released' ORDER BY started_at DESC LIMIT 1"
@@ -81,6 +93,7 @@ def pairs(db: str, nocache: dict[str, str], pdf: str) -> list[Pair]:
     con.close()
     cm = [CMPREP]
     dbo = ["--db", db]
+    record_html = [*cm, "batch", "record-doc", record_of, "--format", "html", "-o"]
     return [
         Pair(
             "deviation list --format csv",
@@ -151,6 +164,12 @@ def pairs(db: str, nocache: dict[str, str], pdf: str) -> list[Pair]:
             env=nocache,
         ),
         Pair(
+            f"record-doc {record_of} html  vs  on 100 batches",
+            [*record_html, pdf + ".html", *dbo],
+            [*record_html, pdf + ".small.html", "--db", small],
+            1.5,
+        ),
+        Pair(
             f"batch record-doc {record_of} --format pdf (s)",
             [*cm, "batch", "record-doc", record_of, "--format", "pdf", "-o", pdf, *dbo],
             None,
@@ -208,7 +227,8 @@ def main() -> None:
     )
     same_rows(db)
     with tempfile.TemporaryDirectory() as tmp:
-        todo = pairs(db, without_bytecode(Path(tmp)), str(Path(tmp) / "record.pdf"))
+        nocache = without_bytecode(Path(tmp))
+        todo = pairs(db, nocache, str(Path(tmp) / "record.pdf"), small_db(Path(tmp)))
         for p in todo:  # once each, untimed: caches warm, as at a bench used all day
             timed(p.ours, p.env)
         for run in range(args.runs):

@@ -4,8 +4,9 @@
     python bench/bench_verify.py --events 2000000                  # a synthetic log of that size
 
 The floor is what no verification can do without: read every stored column of every event
-(in stream order) and every ledger entry (by position), hash with hashlib's SHA-256 each
-payload's stored bytes and each entry's fields, and check each Ed25519 seal (parse the
+(in stream order; its payload unpacked, as it is stored deflated: store/packing.py) and
+every ledger entry (by position), hash with hashlib's SHA-256 each payload's canonical
+bytes and each entry's fields, and check each Ed25519 seal (parse the
 payloads that carry one, verify it with the signer's public key). The seals are most of
 it: one Ed25519 verification costs about twenty SHA-256 hashes of an event, and in the
 mix about one event in four carries one (every performed step, check, review and
@@ -53,12 +54,14 @@ def _floor(db: Path, seals: bool = True) -> int:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from cmprep.store.packing import unpack  # payloads are stored deflated: read means unpack
+
     conn = sqlite3.connect(db)
     public = {}
     for (payload,) in conn.execute(
         "SELECT payload FROM events WHERE batch_id = '@users' ORDER BY seq"
     ):
-        p = json.loads(payload)
+        p = json.loads(unpack(payload))
         if p.get("public_key"):
             raw = base64.b64decode(p["public_key"])
             public[p["name"]] = Ed25519PublicKey.from_public_bytes(raw)
@@ -68,10 +71,11 @@ def _floor(db: Path, seals: bool = True) -> int:
         "SELECT batch_id, seq, type, actor, recorded_at, performed_at, reason, payload, "
         "prev_hash, hash FROM events ORDER BY batch_id, seq"
     ):
-        hashlib.sha256(row[7].encode()).hexdigest()
+        text = unpack(row[7])
+        hashlib.sha256(text.encode()).hexdigest()
         n += 1
-        if seals and '"seal"' in row[7]:
-            sig = json.loads(row[7])["signature"]
+        if seals and '"seal"' in text:
+            sig = json.loads(text)["signature"]
             text = json.dumps(
                 {k: sig.get(k) for k in sealed},
                 sort_keys=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -231,3 +232,16 @@ def run_to(
             continue  # already there: run_to may be called again later on the same batch
         clock.advance(hours=48 if step.id == "collection" else 0.5)
         svc.batches.record(batch_id, step.id, GOOD[step.id], "alice")
+
+
+def forger_connect(path: str | Path) -> sqlite3.Connection:
+    """A connection to a cmprep SQLite file as a forger who knows its format opens it: SQL can
+    read a packed payload's text with ``unpacked(payload)`` and pack text with
+    ``packed(text)`` (``cmprep/store/packing.py``), so a test changes what a value says, not
+    bytes of a packing no reader could unpack."""
+    from cmprep.store.packing import pack, unpack
+
+    conn = sqlite3.connect(path)
+    conn.create_function("unpacked", 1, unpack, deterministic=True)
+    conn.create_function("packed", 1, pack, deterministic=True)
+    return conn

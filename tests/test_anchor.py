@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD, PASSWORD, STANDARD, run_to
+from conftest import GOOD, PASSWORD, STANDARD, forger_connect, run_to
 
 from cmprep.cli import Shell, main
 from cmprep.domain import anchors
 from cmprep.errors import ClockBehind, NotFound, Refused
 from cmprep.service import Services
 from cmprep.store import open_store
+from cmprep.store.packing import unpack
 
 COLUMNS = [
     "batch_id",
@@ -81,7 +82,7 @@ def _checkpoint_problems(svc, folder: Path) -> list[str]:
 
 # --- the forger's tools: plain sqlite3, as someone with the file and cmprep's source -------
 def _open(db) -> sqlite3.Connection:
-    conn = sqlite3.connect(db)
+    conn = forger_connect(db)
     for name in ("events_no_update", "events_no_delete", "ledger_no_update", "ledger_no_delete"):
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     return conn
@@ -132,7 +133,7 @@ def rewrite(db, svc, stream: str, seq: int, change: Callable[[dict[str, Any]], N
         rows = conn.execute("SELECT * FROM events WHERE batch_id = ? ORDER BY seq", (sid,))
         for row in rows.fetchall():
             data = dict(zip(COLUMNS, row, strict=True))
-            data["payload"] = json.loads(data["payload"])
+            data["payload"] = json.loads(unpack(data["payload"]))
             if (sid, data["seq"]) == (stream, seq):
                 change(data)
             data["prev_hash"] = prev
@@ -304,10 +305,10 @@ def test_a_changed_value_with_every_hash_and_signature_hash_recomputed_is_caught
     lab, clock, folder, db_path
 ):
     cp = _anchor(lab, clock, folder)
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     seq = conn.execute(
         "SELECT seq FROM events WHERE batch_id = 'B1' AND type = 'step_recorded' "
-        "AND payload LIKE '%\"confluence\"%'"
+        "AND unpacked(payload) LIKE '%\"confluence\"%'"
     ).fetchone()[0]
     conn.close()
 

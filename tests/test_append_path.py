@@ -7,10 +7,9 @@ process; a write folds once and applies only what it wrote; one transaction per 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
-from conftest import GOOD, PASSWORD, STANDARD, present, run_to
+from conftest import GOOD, PASSWORD, STANDARD, forger_connect, present, run_to
 
 from cmprep import events as ev
 from cmprep.domain import batch as batch_module
@@ -33,7 +32,7 @@ def fresh(monkeypatch):
 
 
 def _rows(db_path, sql: str, *args) -> list[tuple]:
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     try:
         return conn.execute(sql, args).fetchall()
     finally:
@@ -42,7 +41,7 @@ def _rows(db_path, sql: str, *args) -> list[tuple]:
 
 def _forge(db_path, sql: str, *args) -> None:
     """Someone edits an event in the SQLite file, the append-only rule removed first."""
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     conn.execute("DROP TRIGGER IF EXISTS events_no_update")
     conn.execute(sql, args)
     conn.commit()
@@ -56,7 +55,8 @@ def test_a_started_batch_names_its_protocol_and_folds_from_the_stored_version(
     svc.batches.start(STANDARD, "alice", "B1")
     stored = svc.protocols.stored(STANDARD)
     ((payload, size),) = _rows(
-        db_path, "SELECT payload, length(payload) FROM events WHERE batch_id = 'B1' AND seq = 1"
+        db_path,
+        "SELECT unpacked(payload), length(payload) FROM events WHERE batch_id = 'B1' AND seq = 1",
     )
     assert json.loads(payload) == {
         "protocol_hash": stored.content_hash,
@@ -107,7 +107,7 @@ def test_an_older_copy_edited_behind_the_programs_back_is_refused(svc, db_path, 
     stored = svc.protocols.stored(STANDARD)
     _old_style_start(svc, clock, "OLD", stored.content, stored.content_hash)
     assert svc.batches.batch("OLD").protocol.step("spin").parameter("rcf").spec.max == 500
-    ((text,),) = _rows(db_path, "SELECT payload FROM events WHERE batch_id = 'OLD'")
+    ((text,),) = _rows(db_path, "SELECT unpacked(payload) FROM events WHERE batch_id = 'OLD'")
     _forge(
         db_path,
         "UPDATE events SET payload = ? WHERE batch_id = 'OLD' AND seq = 1",
@@ -127,7 +127,7 @@ def test_a_stored_protocol_edited_behind_the_programs_back_folds_no_batch(
     svc.batches.start(STANDARD, "alice", "B1")
     imported = _rows(
         db_path,
-        "SELECT seq, payload FROM events WHERE batch_id = '@protocols' AND type = ?",
+        "SELECT seq, unpacked(payload) FROM events WHERE batch_id = '@protocols' AND type = ?",
         control.PROTOCOL_IMPORTED,
     )
     seq, text = next((s, t) for s, t in imported if json.loads(t)["id"] == STANDARD)

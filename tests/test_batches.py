@@ -6,7 +6,7 @@ import itertools
 import sqlite3
 
 import pytest
-from conftest import GOOD, STANDARD, approve_file, run_to
+from conftest import GOOD, STANDARD, approve_file, forger_connect, run_to
 
 from cmprep import events as ev
 from cmprep.errors import Hint, NotFound, Refused
@@ -301,7 +301,7 @@ def test_every_event_links_to_the_one_before(svc, clock):
 
 def test_the_event_table_refuses_update_and_delete(svc, db_path):
     svc.batches.start(STANDARD, "alice", "B1")
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("UPDATE events SET actor = 'mallory'")
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
@@ -311,9 +311,11 @@ def test_the_event_table_refuses_update_and_delete(svc, db_path):
 def test_a_changed_event_breaks_the_chain_at_that_event(svc, clock, db_path):
     svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="spin")
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     conn.execute("DROP TRIGGER events_no_update")
-    conn.execute("UPDATE events SET payload = replace(payload, '75', '79') WHERE seq = 3")
+    conn.execute(
+        "UPDATE events SET payload = packed(replace(unpacked(payload), '75', '79')) WHERE seq = 3"
+    )
     conn.commit()
     broken = ev.verify_chain("B1", svc.store.events("B1"))
     assert broken is not None and broken.seq == 3
@@ -324,7 +326,7 @@ def test_query_tables_rebuild_from_the_log(svc, clock, db_path):
     run_to(svc, clock, "B1", stop_before="spin")
     svc.batches.record("B1", "spin", {**GOOD["spin"], "rcf": "650"}, "alice")
     before = (svc.batches.batches(), svc.quality.deviations())
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     conn.execute("DELETE FROM batches")
     conn.execute("DELETE FROM deviations")
     conn.commit()

@@ -9,10 +9,9 @@ signer's password, and that is what catches it.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
-from conftest import GOOD, PASSWORD, PEOPLE, STANDARD, present, run_to
+from conftest import GOOD, PASSWORD, PEOPLE, STANDARD, forger_connect, present, run_to
 
 from cmprep import events as ev
 from cmprep.domain import people
@@ -20,6 +19,7 @@ from cmprep.domain.signatures import payload_content, step_content
 from cmprep.errors import CorruptLog, Refused
 from cmprep.service import Services
 from cmprep.service.sessions import token_hash
+from cmprep.store.packing import unpack
 from cmprep.store.sqlite import SQLiteStore
 
 
@@ -140,7 +140,7 @@ def test_the_lockout_limit_is_a_site_setting_changed_by_an_admin(svc):
 def test_a_session_proves_its_owner_in_a_later_process(svc, clock):
     signer, token = svc.sessions.login("alice", PASSWORD)
     assert signer.name == "alice" and len(token) >= 40
-    raw = sqlite3.connect(svc.store.path).execute("SELECT * FROM sessions").fetchall()
+    raw = forger_connect(svc.store.path).execute("SELECT * FROM sessions").fetchall()
     assert token not in json.dumps(raw)  # the database keeps only the token's hash
     assert svc.store.session(token_hash(token)) is not None
     later = fresh(svc)
@@ -221,7 +221,7 @@ def test_changing_ones_own_password_keeps_the_key(svc, clock):
 def _rewrite(db, stream: str, seq: int, change) -> None:
     """Change one event's payload and recompute every hash that depends on it: the stream's
     chain from there, signature content hashes, its head, and the whole ledger."""
-    conn = sqlite3.connect(db)
+    conn = forger_connect(db)
     for trigger in ("events_no_update", "events_no_delete", "ledger_no_update", "ledger_no_delete"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     rows = conn.execute(
@@ -230,7 +230,10 @@ def _rewrite(db, stream: str, seq: int, change) -> None:
     cols = [d[0] for d in conn.execute("SELECT * FROM events LIMIT 1").description]
     events = [
         ev.Event(
-            **{**dict(zip(cols, r, strict=True)), "payload": json.loads(r[cols.index("payload")])}
+            **{
+                **dict(zip(cols, r, strict=True)),
+                "payload": json.loads(unpack(r[cols.index("payload")])),
+            }
         )
         for r in rows
     ]

@@ -42,6 +42,7 @@ def test_a_plain_install_ships_templates_and_bundled_protocols(tmp_path):
 
     run("init", "--admin", "root", "--full-name", "A", "--password-stdin", stdin="pw-pw-pw-pw\n")
     assert "cm-standard-serum-free" in run("protocol", "list")
+    assert "OK:" in run("audit", "verify")  # the payloads' dictionary ships in the wheel
     assert "Low-speed spin" in run("checklist", "cm-hypoxia-uc", "--format", "md")
     where = subprocess.run(
         [

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
-from conftest import GOOD, PASSWORD, STANDARD, run_to
+from conftest import GOOD, PASSWORD, STANDARD, forger_connect, run_to
 
 from cmprep.domain import people
 from cmprep.errors import Refused
@@ -49,9 +47,9 @@ def test_weak_passwords_are_refused(svc, password, expected):
 
 
 def test_passwords_are_stored_only_as_salted_scrypt_hashes(svc, db_path):
-    raw = (
-        sqlite3.connect(db_path)
-        .execute("SELECT payload FROM events WHERE batch_id = '@users'")
+    raw = (  # read as a forger would: unpacked, the password would show as text
+        forger_connect(db_path)
+        .execute("SELECT unpacked(payload) FROM events WHERE batch_id = '@users'")
         .fetchall()
     )
     text = " ".join(r[0] for r in raw)

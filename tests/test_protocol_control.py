@@ -10,12 +10,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing as mp
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD, PASSWORD, STANDARD, approve_bundled, present, run_to, seed_people
+from conftest import (
+    GOOD,
+    PASSWORD,
+    STANDARD,
+    approve_bundled,
+    forger_connect,
+    present,
+    run_to,
+    seed_people,
+)
 
 from cmprep.cli import Shell, main
 from cmprep.domain import people
@@ -324,11 +332,11 @@ def test_only_qa_retires_and_with_a_reason(svc):
 # --- integrity ------------------------------------------------------------------------------
 def _edit_import(db_path: Path, protocol_id: str, change) -> None:
     """Someone edits the stored content of an import in the SQLite file."""
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     for trigger in ("events_no_update", "events_no_delete"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     rows = conn.execute(
-        "SELECT seq, payload FROM events WHERE batch_id = ? AND type = ?",
+        "SELECT seq, unpacked(payload) FROM events WHERE batch_id = ? AND type = ?",
         (control.PROTOCOLS_STREAM, control.PROTOCOL_IMPORTED),
     ).fetchall()
     for seq, text in rows:

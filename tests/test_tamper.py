@@ -7,13 +7,13 @@ outside it, are in test_anchor.py.)"""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from click.testing import CliRunner
-from conftest import PASSWORD, STANDARD, run_to
+from conftest import PASSWORD, STANDARD, forger_connect, run_to
 
 from cmprep.cli import main
+from cmprep.store.packing import unpack
 from cmprep.store.query import BatchFilter, DeviationFilter
 
 
@@ -29,7 +29,7 @@ def batch_db(svc, clock, db_path):
 
 
 def _sql(db_path, *statements: str) -> None:
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     conn.execute("DROP TRIGGER IF EXISTS events_no_update")
     conn.execute("DROP TRIGGER IF EXISTS events_no_delete")
     conn.execute("DROP TRIGGER IF EXISTS ledger_no_update")
@@ -57,7 +57,7 @@ COLUMNS = [
 def _row_data(row: tuple) -> dict:
     """An events-table row as Event fields, as a forger reading the file would get them."""
     data = dict(zip(COLUMNS, row, strict=True))
-    data["payload"] = json.loads(data["payload"])
+    data["payload"] = json.loads(unpack(data["payload"]))
     return data
 
 
@@ -76,7 +76,7 @@ def test_an_untouched_database_verifies(svc, batch_db):
 def test_a_changed_value_names_its_event(svc, batch_db):
     _sql(
         batch_db,
-        "UPDATE events SET payload = replace(payload, '\"75\"', '\"79\"') WHERE batch_id='B1' AND seq=3",
+        "UPDATE events SET payload = packed(replace(unpacked(payload), '\"75\"', '\"79\"')) WHERE batch_id='B1' AND seq=3",
     )
     b = _first_break(svc)
     assert (b.stream, b.seq) == ("B1", 3) and "changed after writing" in b.problem
@@ -99,7 +99,7 @@ def test_a_rehashed_event_still_breaks_the_link_and_the_ledger(svc, batch_db):
     """A forger who recomputes the event's own hash still breaks the next link and the ledger."""
     from cmprep.events import Event, hash_body
 
-    conn = sqlite3.connect(batch_db)
+    conn = forger_connect(batch_db)
     row = conn.execute("SELECT * FROM events WHERE batch_id='B1' AND seq=4").fetchone()
     conn.close()
     data = _row_data(row)
@@ -139,7 +139,7 @@ def test_a_deleted_last_event_is_caught_by_the_head(svc, batch_db):
 
 
 def test_a_deleted_last_event_with_the_head_fixed_up_is_caught_by_the_ledger(svc, batch_db):
-    conn = sqlite3.connect(batch_db)
+    conn = forger_connect(batch_db)
     last, prev = conn.execute(
         "SELECT seq, prev_hash FROM events WHERE batch_id='B1' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
@@ -157,9 +157,9 @@ def test_a_signature_moved_to_other_content_is_caught(svc, batch_db):
     """Copying bob's verification of filtration onto qc: the content hash gives it away."""
     from cmprep.events import hash_body
 
-    conn = sqlite3.connect(batch_db)
+    conn = forger_connect(batch_db)
     row = conn.execute(
-        "SELECT seq, payload FROM events WHERE batch_id='B1' AND type='step_verified'"
+        "SELECT seq, unpacked(payload) FROM events WHERE batch_id='B1' AND type='step_verified'"
     ).fetchone()
     conn.close()
     seq, payload = row
@@ -190,7 +190,7 @@ def test_the_command_names_the_event_and_exits_1(batch_db, monkeypatch):
     assert ok.exit_code == 0 and "OK:" in ok.output
     _sql(
         batch_db,
-        "UPDATE events SET payload = replace(payload, '400', '450') WHERE batch_id='B1' AND type='step_recorded'",
+        "UPDATE events SET payload = packed(replace(unpacked(payload), '400', '450')) WHERE batch_id='B1' AND type='step_recorded'",
     )
     bad = CliRunner().invoke(main, ["audit", "verify", "B1"])
     assert bad.exit_code == 1
@@ -201,7 +201,7 @@ def _rehash_everything(db_path) -> None:
     """A forger who recomputes every chain hash, head and the ledger after an edit."""
     from cmprep.events import GENESIS, Event, hash_body, ledger_hash
 
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     for t in ("events_no_update", "events_no_delete", "ledger_no_update", "ledger_no_delete"):
         conn.execute(f"DROP TRIGGER IF EXISTS {t}")
     new_hashes = {}
@@ -237,9 +237,9 @@ def _rehash_everything(db_path) -> None:
 def test_a_signature_moved_to_other_content_is_caught_even_if_every_hash_is_recomputed(
     svc, batch_db
 ):
-    conn = sqlite3.connect(batch_db)
+    conn = forger_connect(batch_db)
     seq, payload = conn.execute(
-        "SELECT seq, payload FROM events WHERE batch_id='B1' AND type='step_verified'"
+        "SELECT seq, unpacked(payload) FROM events WHERE batch_id='B1' AND type='step_verified'"
     ).fetchone()
     conn.close()
     data = json.loads(payload)
@@ -282,7 +282,7 @@ def test_a_full_rehash_changes_the_ledger_head_printed_on_records(svc, batch_db)
 # --- the query tables: what lists, reports and QC history read -------------------------------
 def _raw(db_path, *statements: str) -> None:
     """Edit the file with its triggers left in place (the query tables have none)."""
-    conn = sqlite3.connect(db_path)
+    conn = forger_connect(db_path)
     for s in statements:
         conn.execute(s)
     conn.commit()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, STANDARD, Clock, approve_bundled, run_to, seed_people
+from conftest import PASSWORD, STANDARD, Clock, approve_bundled, forger_connect, run_to, seed_people
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,7 +52,7 @@ def grow(svc: Services, streams: int, per_stream: int = 20, prefix: str = "S") -
 
 def edit(path: Path, *statements: str) -> None:
     """Change the file behind cmprep's back, its append-only rules lifted first."""
-    conn = sqlite3.connect(path)
+    conn = forger_connect(path)
     for trigger in ("events_no_update", "events_no_delete", "ledger_no_update", "ledger_no_delete"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     for s in statements:
@@ -191,8 +190,8 @@ def test_a_payload_kept_in_another_spelling_is_judged_by_its_content(svc, clock,
     content, same hash, nothing to report; change its content and it is caught."""
     svc.batches.start(STANDARD, "alice", "B1")
     run_to(svc, clock, "B1", stop_before="pbs_wash")
-    conn = sqlite3.connect(db_path)
-    ((text,),) = conn.execute("SELECT payload FROM events WHERE batch_id='B1' AND seq=2")
+    conn = forger_connect(db_path)
+    ((text,),) = conn.execute("SELECT unpacked(payload) FROM events WHERE batch_id='B1' AND seq=2")
     conn.close()
     spelled = json.dumps(json.loads(text), indent=1)  # ASCII escapes, spaces, new lines
     assert spelled != text
@@ -201,7 +200,7 @@ def test_a_payload_kept_in_another_spelling_is_judged_by_its_content(svc, clock,
     assert [p for p in said(svc) if not p.startswith("UNPROTECTED")] == []
     edit(
         db_path,
-        "UPDATE events SET payload = replace(payload, 'UC', 'AT') WHERE seq=2 AND batch_id='B1'",
+        "UPDATE events SET payload = packed(replace(unpacked(payload), 'UC', 'AT')) WHERE seq=2 AND batch_id='B1'",
     )
     assert [p for p in said(svc, "B1") if p.startswith("BROKEN")] == [
         "BROKEN B1: event 2: content does not match its hash (changed after writing)"
@@ -210,9 +209,10 @@ def test_a_payload_kept_in_another_spelling_is_judged_by_its_content(svc, clock,
 
 def _as_schema_3(path: Path) -> None:
     """Make the database what cmprep wrote before schema 4: payloads with spaces."""
-    conn = sqlite3.connect(path)
+    conn = forger_connect(path)
     conn.execute("DROP TRIGGER events_no_update")
-    for stream, seq, text in conn.execute("SELECT batch_id, seq, payload FROM events").fetchall():
+    rows = conn.execute("SELECT batch_id, seq, unpacked(payload) FROM events").fetchall()
+    for stream, seq, text in rows:
         old = json.dumps(json.loads(text), ensure_ascii=False, sort_keys=True)
         conn.execute(
             "UPDATE events SET payload = ? WHERE batch_id = ? AND seq = ?", (old, stream, seq)
@@ -232,7 +232,7 @@ def test_upgrading_keeps_each_payload_as_the_canonical_bytes_its_hash_covers(tmp
     hashes = [e.hash for e in svc.store.events("B1")]
     svc.store.close()
     _as_schema_3(path)
-    conn = sqlite3.connect(path)
+    conn = forger_connect(path)
     spaced = conn.execute("SELECT count(*) FROM events WHERE payload LIKE '%\": %'").fetchone()
     conn.close()
     assert spaced[0] > 0

@@ -35,7 +35,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from cmprep.render.models import AuditReportView, ChecklistView, RecordView, SignatureRow
+from cmprep.render.audit_report import AuditReportView
 from cmprep.render.numbers import plain_powers, quantity, superscript_html
 from cmprep.render.output import to_pdf
 from cmprep.resources import templates_dir
@@ -43,6 +43,7 @@ from cmprep.resources import templates_dir
 if TYPE_CHECKING:
     from cmprep.domain.batch import Value
     from cmprep.protocol.models import Parameter, Range, Source, Step
+    from cmprep.render.models import ChecklistView, RecordView, SignatureRow
 
 # the protocol models (pydantic) are not imported at run time: the audit report renders
 # without them, and the words a figure's source is given as are one constant
@@ -202,6 +203,8 @@ def signature_row(
     sig: dict[str, Any], status: str = "", comment: str | None = None, line: str = ""
 ) -> SignatureRow:
     """One electronic signature as the record prints it (signature dicts are plain data)."""
+    from cmprep.render.models import SignatureRow
+
     return SignatureRow(
         meaning=sig.get("meaning", ""),
         full_name=sig.get("full_name", ""),
@@ -338,6 +341,8 @@ def render_record(view: RecordView, fmt: str = "html") -> str | bytes:
     The ledger head is checked again here although the service built the view: it is
     printed as a trust anchor, so anything but a SHA-256 hex digest is refused.
     """
+    from cmprep.render.models import RecordView
+
     _check_format(fmt)
     _check_view(view, RecordView, "record_view")
     if view.ledger_head and not _HASH.fullmatch(view.ledger_head):
@@ -347,6 +352,8 @@ def render_record(view: RecordView, fmt: str = "html") -> str | bytes:
 
 def render_checklist(view: ChecklistView, fmt: str = "html") -> str | bytes:
     """The printable SOP checklist of a protocol, to fill in at the bench (bytes for ``pdf``)."""
+    from cmprep.render.models import ChecklistView
+
     _check_format(fmt)
     _check_view(view, ChecklistView, "checklist_view")
     return _render("checklist", fmt, view)

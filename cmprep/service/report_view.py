@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from cmprep.render.models import AuditReportView, ParetoChart
+from cmprep.render.audit_report import AuditReportView, ParetoChart
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 

@@ -20,12 +20,12 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from cmprep.errors import ConcurrencyError, Hint, StoreError
+from cmprep.errors import ConcurrencyError, CorruptLog, Hint, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent, canonical_json
 from cmprep.store.base import SessionRow
 from cmprep.store.chain import (
@@ -39,6 +39,7 @@ from cmprep.store.chain import (
     ledger_entries,
     stream_name,
 )
+from cmprep.store.packing import Unreadable, pack, unpack
 from cmprep.store.query import (
     BATCH_COLUMNS,
     DEVIATION_COLUMNS,
@@ -58,11 +59,13 @@ from cmprep.store.query import (
     query_values,
 )
 
-SCHEMA_VERSION = 7  # 2: sessions, login_failures, a database id; 3: qc_points;
+SCHEMA_VERSION = 8  # 2: sessions, login_failures, a database id; 3: qc_points;
 # 4: payloads kept as their canonical JSON (see _canonical_payloads); 5: batch and
 # deviation ids indexed lower-cased (ids_near); 6: qc_points.route (a baseline per
 # protocol x route x cell source; rebuilding the projections fills it for older batches)
 # 7: lineage_edges (the material graph; written by each derivation, filled by a rebuild)
+# 8: payloads packed (store/packing.py); older rows stay text and read as they are, and a
+# program before 8 must not read a packed one as JSON (it refuses a newer schema)
 _CANONICAL_PAYLOADS = 4
 _QC_ROUTE = 6
 
@@ -186,6 +189,30 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
+# A payload is read as bytes whatever it is stored as (CAST is free: the same bytes): a
+# packed one is a BLOB, an older one text, and text someone mangled in place (replace() on
+# a packed payload) is not UTF-8, which sqlite3 would refuse to read at all. unpack() tells
+# them apart, so verification names such an event instead of failing on the whole file.
+_PAYLOAD = "CAST(e.payload AS BLOB) AS payload"
+_EVENT_COLUMNS = (
+    "batch_id, seq, type, actor, recorded_at, performed_at, reason, "
+    "CAST(payload AS BLOB) AS payload, prev_hash, hash"
+)
+_LOGGED_EVENTS_SQL = LOGGED_EVENTS_SQL.replace("e.payload", _PAYLOAD)
+
+
+def _payload(row: sqlite3.Row) -> Any:
+    """The payload of an event row, unpacked and parsed; CorruptLog naming the event when it
+    is neither a packing this program knows nor JSON (a row written behind its back)."""
+    try:
+        return json.loads(unpack(row["payload"]))
+    except ValueError as err:  # Unreadable, or JSON that does not parse
+        raise CorruptLog(
+            f"the payload of {row['batch_id']} event {row['seq']} cannot be read ({err}); "
+            "run an audit verify and restore the database from a backup"
+        ) from None
+
+
 def _row_to_event(row: sqlite3.Row) -> Event:
     return Event(
         batch_id=row["batch_id"],
@@ -195,9 +222,22 @@ def _row_to_event(row: sqlite3.Row) -> Event:
         recorded_at=row["recorded_at"],
         performed_at=row["performed_at"],
         reason=row["reason"],
-        payload=json.loads(row["payload"]),
+        payload=_payload(row),
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+    )
+
+
+def _stored(row: Sequence[Any]) -> StoredEvent:
+    """An event row as stored, its payload unpacked to the text its hash covers. A payload
+    that does not unpack is given as text no hash can match, so verification names it."""
+    try:
+        text = unpack(row[7])
+    except Unreadable as err:
+        text = json.dumps({"unreadable payload": str(err)})
+    batch_id, seq, kind, actor, recorded_at, performed_at, reason = row[:7]
+    return StoredEvent(
+        batch_id, seq, kind, actor, recorded_at, performed_at, reason, text, row[8], row[9]
     )
 
 
@@ -342,7 +382,7 @@ class _SQLiteUnit:
                     e.recorded_at,
                     e.performed_at,
                     e.reason,
-                    canonical_json(e.payload),  # the bytes hashed: verify reads them as kept
+                    pack(canonical_json(e.payload)),  # the bytes hashed, packed losslessly
                     e.prev_hash,
                     e.hash,
                 )
@@ -639,7 +679,7 @@ class SQLiteStore:
     @_says("read")
     def events(self, stream: str) -> list[Event]:
         rows = self.conn.execute(
-            "SELECT * FROM events WHERE batch_id = ? ORDER BY seq", (stream,)
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE batch_id = ? ORDER BY seq", (stream,)
         ).fetchall()
         return [_row_to_event(r) for r in rows]
 
@@ -773,16 +813,16 @@ class SQLiteStore:
         where, args = ("WHERE e.batch_id = ? ", [stream]) if stream is not None else ("", [])
         rows = self._stream(
             "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
-            "e.reason, e.payload, e.prev_hash, e.hash, h.seq, h.hash FROM events e "
+            f"e.reason, {_PAYLOAD}, e.prev_hash, e.hash, h.seq, h.hash FROM events e "
             f"LEFT JOIN heads h ON h.batch_id = e.batch_id {where}ORDER BY e.batch_id, e.seq",
             args,
         )
-        stored, head = StoredEvent._make, Head
-        return ((stored(r[:10]), None if r[10] is None else head(r[10], r[11])) for r in rows)
+        head = Head
+        return ((_stored(r), None if r[10] is None else head(r[10], r[11])) for r in rows)
 
     @_says("read")
     def iter_logged(self) -> Iterator[StoredEvent]:
-        return (StoredEvent._make(r) for r in self._stream(LOGGED_EVENTS_SQL, []))
+        return (_stored(r) for r in self._stream(_LOGGED_EVENTS_SQL, []))
 
     @_says("read")
     def emptied_streams(self, stream: str | None = None) -> list[tuple[str, Head]]:
