@@ -150,9 +150,9 @@ def synthetic(db: Path, events: int) -> None:
     store.close()
 
 
-def measure(db: Path) -> None:
+def measure(db: Path, rounds: int = ROUNDS) -> None:
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for kind in KINDS:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", kind, "--db", str(db)],
@@ -180,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, help="an existing database (bench/generate.py)")
     parser.add_argument("--events", type=int, default=200_000, help="size of a synthetic log")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="runs of each (interleaved)")
     parser.add_argument("--child", choices=(*KINDS, "write"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "write":
@@ -187,7 +188,7 @@ def main() -> None:
     elif args.child:
         print(json.dumps(child(args.child, args.db)))
     elif args.db:
-        measure(args.db)
+        measure(args.db, args.rounds)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "verify.db"
@@ -197,7 +198,7 @@ def main() -> None:
             write = ["--child", "write", "--db", str(db), "--events", str(args.events)]
             subprocess.run([sys.executable, __file__, *write], check=True)
             print(f"synthetic log written in {time.perf_counter() - began:.0f} s")
-            measure(db)
+            measure(db, args.rounds)
 
 
 if __name__ == "__main__":

@@ -462,3 +462,65 @@ def test_the_html_tables_hold_every_row_with_hostile_ids_and_names_escaped():
     assert '<td class="ident">x|y</td>' in open_table
     assert '<td class="ident"><b>B&lt;i&gt;|evil</b></td>' in released
     assert "<img" not in html and "<i>" not in html
+
+
+# --- written as its rows are read -------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_the_tables_print_the_same_in_parts_of_any_size(fmt, monkeypatch):
+    """Rows are formatted a thousand at a time; where the parts meet changes no byte."""
+    from cmprep.render import audit_tables
+
+    data = _many()
+    whole = render.render_audit_report(audit_view(data), fmt)
+    monkeypatch.setattr(audit_tables, "PART", 7)
+    assert render.render_audit_report(audit_view(data), fmt) == whole
+    monkeypatch.setattr(audit_tables, "PART", 1)
+    assert render.render_audit_report(audit_view(data), fmt) == whole
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_the_decided_batches_are_read_while_the_report_is_written_not_before(fmt):
+    """Without --since the decided batches are every batch released in the lab's years: the
+    report takes them from the store as it writes their table, never holding them whole."""
+    data = _many()
+    read = []
+
+    def streamed(rows):
+        for row in rows:
+            read.append(row["batch_id"])
+            yield row
+
+    rows = data["released"]
+    data = {**data, "released": streamed(rows), "released_count": len(rows)}
+    parts = render.render_audit_report_parts(audit_view(data), fmt)
+    table = "## Batches released" if fmt == "md" else "<h2>Batches released</h2>"
+    written = ""
+    while table not in written:
+        written += next(parts)
+    assert read == []  # everything before their table is written before one is read
+    assert f"{len(rows)} / {len(data['rejected'])}" in written  # counted apart, up front
+    written += "".join(parts)
+    assert read == [r["batch_id"] for r in rows]
+    assert written == render.render_audit_report(audit_view(_many()), fmt)
+
+
+def test_a_pdf_is_laid_out_whole_and_says_so():
+    with pytest.raises(ValueError, match="a PDF is laid out whole"):
+        render.render_audit_report_parts(audit_view(_many()), "pdf")
+
+
+def test_the_command_writes_the_report_in_parts_to_a_file_whole_or_not_at_all(tmp_path):
+    from cmprep.render.output import write_output
+
+    target = tmp_path / "report.md"
+    write_output(iter(["# one\n", "two\n"]), target)
+    assert target.read_text() == "# one\ntwo\n"
+
+    def broken():
+        yield "# half a report\n"
+        raise RuntimeError("the store went away")
+
+    with pytest.raises(RuntimeError):
+        write_output(broken(), target)
+    assert target.read_text() == "# one\ntwo\n"  # the earlier report, not half of a new one
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temporary file left

@@ -168,5 +168,9 @@ def audit_report(
     """
     fmt = need_output(fmt, output)
     bounds = {"since": day(since, "--since"), "until": day(until, "--until")}
-    report = app.documents.audit_report(bounds["since"], fmt, until=bounds["until"])
-    write_or_print(report, output, "Audit report")
+    if fmt == "pdf":  # laid out whole
+        report = app.documents.audit_report(bounds["since"], fmt, until=bounds["until"])
+        write_or_print(report, output, "Audit report")
+    else:  # written as its rows are read
+        parts = app.documents.audit_report_parts(bounds["since"], fmt, until=bounds["until"])
+        write_or_print(parts, output, "Audit report")

@@ -173,7 +173,9 @@ def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def write_or_print(content: str | bytes, output: str | None, what: str) -> None:
+def write_or_print(content: str | bytes | Iterable[str], output: str | None, what: str) -> None:
+    """CONTENT to the file OUTPUT (whole or not at all), or printed; given in parts (a long
+    report), each part is written or printed as it is made."""
     from cmprep.render.output import write_output
 
     if output:
@@ -181,8 +183,11 @@ def write_or_print(content: str | bytes, output: str | None, what: str) -> None:
         click.echo(f"{what} written to {path}")
     elif isinstance(content, bytes):
         raise click.UsageError("PDF output needs -o FILE")
-    else:
+    elif isinstance(content, str):
         click.echo(content, nl=False)
+    else:
+        for part in content:
+            click.echo(part, nl=False)
 
 
 DOC_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".pdf": "pdf"}

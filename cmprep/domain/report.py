@@ -111,24 +111,32 @@ def oldest_first(aged: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def report_summary(
     counts: Mapping[str, Iterable[Counted]],
     open_rows: list[dict[str, Any]],
-    decided: Mapping[str, list[dict[str, Any]]],
+    decided: Mapping[str, Iterable[dict[str, Any]]],
     started: int,
     now: datetime,
     since: str | None,
+    decided_counts: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """What the audit report shows, from what the store counted and listed: COUNTS by
     chart (``REPORT_COUNTS``), the deviations of the period not closed with their ages,
     oldest first (``open_by_age``), the batches released and rejected in it by state (in
-    the list's order), and how many started in it. Rendering only formats it."""
+    the list's order; given as the store streams them, with DECIDED_COUNTS, or as lists),
+    and how many started in it. Rendering only formats it."""
     charts = {chart: pareto(chart, counts.get(chart, [])) for chart in REPORT_COUNTS}
+    released, rejected = decided.get("released", []), decided.get("rejected", [])
+    if decided_counts is None:  # lists, counted here
+        released, rejected = list(released), list(rejected)
+        decided_counts = {"released": len(released), "rejected": len(rejected)}
     return {
         "since": since,
         "generated_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "total": sum(r["count"] for r in charts["by_severity"]),
         **charts,
         "open": open_rows,
-        "released": decided.get("released", []),
-        "rejected": decided.get("rejected", []),
+        "released": released,
+        "rejected": rejected,
+        "released_count": decided_counts.get("released", 0),
+        "rejected_count": decided_counts.get("rejected", 0),
         "batches": started,
     }
 

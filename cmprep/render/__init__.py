@@ -20,6 +20,7 @@ _WHERE = {
     "format_time": "documents",
     "md_escape": "documents",
     "render_audit_report": "documents",
+    "render_audit_report_parts": "documents",
     "render_checklist": "documents",
     "render_record": "documents",
     "pareto_svg": "charts",

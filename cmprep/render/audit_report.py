@@ -7,6 +7,7 @@ record's, the checklist's and the status's sixty.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +32,12 @@ class AuditReportView(View):
     batches: int  # batches started in the period
     charts: list[ParetoChart]
     open_rows: list[dict[str, Any]]  # not closed, oldest first, with age_days
-    released: list[dict[str, Any]]  # batch rows
-    rejected: list[dict[str, Any]]
+    # batch rows, as the store reads them: whole history's worth without --since, so they
+    # may be read once only, while the document is written (counted apart, below)
+    released: Iterable[dict[str, Any]]
+    rejected: Iterable[dict[str, Any]]
     ledger_head: str  # the ledger head when it was made; "" when not given
     ledger_pos: int  # the ledger's position (events in the log) then; 0 when not given
     until: str | None = None  # the period's end (exclusive); None: up to now
+    released_count: int = 0  # batches released in the period (the rows above)
+    rejected_count: int = 0

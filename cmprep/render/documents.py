@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -317,13 +317,14 @@ def _pareto(rows: Sequence[dict[str, Any]], title: str) -> Markup:
     return Markup(pareto_svg(rows, title))
 
 
-def _audit_rows(rows: Sequence[dict[str, Any]], table: str, fmt: str) -> Markup:
+def _audit_rows(rows: Iterable[dict[str, Any]], table: str, fmt: str) -> Iterator[Markup]:
     """The audit report's long table TABLE (``open``, ``decided``) as FMT lines, each
     cell escaped as the ``md`` and ``when`` filters (Markdown) or autoescape (HTML) would:
-    one line per row, without a Jinja loop and a filter call per cell."""
-    from cmprep.render.audit_tables import table_rows
+    one line per row (each ending in a line break), without a Jinja loop and a filter call
+    per cell, in parts of a thousand rows as they are read."""
+    from cmprep.render.audit_tables import table_parts
 
-    return table_rows(rows, table, fmt, md_escape, format_time)
+    return table_parts(rows, table, fmt, md_escape, format_time)
 
 
 # --- public API ---------------------------------------------------------------------------
@@ -363,9 +364,22 @@ def render_audit_report(view: AuditReportView, fmt: str = "html") -> str | bytes
     """The deviation audit report (bytes for ``pdf``): Pareto charts (HTML and PDF only)
     each followed by its table; open deviations by age; the batches released and rejected
     in the period."""
+    if fmt == "pdf":
+        return to_pdf("".join(render_audit_report_parts(view, "html")))
+    return "".join(render_audit_report_parts(view, fmt))
+
+
+def render_audit_report_parts(view: AuditReportView, fmt: str = "html") -> Iterator[str]:
+    """The audit report in HTML or Markdown as parts, made as they are asked for: its
+    tables of decided batches are read from the store while the document is written, so
+    the report of ten years is written in the memory of a thousand rows. A PDF is laid out
+    whole: ``render_audit_report``."""
     _check_format(fmt)
+    if fmt == "pdf":
+        raise ValueError("a PDF is laid out whole; use render_audit_report")
     _check_view(view, AuditReportView, "audit_view")
-    return _render("audit", fmt, view)
+    template = environment().get_template(f"audit.{fmt}")
+    return template.generate(**template_context(view))
 
 
 __all__ = [
@@ -381,6 +395,7 @@ __all__ = [
     "lot_text",
     "md_escape",
     "render_audit_report",
+    "render_audit_report_parts",
     "render_checklist",
     "render_record",
     "replicates_text",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,28 @@ def to_pdf(html: str) -> bytes:
     return pdf
 
 
-def write_output(content: str | bytes, path: str | os.PathLike[str]) -> Path:
+def write_output(content: str | bytes | Iterable[str], path: str | os.PathLike[str]) -> Path:
     """Write a rendered document atomically: complete, or not at all.
 
     The text goes to a temporary file in the same folder, is flushed to disk, then renamed
-    over the target, so a reader (or a crash) never sees half a record.
+    over the target, so a reader (or a crash) never sees half a record. A document given
+    in parts (a long report) is written part by part, never held whole.
     """
     target = Path(path)
-    data = content.encode("utf-8") if isinstance(content, str) else content
+    parts: Iterable[bytes] = (
+        [content.encode("utf-8")]
+        if isinstance(content, str)
+        else [content]
+        if isinstance(content, bytes)
+        else (part.encode("utf-8") for part in content)
+    )
     mode = (target.stat().st_mode & 0o777) if target.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)  # mkstemp makes 0600; a printed record is for others to read
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for data in parts:
+                handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

@@ -12,7 +12,7 @@ record and the checklist need (about 100 ms of every start, see bench/bench_quer
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from cmprep.domain.clock import iso
@@ -93,3 +93,12 @@ class DocumentService:
         from cmprep.render.documents import render_audit_report
 
         return render_audit_report(self.audit_view(since, until), fmt)
+
+    def audit_report_parts(
+        self, since: str | None = None, fmt: str = "html", until: str | None = None
+    ) -> Iterator[str]:
+        """The report in HTML or Markdown, in parts written as its rows are read (a PDF is
+        laid out whole: ``audit_report``). The parts must be taken while this store is open."""
+        from cmprep.render.documents import render_audit_report_parts
+
+        return render_audit_report_parts(self.audit_view(since, until), fmt)

@@ -8,7 +8,9 @@ and ``ledger_mark`` on to this module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from cmprep import events as ev
@@ -59,16 +61,11 @@ def report(ctx: Context, since: str | None = None, until: str | None = None) -> 
     still_open = store.deviation_table(
         DeviationFilter(since=since, until=until, not_status="closed"), OPEN_COLUMNS
     )
-    decided = {
-        state: [
-            dict(zip(DECIDED_COLUMNS, row, strict=True))
-            for row in store.batch_table(
-                BatchFilter(state=state, updated_since=since, updated_before=until),
-                DECIDED_COLUMNS,
-            )
-        ]
-        for state in ("released", "rejected")
-    }
+    decided, decided_counts = {}, {}
+    for state in ("released", "rejected"):
+        where = BatchFilter(state=state, updated_since=since, updated_before=until)
+        decided_counts[state] = store.batch_count(where)
+        decided[state] = _opened(store.batch_table(where, DECIDED_COLUMNS), DECIDED_COLUMNS)
     now = ctx.clock()
     summary = report_summary(
         counts,
@@ -77,8 +74,23 @@ def report(ctx: Context, since: str | None = None, until: str | None = None) -> 
         store.batch_count(BatchFilter(started_since=since, started_before=until)),
         now,
         since,
+        decided_counts,
     )
     return {**summary, "until": until}
+
+
+def _opened(rows: Iterator[tuple[Any, ...]], columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """ROWS as dicts of COLUMNS, read as the caller iterates, the first one read now.
+
+    The batches decided in a period grow with the years (every batch released since the
+    lab began, without --since): the report prints them as they are read, never holding
+    them. Reading the first row now fixes what the query sees (its snapshot) before the
+    ledger mark is read, so the report still shows the log as it stood at that mark or
+    before, as when every row was read first."""
+    first = next(rows, None)
+    if first is None:
+        return iter(())
+    return (dict(zip(columns, row, strict=True)) for row in chain((first,), rows))
 
 
 def _bound(text: str | None, what: str) -> str | None:

@@ -36,6 +36,12 @@ def audit_view(
     head and position (``AuditService.ledger_mark``) say which state of the log it shows."""
     if ledger_head is not None and not _HASH.fullmatch(ledger_head):
         raise ValueError(f"ledger_head must be 64 hex digits, got {ledger_head!r}")
+    # the decided batches as the store streams them (counted by it), or lists (counted here)
+    released, rejected = data.get("released") or [], data.get("rejected") or []
+    counted = {
+        "released": len(released) if isinstance(released, list) else 0,
+        "rejected": len(rejected) if isinstance(rejected, list) else 0,
+    }
     return AuditReportView(
         since=data.get("since"),
         generated_at=data.get("generated_at") or _now(),
@@ -46,9 +52,11 @@ def audit_view(
             for key, title, column in PARETO_CHARTS
         ],
         open_rows=list(data.get("open") or []),
-        released=list(data.get("released") or []),
-        rejected=list(data.get("rejected") or []),
+        released=released,
+        rejected=rejected,
         ledger_head=ledger_head or "",
         ledger_pos=ledger_pos or 0,
         until=data.get("until"),
+        released_count=int(data.get("released_count", counted["released"])),
+        rejected_count=int(data.get("rejected_count", counted["rejected"])),
     )
