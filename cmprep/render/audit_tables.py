@@ -79,6 +79,13 @@ LAYOUTS: dict[tuple[str, str], Layout] = {
 }
 
 
+def _layout(table: str, fmt: str) -> Layout:
+    """The line and fields of TABLE in FMT; ValueError naming the tables there are."""
+    if (table, fmt) not in LAYOUTS:
+        raise ValueError(f"no audit table {table!r} in {fmt!r}; tables: open, decided; md, html")
+    return LAYOUTS[table, fmt]
+
+
 def _html(value: Any) -> str:
     return str(escape(value))
 
@@ -139,9 +146,7 @@ def table_rows(
     """ROWS of TABLE (``open`` or ``decided``) as the lines of a Markdown or HTML (FMT)
     table body, without the last line break; MD and WHEN: the template's ``md`` and
     ``when`` filters."""
-    if (table, fmt) not in LAYOUTS:
-        raise ValueError(f"no audit table {table!r} in {fmt!r}; tables: open, decided; md, html")
-    line, layout = LAYOUTS[table, fmt]
+    line, layout = _layout(table, fmt)
     text = md if fmt == "md" else _html
     rows = rows if isinstance(rows, list) else list(rows)
     columns = []
@@ -167,8 +172,7 @@ def table_parts(
     """ROWS of TABLE as ``table_rows`` gives them, every line ending in a line break, a
     thousand rows at a time as they are read: the report writes a table of every batch
     released in ten years without holding it."""
-    if (table, fmt) not in LAYOUTS:  # refused before a row is read
-        raise ValueError(f"no audit table {table!r} in {fmt!r}; tables: open, decided; md, html")
+    _layout(table, fmt)  # refused before a row is read
     rows = iter(rows)
     while part := list(islice(rows, PART)):
         yield table_rows(part, table, fmt, md, when) + Markup("\n")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ def write_output(content: str | bytes | Iterable[str], path: str | os.PathLike[s
         else (part.encode("utf-8") for part in content)
     )
     mode = (target.stat().st_mode & 0o777) if target.exists() else 0o644
+    import tempfile  # a file written, not a list printed: loaded here
+
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)  # mkstemp makes 0600; a printed record is for others to read

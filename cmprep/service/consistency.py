@@ -70,12 +70,19 @@ class ConsistencyService:
         """A deviation finding, raised by the rule, for each Westgard rejection rule a new
         value breaks once the baseline holds the site's minimum of released batches; before
         that, and for a point past 2 SD, a warning that opens nothing."""
-        extra = []
+        extra: list[Finding] = []
+        trended = [
+            (f, p, f.value)
+            for f in findings
+            if (p := step.parameter(f.parameter)) is not None
+            and p.trend
+            and isinstance(f.value, float)
+        ]
+        if not trended:  # most steps: no site setting to read, nothing to query
+            return extra
         minimum = self.ctx.settings().westgard_baseline
-        for f in findings:
-            param = step.parameter(f.parameter)
-            if param is None or not param.trend or not isinstance(f.value, float):
-                continue
+        for f, param, value in trended:
+            assert isinstance(value, float)  # as filtered above; for the type checker
             history = self.baseline_history(batch, param.name)
             if len(history) < MIN_HISTORY:
                 continue
@@ -91,7 +98,7 @@ class ConsistencyService:
             route = route_of(batch) or "none"
             stratum = f"{batch.protocol.id}, route {route}, {cell_source(batch)}"
             rejections = (
-                westgard.new_point_violations(history, f.value, mean, sd, unit=unit)
+                westgard.new_point_violations(history, value, mean, sd, unit=unit)
                 if len(history) >= minimum
                 else []
             )
@@ -108,7 +115,7 @@ class ConsistencyService:
                         raised_by=westgard.opener(v.rule),
                     )
                 )
-            warned = westgard.evaluate([*history, f.value], mean, sd, unit=unit)
+            warned = westgard.evaluate([*history, value], mean, sd, unit=unit)
             if not rejections and any(v.rule == "1-2s" and v.index == len(history) for v in warned):
                 waits = (
                     f"; rejection rules apply from {minimum} released batches"

@@ -18,10 +18,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -557,6 +556,8 @@ class SQLiteStore:
                 f"database {self.path} was written by a newer cmprep (schema {version})",
                 hint=Hint("upgrade"),
             )
+        from secrets import token_hex  # a new or upgraded file only: not at every start
+
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             if 0 < version < _CANONICAL_PAYLOADS:
@@ -569,7 +570,7 @@ class SQLiteStore:
                 self.conn.execute(statement)
             self.conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', ?)",
-                (secrets.token_hex(16),),
+                (token_hex(16),),
             )
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.conn.execute("COMMIT")
@@ -783,13 +784,15 @@ class SQLiteStore:
 
     def _rows_of(self, cursor: sqlite3.Cursor) -> Iterator[tuple[Any, ...]]:
         try:
-            yield from cursor
+            for row in cursor:  # noqa: UP028 (yield from would close a dead cursor on exit)
+                yield row
         except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
             raise
         except sqlite3.DatabaseError as err:
             raise _store_error(self.path, err, "read") from None
         finally:
-            cursor.close()
+            with suppress(sqlite3.ProgrammingError):  # left unread until the store was closed
+                cursor.close()
 
     @_says("read")
     def qc_points(self, where: QCPointFilter) -> list[dict[str, Any]]:
