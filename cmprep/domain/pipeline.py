@@ -11,7 +11,7 @@ binding the machine's methods to an object and unbinding them again.
 The machine decides what may be written (``may``, asked before every step is recorded). A
 fold only replays what was written and checked then: it moves the cursor (``fire``) through
 the same transitions, read into the same table without building the machine, so a command
-that only reads batches never imports ``transitions`` (``tests/test_pipeline.py`` holds the
+that only reads batches never imports ``transitions`` (``tests/test_protocol_models.py`` holds the
 table to the machine's decisions for every protocol, state and trigger).
 
 States: one per stage (a step, or a branch whose arms are alternatives), then
