@@ -6,6 +6,7 @@ import inspect
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -245,3 +246,28 @@ def forger_connect(path: str | Path) -> sqlite3.Connection:
     conn.create_function("unpacked", 1, unpack, deterministic=True)
     conn.create_function("packed", 1, pack, deterministic=True)
     return conn
+
+
+def cli_lab(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock, protocol_file: Path
+) -> tuple[Services, str, Any]:
+    """A lab on a file database with PROTOCOL_FILE approved, and the command line's Shell
+    over it as alice at the bench: each command opens the file anew, people present, on
+    the test's clock. Returns (services, the approved protocol's id, the shell)."""
+    from cmprep.cli import Shell
+    from cmprep.store import open_store
+
+    monkeypatch.setenv("CMPREP_DB", str(db_path))
+    monkeypatch.setenv("CMPREP_USER", "alice")
+    shell = Shell(lambda db: present(Services(open_store(db), clock=clock)))
+    svc = seed_people(Services(open_store(str(db_path), create=True), clock=clock))
+    return svc, approve_file(svc, protocol_file), shell
+
+
+def cli_run(shell: Any, *args: str, given: str | None = None) -> Any:
+    """`cmprep ARGS` through SHELL, with GIVEN on standard input; exceptions not caught."""
+    from click.testing import CliRunner
+
+    from cmprep.cli import main
+
+    return CliRunner().invoke(main, list(args), obj=shell, input=given, catch_exceptions=False)

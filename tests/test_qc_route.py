@@ -6,10 +6,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from click.testing import CliRunner
-from conftest import PASSWORD, approve_file, present, seed_people
+from conftest import PASSWORD, approve_file, cli_lab, cli_run
 
-from cmprep.cli import Shell, main
+from cmprep.cli import Shell
 from cmprep.errors import Refused
 from cmprep.protocol.loader import ProtocolError
 from cmprep.service import Services
@@ -400,17 +399,14 @@ SHELL: list[Shell] = [Shell()]
 
 @pytest.fixture
 def cli_svc(db_path, monkeypatch, clock, tmp_path):
-    monkeypatch.setenv("CMPREP_DB", str(db_path))
-    monkeypatch.setenv("CMPREP_USER", "alice")
-    SHELL[0] = Shell(lambda db: present(Services(open_store(db), clock=clock)))
-    svc = seed_people(Services(open_store(str(db_path), create=True), clock=clock))
     path = tmp_path / "route-mini.yaml"
     path.write_text(PROTOCOL)
-    return svc, approve_file(svc, path)
+    svc, proto, SHELL[0] = cli_lab(db_path, monkeypatch, clock, path)
+    return svc, proto
 
 
 def run(*args: str, given: str | None = None):
-    return CliRunner().invoke(main, list(args), obj=SHELL[0], input=given, catch_exceptions=False)
+    return cli_run(SHELL[0], *args, given=given)
 
 
 def test_the_command_line_shows_both_numbers_and_the_stratum(cli_svc, clock):
