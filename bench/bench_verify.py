@@ -16,14 +16,17 @@ release is signed). The hash part alone is printed too ("hash floor"). Beside th
   checkpoint needs before it is signed);
 - audit verify: those, plus each batch folded and its query-table rows compared, and the
   database's protections;
+- audit verify anchored: the same with a checkpoint of the ledger's head (signed by the
+  QA person with `audit anchor`, in a folder beside the database): the seals it vouches
+  for are not checked again;
 - audit verify BATCH: one batch (the first), whatever the size of the log.
 
 Each runs in a process of its own, so its peak RSS (``resource.getrusage``) is its own; the
 rounds are interleaved and each line gives the minimum and the median. The bench mix's
-copied batches carry copied signatures, which verification rightly names (see
-generate.py): their number is printed, not judged. A synthetic log (``--events``) is
-batches of small events written straight through the store's units, with one signed
-batch: a log with nothing to report. Prints figures, never pass/fail.
+copied batches carry signatures made again for each copy (see generate.py), so its log
+has nothing to report; the problems found are printed, not judged. A synthetic log
+(``--events``) is batches of small events written straight through the store's units,
+with one signed batch. Prints figures, never pass/fail.
 """
 
 from __future__ import annotations
@@ -42,7 +45,14 @@ from pathlib import Path
 from typing import Any
 
 ROUNDS = 3
-KINDS = ("floor", "hash floor", "log checks", "audit verify", "audit verify BATCH")
+KINDS = (
+    "floor",
+    "hash floor",
+    "log checks",
+    "audit verify",
+    "audit verify anchored",
+    "audit verify BATCH",
+)
 
 
 def _floor(db: Path, seals: bool = True) -> int:
@@ -116,12 +126,50 @@ def child(kind: str, db: Path) -> dict[str, Any]:
     elif kind == "audit verify":
         result = svc.audit.verify()
         events, problems = result.checked, len(result.problems)
+    elif kind == "audit verify anchored":
+        result = svc.audit.verify(anchors_dir=str(_anchors(db)))
+        events, problems = result.checked, len(result.problems)
     else:
         result = svc.audit.verify(batch)
         events, problems = result.checked, len(result.problems)
     seconds = time.perf_counter() - began
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"events": events, "seconds": seconds, "rss_kib": rss, "problems": problems}
+
+
+def _anchors(db: Path) -> Path:
+    """The checkpoint folder beside DB."""
+    return db.with_name(db.name + ".anchors")
+
+
+def anchor(db: Path) -> None:
+    """A checkpoint of DB's ledger head in ``_anchors(db)``, signed by quinn (QA) with
+    `audit anchor` (which first checks the whole log, every seal), at a time after the
+    log's newest entry."""
+    from datetime import UTC, datetime, timedelta
+
+    from cmprep.demo import DEMO_PASSWORD
+    from cmprep.domain.clock import from_iso
+    from cmprep.service import Services
+    from cmprep.store.sqlite import SQLiteStore
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from conftest import PASSWORD
+
+    folder = _anchors(db)
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("ledger-*.json"):
+        old.unlink()
+    store = SQLiteStore(db)
+    tail = store.ledger_tail()
+    assert tail is not None
+    newest = max(r.recorded_at for r, _ in store.iter_events(tail.stream))
+    now = max(datetime.now(UTC), from_iso(newest) + timedelta(seconds=1))
+    svc = Services(store, clock=lambda: now)
+    password = DEMO_PASSWORD if svc.gate.user("admin") else PASSWORD  # bench mix: the demo's
+    svc.gate.prove("quinn", password, "log in")
+    svc.audit.anchor("quinn", password, str(folder))
+    store.close()
 
 
 def synthetic(db: Path, events: int) -> None:
@@ -151,6 +199,7 @@ def synthetic(db: Path, events: int) -> None:
 
 
 def measure(db: Path, rounds: int = ROUNDS) -> None:
+    subprocess.run([sys.executable, __file__, "--child", "anchor", "--db", str(db)], check=True)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in KINDS}
     for _ in range(rounds):
         for kind in KINDS:
@@ -181,10 +230,12 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="an existing database (bench/generate.py)")
     parser.add_argument("--events", type=int, default=200_000, help="size of a synthetic log")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="runs of each (interleaved)")
-    parser.add_argument("--child", choices=(*KINDS, "write"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*KINDS, "write", "anchor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "write":
         synthetic(args.db, args.events)
+    elif args.child == "anchor":
+        anchor(args.db)
     elif args.child:
         print(json.dumps(child(args.child, args.db)))
     elif args.db:

@@ -324,6 +324,120 @@ def test_a_changed_value_with_every_hash_and_signature_hash_recomputed_is_caught
     )
 
 
+# --- seals a checkpoint vouches for ----------------------------------------------------------
+@pytest.fixture
+def seal_checks(monkeypatch) -> list[int]:
+    """Counts every Ed25519 seal checked (one item per check)."""
+    from cmprep.domain import keys
+
+    checks: list[int] = []
+    real = keys.is_valid
+
+    def counted(public: str, message: bytes, signature: str) -> bool:
+        checks.append(1)
+        return real(public, message, signature)
+
+    monkeypatch.setattr(keys, "is_valid", counted)
+    return checks
+
+
+def _seals_checked(checks: list[int], run: Callable[[], Any]) -> tuple[int, Any]:
+    checks.clear()
+    result = run()
+    return len(checks), result
+
+
+def test_seals_up_to_the_newest_checkpoint_that_holds_are_vouched_for_not_checked_again(
+    lab, clock, folder, seal_checks
+):
+    every, plain = _seals_checked(seal_checks, lab.audit.verify)
+    assert every >= 5 and plain.vouched == 0 and plain.vouched_by is None
+    cp = _anchor(lab, clock, folder)
+    # the checkpoint's own seal is the one checked; every seal of the log is vouched for
+    checked, result = _seals_checked(seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder)))
+    assert (checked, result.problems) == (1, [])
+    assert (result.vouched, result.vouched_by) == (every, cp.file_name)
+    # a seal made after the checkpoint is checked; those before stay vouched for
+    clock.advance(minutes=1)
+    lab.batches.record("B2", "isolation", GOOD["isolation"], "bob", password=PASSWORD)
+    checked, result = _seals_checked(seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder)))
+    assert (checked, result.vouched, result.problems) == (2, every, [])
+    # --all-seals checks them all, and BATCH checks all of that batch's
+    checked, result = _seals_checked(
+        seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder), all_seals=True)
+    )
+    assert (checked, result.vouched, result.vouched_by) == (1 + every + 1, 0, None)
+    alone, _ = _seals_checked(seal_checks, lambda: lab.audit.verify("B1"))
+    checked, result = _seals_checked(
+        seal_checks, lambda: lab.audit.verify("B1", anchors_dir=str(folder))
+    )
+    assert (checked, result.vouched) == (1 + alone, 0) and alone >= 1
+
+
+def test_a_failing_checkpoint_vouches_for_nothing(lab, clock, folder, seal_checks):
+    every, _ = _seals_checked(seal_checks, lab.audit.verify)
+    cp = _anchor(lab, clock, folder)
+    path = folder / cp.file_name
+    data = json.loads(path.read_text())
+    data["anchored_by"] = data["signature"]["signer"] = "quinn"  # the seal no longer holds
+    path.write_text(json.dumps(data))
+    checked, result = _seals_checked(seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder)))
+    assert (checked, result.vouched, result.vouched_by) == (1 + every, 0, None)
+    assert [p.label for p in result.problems] == ["BROKEN"]
+
+
+def test_a_log_with_any_break_has_every_seal_checked_again(
+    lab, clock, folder, db_path, seal_checks
+):
+    """The checkpoint still holds (the ledger is untouched), but a chain is broken: then
+    nothing is vouched for, and every seal of every whole stream is checked."""
+    _anchor(lab, clock, folder)
+    conn = _open(db_path)
+    conn.execute("UPDATE events SET actor = 'alice' WHERE batch_id = 'B2' AND seq = 1")
+    conn.commit()
+    conn.close()
+    checked, result = _seals_checked(seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder)))
+    assert result.vouched == 0 and result.vouched_by is None
+    b1_seals, _ = _seals_checked(seal_checks, lambda: lab.audit.verify("B1"))
+    assert checked >= 1 + b1_seals
+    assert any("B2: event 1" in str(p) for p in result.problems)
+
+
+def test_a_forged_seal_before_the_checkpoint_is_named_as_the_ledger_no_longer_extends_it(
+    lab, clock, folder, db_path
+):
+    """A value behind a signature changed, every hash recomputed: the checkpoint fails,
+    so it vouches for nothing, and the seal over the old value is named."""
+    cp = _anchor(lab, clock, folder)
+    conn = forger_connect(db_path)
+    seq = conn.execute(
+        "SELECT seq FROM events WHERE batch_id = 'B1' AND type = 'step_recorded' "
+        "AND unpacked(payload) LIKE '%\"confluence\"%'"
+    ).fetchone()[0]
+    conn.close()
+    rewrite(
+        db_path, lab, "B1", seq, lambda e: e["payload"]["values"]["confluence"].update(raw="79")
+    )
+    result = lab.audit.verify(anchors_dir=str(folder))
+    shown = [str(p) for p in result.problems]
+    # bob's verification of filtration covers the value: its seal no longer holds
+    assert any(
+        p.startswith("B1: event ") and "verified signature by 'bob' was not made with" in p
+        for p in shown
+    ), shown
+    assert any(p.startswith(f"checkpoint {cp.file_name}") for p in shown)
+    assert result.vouched == 0
+
+
+def test_a_log_rewritten_since_a_checkpoint_is_not_anchored_again(lab, clock, folder, db_path):
+    cp = _anchor(lab, clock, folder)
+    rewrite(db_path, lab, "B2", 1, lambda e: e.update(actor="alice"))
+    with pytest.raises(Refused, match="1 problem\\(s\\) with the checkpoints already in") as err:
+        _anchor(lab, clock, folder)
+    assert err.value.problems and err.value.problems[0].startswith(f"checkpoint {cp.file_name}")
+    assert _files(folder) == [cp.file_name]
+
+
 def test_a_checkpoint_edited_to_match_a_forged_log_fails_its_own_signature(
     lab, clock, folder, db_path
 ):
@@ -424,6 +538,13 @@ def test_anchor_and_verify_from_the_command_line(cli, lab, folder, db_path):
     ok = cli("audit", "verify", "--anchors", str(folder))
     assert ok.exit_code == 0, ok.output
     assert f"Checkpoints: the ledger extends all 1 in {folder}." in ok.output
+    vouched = lab.audit.verify(anchors_dir=str(folder)).vouched
+    assert vouched >= 5 and (
+        f"Seals: the {vouched} signed event(s) up to checkpoint {name} were checked when it "
+        "was signed and are unchanged since (--all-seals checks them again)."
+    ) in " ".join(ok.output.split())
+    every = cli("audit", "verify", "--anchors", str(folder), "--all-seals")
+    assert every.exit_code == 0 and "Seals:" not in every.output, every.output
     assert f"Ledger head: {mark.hash} at position {mark.pos}" in ok.output
     truncate(db_path, lab, keep=mark.pos - 1)
     assert cli("audit", "verify").exit_code == 0

@@ -1022,6 +1022,10 @@ def test_the_ledger_streams_by_position_each_entry_with_its_events_hash(store: E
     assert store.ledger_tail() == ledger[-1]
     assert [store.ledger_at(p) for p in (1, 3, 4)] == [ledger[0], ledger[2], ledger[3]]
     assert store.ledger_at(0) is None and store.ledger_at(5) is None
+    # how much of each stream a checkpoint at a position vouches for
+    assert [store.ledgered_through("B1", p) for p in (0, 1, 2, 3, 4)] == [0, 1, 2, 2, 3]
+    assert [store.ledgered_through("B2", p) for p in (2, 3)] == [0, 1]
+    assert store.ledgered_through("B9", 4) == 0
     assert list(store.unledgered()) == [] and store.emptied_streams() == []
 
 

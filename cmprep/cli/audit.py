@@ -68,20 +68,33 @@ def audit_trail(app: Services, batch_id: str, fmt: str) -> None:
     help="Also check the ledger against the signed checkpoints in DIR "
     "(default $CMPREP_ANCHORS, if set).",
 )
+@click.option(
+    "--all-seals",
+    is_flag=True,
+    help="Also check the seals of signatures made before the newest checkpoint that holds "
+    "(it vouches for them otherwise).",
+)
 @with_app
-def audit_verify(app: Services, batch_id: str | None, anchors_dir: str | None) -> None:
+def audit_verify(
+    app: Services, batch_id: str | None, anchors_dir: str | None, all_seals: bool
+) -> None:
     """Recompute every hash chain, head, signature and the global ledger; check that the
     ledger still extends every signed checkpoint, that the query tables (lists, reports)
     match the log, and that the database still refuses edits of the log.
     Names every problem; exit status 1 on any.
+
+    Signature seals made before the newest checkpoint that holds were checked when it
+    was signed, and the ledger proves those events unchanged since: they are not checked
+    again unless --all-seals.
 
     \b
     Example:
       cmprep audit verify
       cmprep audit verify CM-20261129-001
       cmprep audit verify --anchors /mnt/qa-share/cmprep-anchors
+      cmprep audit verify --anchors /mnt/qa-share/cmprep-anchors --all-seals
     """
-    result = app.audit.verify(batch_id, anchors_dir)
+    result = app.audit.verify(batch_id, anchors_dir, all_seals=all_seals)
     for problem in result.problems:
         click.secho(f"{problem.label} {problem}", fg="red", err=True)
     if result.problems:
@@ -96,6 +109,12 @@ def audit_verify(app: Services, batch_id: str | None, anchors_dir: str | None) -
     )
     if result.anchors is not None:
         click.echo(f"Checkpoints: the ledger extends all {result.checkpoints} in {result.anchors}.")
+    if result.vouched_by is not None:
+        click.echo(
+            f"Seals: the {result.vouched} signed event(s) up to checkpoint {result.vouched_by} "
+            "were checked when it was signed and are unchanged since (--all-seals checks "
+            "them again)."
+        )
     mark = app.audit.ledger_mark()
     click.echo(
         f"Ledger head: {mark.hash} at position {mark.pos} "

@@ -182,6 +182,8 @@ class Verification(NamedTuple):
     problems: list[Problem]
     checkpoints: int = 0  # checkpoints the ledger was checked against
     anchors: str | None = None  # the folder they were read from
+    vouched: int = 0  # signed events whose seals that checkpoint vouched for (not checked)
+    vouched_by: str | None = None  # the file of the newest checkpoint that holds, if trusted
 
 
 def _plain(value: Any) -> Any:
@@ -326,11 +328,15 @@ class _Read:
             pass
 
 
-def signature_breaks(stream: str, events: list[Event], ring: KeyRing) -> list[Break]:
+def signature_breaks(
+    stream: str, events: list[Event], ring: KeyRing, after: int = 0
+) -> list[Break]:
     """Each signature in STREAM whose content or seal does not hold (RING: every key of
     every person, from @users). EVENTS are the whole stream: a signature's content is
-    recomputed from the events before it."""
-    return [Break(stream, seq, problem) for seq, problem in check_signatures(events, ring)]
+    recomputed from the events before it. AFTER: those of events up to that seq are
+    vouched for by a checkpoint and not checked."""
+    found = check_signatures(events, ring, after)
+    return [Break(stream, seq, problem) for seq, problem in found]
 
 
 def is_signed(event: StoredEvent) -> bool:

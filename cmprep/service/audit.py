@@ -89,13 +89,25 @@ class AuditService:
         return [describe(e) for e in self.ctx.batch(stream).events]
 
     # --- verification ----------------------------------------------------------------------
-    def verify(self, batch_id: str | None = None, anchors_dir: str | None = None) -> Verification:
-        """(events checked, problems, checkpoints checked, their folder).
+    def verify(
+        self, batch_id: str | None = None, anchors_dir: str | None = None, all_seals: bool = False
+    ) -> Verification:
+        """(events checked, problems, checkpoints checked, their folder, signed events a
+        checkpoint vouched for, that checkpoint's file).
 
         Problems, in this order: breaks of the log (every chain, head, signature and the
         ledger recomputed), protections of the log that are gone, query-table rows that
         differ from the log, and checkpoints the ledger no longer extends. Checkpoints are
         read from ANCHORS_DIR, else from the folder ``anchors_folder`` names, if any.
+
+        The seals (Ed25519) are most of the cost of a verification. Those of events
+        committed up to the newest checkpoint that holds are not checked again, unless
+        ALL_SEALS: when that checkpoint was signed every seal up to it was checked (``anchor``
+        refuses a log with a break), and its signed ledger hash, which this verification
+        finds recomputed from the same events, proves those events unchanged since. A log
+        with any break vouches for nothing: it is then read again with every seal checked.
+        With BATCH_ID every seal of that batch is checked (the ledger is not recomputed
+        whole, so the checkpoint cannot vouch for it).
 
         The log is read once as a stream (see ``_check_log``): memory stays that of one
         stream's events, and with BATCH_ID only that batch's events and ledger entries
@@ -110,28 +122,38 @@ class AuditService:
                 f"the checkpoint folder {folder} does not exist or is not a folder (is the "
                 "share mounted?); nothing was checked"
             )
-        log = self._check_log(batch_id, tables=True)
+        checked = self.check_checkpoints(folder) if folder is not None else None
+        trusted = checked.trusted if checked and not (all_seals or batch_id) else None
+        log = self._check_log(batch_id, tables=True, trust=trusted.position if trusted else 0)
+        if log.breaks and trusted:  # a broken log vouches for nothing: every seal again
+            trusted, log = None, self._check_log(batch_id, tables=True)
         problems: list[Problem] = list(log.breaks)
         problems += [Unprotected(p) for p in store.missing_protections()]
         problems += log.tables
-        checkpoints = 0
-        if folder is not None:
-            found, checkpoints = self.check_checkpoints(folder)
-            problems += found
-        return Verification(log.events, problems, checkpoints, str(folder) if folder else None)
+        if checked:
+            problems += checked.breaks
+        return Verification(
+            log.events,
+            problems,
+            checked.count if checked else 0,
+            str(folder) if folder else None,
+            vouched=log.vouched,
+            vouched_by=trusted.file_name if trusted else None,
+        )
 
-    def _check_log(self, only: str | None, tables: bool) -> _LogCheck:
+    def _check_log(self, only: str | None, tables: bool, trust: int = 0) -> _LogCheck:
         """Every stream's chain, recorded head and signatures, the global ledger, and (with
         TABLES) each batch's query-table rows, from one read of the log.
 
         Streams come from the store in order, one at a time, and each is done with before
         the next is read; the ledger then passes by position with nothing kept but the last
         hash. ONLY: that stream alone, and its ledger entries each linked to the entry
-        before it.
+        before it. TRUST: the ledger position up to which a checkpoint vouches for the
+        seals (0: none); a stream wholly before it is not even parsed for its signatures.
         """
         store = self.ctx.store
         users = store.events(people.USERS_STREAM)
-        found = _LogCheck(ring=people.key_ring(users))
+        found = _LogCheck(ring=people.key_ring(users), trust=trust)
         for stream, group in groupby(store.iter_events(only), key=_stream_of):
             rows = iter(group)
             first, head = next(rows)
@@ -164,10 +186,12 @@ class AuditService:
         check = check_stream(stream, stored, head)
         found.events += check.events
         found.breaks += check.breaks
-        signed = check.whole and any(is_signed(r) for r in stored)
-        events = _parsed(stored) if tables or signed else []
-        if signed and events:
-            found.breaks += signature_breaks(stream, events, found.ring)
+        signed = [r.seq for r in stored if is_signed(r)] if check.whole else []
+        after = self._vouched(stream, signed, found)
+        unchecked = bool(signed) and after < signed[-1]
+        events = _parsed(stored) if tables or unchecked else []
+        if unchecked and events:
+            found.breaks += signature_breaks(stream, events, found.ring, after)
         if tables:
             found.tables += self._batch_tables(stream, events)
 
@@ -185,14 +209,24 @@ class AuditService:
         check = check_stream(stream, read, head)
         found.events += check.events
         found.breaks += check.breaks
-        if check.whole and read.signed:
+        after = self._vouched(stream, read.signed, found) if check.whole else 0
+        if check.whole and read.signed and after < read.signed[-1]:
             store = self.ctx.store
             events = (
                 users
                 if stream == people.USERS_STREAM
                 else [r.event() for r, _ in store.iter_events(stream)]
             )
-            found.breaks += signature_breaks(stream, events, found.ring)
+            found.breaks += signature_breaks(stream, events, found.ring, after)
+
+    def _vouched(self, stream: str, signed: list[int], found: _LogCheck) -> int:
+        """The seq up to which STREAM's seals are vouched for by the checkpoint FOUND
+        trusts (0: none), counting the signed events (SIGNED: their seqs) it covers."""
+        if not signed or not found.trust:
+            return 0
+        after = self.ctx.store.ledgered_through(stream, found.trust)
+        found.vouched += sum(1 for seq in signed if seq <= after)
+        return after
 
     def _hash_at(self, pos: int) -> str | None:
         entry = self.ctx.store.ledger_at(pos)
@@ -354,7 +388,10 @@ class AuditService:
 
         Refused, with nothing signed: when no folder is set or it does not exist (an
         unmounted share must not turn into a local folder), when the log already has a
-        break (a checkpoint would vouch for it), and when the clock is behind the log.
+        break (a checkpoint would vouch for it), when a checkpoint already in the folder
+        fails (the new one would launder a rewrite), and when the clock is behind the log.
+        The seals before the newest checkpoint that holds are vouched for by it, as in
+        ``verify``.
         """
         name = self.gate.person(actor, "anchor")
         folder = self.anchors_folder(to)
@@ -370,14 +407,26 @@ class AuditService:
                 hint=Hint("anchor_folder"),
             )
         store = self.ctx.store
-        breaks = self._check_log(None, tables=False).breaks
+        head = store.ledger_tail()  # read first: what is signed below was checked below
+        checked = self.check_checkpoints(folder)
+        trusted = checked.trusted
+        log = self._check_log(None, tables=False, trust=trusted.position if trusted else 0)
+        if log.breaks and trusted:  # every seal checked again, so every break is named
+            log = self._check_log(None, tables=False)
+        breaks = log.breaks
         if breaks:
             raise Refused(
                 f"the log has {len(breaks)} break(s); a checkpoint would vouch for it, so "
                 "nothing was signed",
                 [str(b) for b in breaks],
             )
-        head = store.ledger_tail()
+        if checked.breaks:  # a new checkpoint would launder a log rewritten since an old one
+            raise Refused(
+                f"{len(checked.breaks)} problem(s) with the checkpoints already in {folder}; "
+                "a new one would vouch for a log that no longer extends them, so nothing was "
+                "signed",
+                [str(b) for b in checked.breaks],
+            )
         if head is None:
             raise Refused("the ledger is empty: there is nothing to anchor yet")
         now = self.ctx.clock()
@@ -396,8 +445,10 @@ class AuditService:
         cp = Checkpoint(head.pos, head.hash, iso(now), name, signature)
         return _write_new(folder / cp.file_name, cp.text()), cp
 
-    def check_checkpoints(self, folder: Path) -> tuple[list[CheckpointBreak], int]:
-        """(problems, checkpoints read) of every checkpoint file in FOLDER, oldest first.
+    def check_checkpoints(self, folder: Path) -> _Checkpoints:
+        """The problems of every checkpoint file in FOLDER (oldest first), how many were
+        read, and the newest that holds: well formed, its seal made with its signer's
+        key, and the ledger entry at its position still carrying its hash.
 
         Each is checked against the ledger entry at its position and the ledger's tail,
         read alone: two reads per checkpoint, whatever the length of the ledger.
@@ -406,6 +457,7 @@ class AuditService:
         ring = people.key_ring(store.events(people.USERS_STREAM))
         tail = store.ledger_tail()
         found: list[CheckpointBreak] = []
+        trusted: Checkpoint | None = None
         files = sorted(p for p in folder.iterdir() if anchors.is_checkpoint_name(p.name))
         for path in files:
             try:
@@ -417,8 +469,11 @@ class AuditService:
             at = store.ledger_at(cp.position) if cp else None
             # the entries the check reads: the one at its position and the last, in order
             entries = sorted({e.pos: e for e in (at, tail) if e}.values(), key=lambda e: e.pos)
-            found += anchors.check(path.name, text, entries, lambda s: seal_problem(s, ring))
-        return found, len(files)
+            problems = anchors.check(path.name, text, entries, lambda s: seal_problem(s, ring))
+            found += problems
+            if cp and not problems and (trusted is None or cp.position >= trusted.position):
+                trusted = cp
+        return _Checkpoints(found, len(files), trusted)
 
     # --- the report --------------------------------------------------------------------------
     def report(self, since: str | None = None, until: str | None = None) -> dict[str, Any]:
@@ -432,21 +487,34 @@ class _LogCheck:
     the key ring the signatures are checked with)."""
 
     ring: KeyRing
+    trust: int = 0  # the ledger position up to which a checkpoint vouches for the seals
     events: int = 0
+    vouched: int = 0  # signed events whose seals were not checked again
     breaks: list[Break] = field(default_factory=list)
     tables: list[TableDiff] = field(default_factory=list)
 
 
+@dataclass
+class _Checkpoints:
+    """What the checkpoint folder held: the problems of its files, how many were read,
+    and the newest one that holds (its position is as far as the ledger is vouched for)."""
+
+    breaks: list[CheckpointBreak]
+    count: int
+    trusted: Checkpoint | None
+
+
 class _Signed:
-    """Stored events passing through, noting whether any of them is signed."""
+    """Stored events passing through, noting the seqs of those that are signed."""
 
     def __init__(self, rows: Iterable[ev.StoredEvent]) -> None:
         self.rows = rows
-        self.signed = False
+        self.signed: list[int] = []
 
     def __iter__(self) -> Iterator[ev.StoredEvent]:
         for row in self.rows:
-            self.signed = self.signed or is_signed(row)
+            if is_signed(row):
+                self.signed.append(row.seq)
             yield row
 
 

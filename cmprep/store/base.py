@@ -306,6 +306,12 @@ class EventStore(Protocol):
         """The ledger entry at position POS, or None when there is none."""
         ...
 
+    def ledgered_through(self, stream: str, pos: int) -> int:
+        """The highest seq of STREAM whose ledger entry is at position POS or before (0
+        when none is): how much of the stream a checkpoint at POS vouches for. One read
+        through the (stream, seq) key, whatever the length of the log."""
+        ...
+
     def ledger_tail(self) -> LedgerEntry | None:
         """The newest ledger entry (the highest position), or None when the ledger is
         empty: the head printed on records and signed into checkpoints, read alone."""

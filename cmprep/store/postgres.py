@@ -695,6 +695,12 @@ class PostgresStore:
         )
         return _entry(rows[0]) if rows else None
 
+    def ledgered_through(self, stream: str, pos: int) -> int:
+        rows = self._all(
+            "SELECT MAX(seq) FROM ledger WHERE batch_id = %s AND pos <= %s", (stream, pos)
+        )
+        return int(rows[0][0] or 0)
+
     def ledger_tail(self) -> LedgerEntry | None:
         rows = self._all(
             "SELECT pos, batch_id, seq, event_hash, prev, hash FROM ledger "

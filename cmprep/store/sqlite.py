@@ -873,6 +873,13 @@ class SQLiteStore:
         return _row_to_entry(row) if row else None
 
     @_says("read")
+    def ledgered_through(self, stream: str, pos: int) -> int:
+        row = self.conn.execute(
+            "SELECT MAX(seq) FROM ledger WHERE batch_id = ? AND pos <= ?", (stream, pos)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    @_says("read")
     def ledger_tail(self) -> LedgerEntry | None:
         row = self.conn.execute("SELECT * FROM ledger ORDER BY pos DESC LIMIT 1").fetchone()
         return _row_to_entry(row) if row else None
