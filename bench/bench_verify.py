@@ -14,6 +14,8 @@ release is signed). The hash part alone is printed too ("hash floor"). Beside th
 
 - log checks: every chain, recorded head, signature and the global ledger (what a
   checkpoint needs before it is signed);
+- log checks anchored: the same with a checkpoint (below) vouching for the seals before
+  it: what `audit anchor` runs once a checkpoint is in its folder;
 - audit verify: those, plus each batch folded and its query-table rows compared, and the
   database's protections;
 - audit verify anchored: the same with a checkpoint of the ledger's head (signed by the
@@ -49,6 +51,7 @@ KINDS = (
     "floor",
     "hash floor",
     "log checks",
+    "log checks anchored",
     "audit verify",
     "audit verify anchored",
     "audit verify BATCH",
@@ -122,6 +125,11 @@ def child(kind: str, db: Path) -> dict[str, Any]:
         events = _floor(db, seals=False)
     elif kind == "log checks":
         found = svc.audit._check_log(None, tables=False)  # what `audit anchor` runs first
+        events, problems = found.events, len(found.breaks)
+    elif kind == "log checks anchored":
+        trusted = svc.audit.check_checkpoints(_anchors(db)).trusted
+        assert trusted is not None, "the bench's checkpoint does not hold"
+        found = svc.audit._check_log(None, tables=False, trust=trusted.position)
         events, problems = found.events, len(found.breaks)
     elif kind == "audit verify":
         result = svc.audit.verify()

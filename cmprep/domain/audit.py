@@ -203,9 +203,11 @@ def compare_rows(
     REBUILT are the rows folded from the log, STORED those the table returns, both keyed
     by their KEY column; every changed column of a row is named in one finding.
     """
-    want = {str(r[key]): _plain(dict(r)) for r in rebuilt}
     have = {str(r.get(key)): dict(r) for r in stored}
-    if want == have:  # the common case, decided without a second round trip through JSON
+    if {str(r[key]): r for r in rebuilt} == have:  # the common case: no trip through JSON
+        return []  # (values equal as they are stay equal as JSON gives them back)
+    want = {str(r[key]): _plain(dict(r)) for r in rebuilt}
+    if want == have:
         return []
     have = {k: _plain(r) for k, r in have.items()}
     found = []

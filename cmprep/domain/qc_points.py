@@ -41,7 +41,7 @@ def analyte_key(text: str) -> str:
 
 def is_qc_analyte(param: Parameter) -> bool:
     """A parameter whose numbers make the lab's QC history."""
-    return param.is_numeric and (param.method is not None or param.trend)
+    return param.is_qc_analyte
 
 
 def cell_source(batch: Batch) -> str:
@@ -66,12 +66,13 @@ def points(batch: Batch) -> list[dict[str, Any]]:
     """The batch's QC points as query rows, in the protocol's order (``position``)."""
     rows: list[dict[str, Any]] = []
     source, precond, route = cell_source(batch), preconditioning(batch), route_of(batch)
-    position = 0
+    before = 0  # the parameters of the steps before this one
     for entry in batch.steps.values():
-        for param in entry.step.parameters:
-            position += 1
-            if not is_qc_analyte(param):
-                continue
+        first, before = before, before + len(entry.step.parameters)
+        if not entry.values:  # nothing measured at this step yet (most of a batch's life)
+            continue
+        for n, param in entry.step.qc_analytes:
+            position = first + n + 1
             v = entry.values.get(param.name)
             number = usable_number(v.value) if v is not None else None
             if v is None or number is None:

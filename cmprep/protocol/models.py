@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import Enum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cmprep.events import canonical_json
@@ -177,6 +177,12 @@ class Parameter:
         return self.type in (ParamType.number, ParamType.integer, ParamType.duration)
 
     @property
+    def is_qc_analyte(self) -> bool:
+        """A parameter whose numbers make the lab's QC history: measured by an assay, or
+        watched for batch-to-batch consistency."""
+        return self.is_numeric and (self.method is not None or self.trend)
+
+    @property
     def figures(self) -> int:
         """Significant figures a derived value is rounded to (3 unless the protocol says)."""
         return self.precision if self.precision is not None else DERIVED_FIGURES
@@ -222,6 +228,12 @@ class Step:
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
+
+    @cached_property
+    def qc_analytes(self) -> tuple[tuple[int, Parameter], ...]:
+        """(place among the step's parameters, parameter) of each QC analyte: worked out
+        once per step, as every write and every fold's QC points ask for them."""
+        return tuple((n, p) for n, p in enumerate(self.parameters) if p.is_qc_analyte)
 
 
 @lru_cache(maxsize=1024)
