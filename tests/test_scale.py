@@ -12,6 +12,7 @@ Counting rows, not timing, keeps the test deterministic; the times are in ``make
 from __future__ import annotations
 
 import copy
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,3 +201,28 @@ def test_the_qc_step_and_the_record_read_the_bounded_history_of_each_trended_ana
     [vegf] = [r for r in svc.qc.summary(svc.batches.batch("TEMPLATE")) if r.name == "vegf"]
     assert len(vegf.history) == HISTORY_POINTS
     assert vegf.history_mean == pytest.approx(sum(vegf.history) / HISTORY_POINTS)
+
+
+def _rebuild_peak(svc: Services) -> int:
+    """The most memory Python held at once while `db rebuild` recomputed the query tables
+    (after a first rebuild, so what any run keeps, such as compiled protocols, is there)."""
+    before = svc.store.batch_rows()
+    svc.audit.rebuild_projections()
+    tracemalloc.start()
+    try:
+        written = svc.audit.rebuild_projections()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert svc.store.batch_rows() == before  # the same rows, rebuilt
+    assert written == len(before)
+    return peak
+
+
+def test_rebuilding_the_query_tables_of_ten_times_the_batches_takes_no_more_memory(
+    databases: dict[int, Any],
+):
+    """Each batch's rows are written as it is folded: memory is one batch's, not the
+    lab's history (it held every row of every batch at once before)."""
+    small, large = (_rebuild_peak(databases[n][0]) for n in SIZES)
+    assert large <= 1.5 * small, (small, large)

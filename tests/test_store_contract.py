@@ -19,10 +19,17 @@ from typing import Any
 import pytest
 
 from cmprep.domain.audit import verify
-from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
+from cmprep.errors import ClockBehind, ConcurrencyError, CorruptLog, StoreError
 from cmprep.events import GENESIS, LedgerEntry, NewEvent, canonical_json, ledger_hash
 from cmprep.store import EventStore, UnitOfWork
-from cmprep.store.query import QC_POINT_COLUMNS, ROW, BatchFilter, DeviationFilter, QCPointFilter
+from cmprep.store.query import (
+    QC_POINT_COLUMNS,
+    ROW,
+    BatchFilter,
+    DeviationFilter,
+    Projected,
+    QCPointFilter,
+)
 
 
 # --- backends -------------------------------------------------------------------------------
@@ -691,14 +698,17 @@ def test_replace_projections_replaces_every_row_and_touches_nothing_else(
         projections.recorded_heads(),
         projections.ledger(),
     )
-    projections.replace_projections([batch_row("B7")], [deviation_row("DEV-0009")])
+    written = projections.replace_projections(
+        [Projected(batch_row("B7"), [deviation_row("DEV-0009")], [])]
+    )
+    assert written == 1
     assert [r["batch_id"] for r in projections.batch_rows()] == ["B7"]
     assert [r["deviation_id"] for r in projections.deviation_rows()] == ["DEV-0009"]
     assert projections.events("B1") == events
     assert projections.recorded_heads() == heads and projections.ledger() == ledger
     with projections.writing("__counter__", 0) as unit:
         assert unit.next_number("deviation") == 2
-    projections.replace_projections([], [])
+    assert projections.replace_projections([]) == 0
     assert projections.batch_rows() == [] and projections.deviation_rows() == []
 
 
@@ -707,8 +717,31 @@ def test_replace_projections_is_all_or_nothing(projections: EventStore):
     bad = batch_row("B8")
     del bad["protocol_id"]
     with pytest.raises(StoreError):
-        projections.replace_projections([batch_row("B7"), bad], [])
+        projections.replace_projections([Projected(batch_row("B7"), [], []), (bad, [], [])])
     assert (projections.batch_rows(), projections.deviation_rows()) == before
+
+    def folding_fails() -> Iterator[Projected]:
+        yield Projected(batch_row("B7"), [deviation_row("DEV-0009")], [])
+        raise CorruptLog("batch B8, event 2 (step_recorded) does not replay")
+
+    with pytest.raises(CorruptLog, match="B8"):
+        projections.replace_projections(folding_fails())
+    assert (projections.batch_rows(), projections.deviation_rows()) == before
+
+
+def test_replace_projections_writes_each_batch_as_it_is_given(projections: EventStore):
+    """What a rebuild of years of batches needs: the rows are written while they are
+    read, one batch at a time, not gathered first (the store's own reads inside the
+    rebuild see each batch already written)."""
+    seen = []
+
+    def given() -> Iterator[Projected]:
+        for n in range(3):
+            seen.append(len(projections.batch_rows()))
+            yield Projected(batch_row(f"B{n}"), [], [])
+
+    assert projections.replace_projections(given()) == 3
+    assert seen == [0, 1, 2]
 
 
 # --- QC points: the lab's QC history ---------------------------------------------------------
@@ -856,19 +889,24 @@ def test_a_bad_qc_point_is_refused_and_nothing_is_written(points: EventStore, ro
     assert snapshot(points) == before
 
 
-def test_replace_projections_replaces_every_qc_point_only_when_given(points: EventStore):
-    before = points.qc_points(QCPointFilter())
-    points.replace_projections([batch_row("B7")], [])
-    assert points.qc_points(QCPointFilter()) == before  # not given: left as they are
+def test_replace_projections_replaces_every_qc_point(points: EventStore):
     new_points = [point_row("B7", "qc", "vegf"), point_row("B8", "qc", "vegf", position=4)]
-    points.replace_projections([batch_row("B7")], [], points=new_points)
+    points.replace_projections(
+        [
+            Projected(batch_row("B7"), [], new_points[:1]),
+            Projected(batch_row("B8"), [], new_points[1:]),
+        ]
+    )
     assert points.qc_points(QCPointFilter()) == new_points
     bad = point_row("B9", "qc", "vegf")
     del bad["value"]
     with pytest.raises(StoreError, match="value"):
-        points.replace_projections([], [], points=[point_row("B6", "qc", "vegf"), bad])
-    assert points.qc_points(QCPointFilter()) == new_points and len(points.batch_rows()) == 1
-    points.replace_projections([], [], points=[])
+        points.replace_projections([Projected(batch_row("B9"), [], [bad])])
+    stray = [point_row("B6", "qc", "vegf")]  # a point of another batch than the row's
+    with pytest.raises(StoreError, match="QC points of batch B6 given as points of B9"):
+        points.replace_projections([Projected(batch_row("B9"), [], stray)])
+    assert points.qc_points(QCPointFilter()) == new_points and len(points.batch_rows()) == 2
+    points.replace_projections([Projected(batch_row("B7"), [], [])])
     assert points.qc_points(QCPointFilter()) == []
 
 

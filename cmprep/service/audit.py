@@ -53,7 +53,7 @@ from cmprep.service.access import Gate
 from cmprep.service.context import Context
 from cmprep.service.report import LedgerMark
 from cmprep.store.chain import Head, is_system
-from cmprep.store.query import ROW, BatchFilter, DeviationFilter, QCPointFilter
+from cmprep.store.query import ROW, BatchFilter, DeviationFilter, Projected, QCPointFilter
 
 ANCHORS_ENV = "CMPREP_ANCHORS"  # the checkpoint folder of this machine, if set
 
@@ -241,37 +241,6 @@ class AuditService:
         return report.ledger_mark(self.ctx)
 
     # --- the query tables ------------------------------------------------------------------
-    def _rebuilt(
-        self, strict: bool, points: list[dict[str, Any]] | None = None
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[TableDiff]]:
-        """Batch and deviation rows folded from the log, as the write path makes them
-        (and each batch's QC points added to POINTS, when given).
-
-        STRICT: a batch whose log does not replay raises (a rebuild must not drop it);
-        otherwise it is returned as a finding and left out.
-        """
-        batches: list[dict[str, Any]] = []
-        deviations: list[dict[str, Any]] = []
-        unreadable: list[TableDiff] = []
-        for batch_id in self.ctx.store.batch_ids():
-            events = self.ctx.store.events(batch_id)
-            if not events or events[0].type != ev.BATCH_STARTED:
-                continue
-            try:
-                b = self.ctx.fold(events)
-            except CorruptLog as err:
-                if strict:
-                    raise
-                unreadable.append(
-                    TableDiff("batches", batch_id, batch_id, f"cannot be rebuilt: {err.message}")
-                )
-                continue
-            batches.append(b.projection())
-            deviations.extend(d.row() for d in b.deviations.values())
-            if points is not None:
-                points.extend(qc_points.points(b))
-        return batches, deviations, unreadable
-
     def table_differences(self) -> list[TableDiff]:
         """Every query-table row that is not what the log says: missing, extra, a changed
         column (as read back), or a column that makes a search find the wrong rows.
@@ -362,13 +331,23 @@ class AuditService:
         return found
 
     def rebuild_projections(self) -> int:
-        """Recompute the query tables from the event log (after an upgrade or a repair)."""
-        points: list[dict[str, Any]] = []
-        batches, deviations, _ = self._rebuilt(strict=True, points=points)
-        self.ctx.store.replace_projections(batches, deviations, points=points)
+        """Recompute the query tables from the event log (after an upgrade or a repair):
+        the number of batches. Each batch is folded as the store writes the one before, so
+        memory is that of one batch; a log that does not replay raises CorruptLog and
+        nothing is written."""
+        written = self.ctx.store.replace_projections(self._projected())
         materials = self.ctx.store.events(lineage.MATERIALS_STREAM)
         self.ctx.store.replace_lineage_edges(lineage.edges(materials))  # the material graph
-        return len(batches)
+        return written
+
+    def _projected(self) -> Iterator[Projected]:
+        """Every batch's query rows as its log folds to, one batch at a time."""
+        store = self.ctx.store
+        for batch_id in store.batch_ids():
+            events = store.events(batch_id)
+            if events and events[0].type == ev.BATCH_STARTED:
+                b = self.ctx.fold(events)
+                yield Projected(b.projection(), _deviation_rows(b), qc_points.points(b))
 
     # --- checkpoints of the ledger -----------------------------------------------------------
     def anchors_folder(self, given: str | None) -> Path | None:

@@ -17,7 +17,7 @@ Words used below:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent
 from cmprep.store.chain import Head, KeyUse
-from cmprep.store.query import BatchFilter, DeviationFilter, Group, QCPointFilter
+from cmprep.store.query import BatchFilter, DeviationFilter, Group, Projected, QCPointFilter
 
 
 @runtime_checkable
@@ -335,18 +335,16 @@ class EventStore(Protocol):
         """
         ...
 
-    def replace_projections(
-        self,
-        batches: list[dict[str, Any]],
-        deviations: list[dict[str, Any]],
-        *,
-        points: list[dict[str, Any]] | None = None,
-    ) -> None:
-        """Replace every batch and deviation query row by the given ones, in one transaction.
+    def replace_projections(self, projected: Iterable[Projected]) -> int:
+        """Replace every batch, deviation and QC point query row by those PROJECTED gives,
+        batch by batch, in one transaction; the number of batches written.
 
         Used after a repair or an upgrade to rebuild the query tables from the log; readers
-        see the old rows or the new ones, never a half-empty table. POINTS, when given,
-        replace every QC point too (None leaves them as they are). Events, heads, ledger,
+        see the old rows or the new ones, never a half-empty table. Each batch's rows are
+        written as they are given, so a rebuild holds one batch's rows, whatever the number
+        of batches; and it holds the write lock from the start, so what it folds is not
+        changed by a write meanwhile (writers wait, then hear the database is busy). An
+        error raised while PROJECTED is read rolls everything back. Events, heads, ledger,
         counters and keys are untouched.
         """
         ...

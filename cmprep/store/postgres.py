@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,6 +58,7 @@ from cmprep.store.query import (
     BatchFilter,
     DeviationFilter,
     Group,
+    Projected,
     QCPointFilter,
     asked_columns,
     id_column,
@@ -787,34 +788,28 @@ class PostgresStore:
         except psycopg.Error as err:
             raise _refusal(err, stream, where) from None
 
-    def replace_projections(
-        self,
-        batches: list[dict[str, Any]],
-        deviations: list[dict[str, Any]],
-        *,
-        points: list[dict[str, Any]] | None = None,
-    ) -> None:
+    def replace_projections(self, projected: Iterable[Projected]) -> int:
+        written = 0
         try:
             with self.conn.transaction():
-                self.conn.execute("DELETE FROM batches")
-                self.conn.execute("DELETE FROM deviations")
-                for row in batches:
-                    values = query_values(row, BATCH_COLUMNS, "batch")
-                    _put(self.conn, "batches", BATCH_COLUMNS, values, row)
-                for row in deviations:
-                    values = query_values(
-                        row, DEVIATION_COLUMNS, "deviation", optional=("parameter",)
-                    )
-                    _put(self.conn, "deviations", DEVIATION_COLUMNS, values, row)
-                if points is not None:
-                    self.conn.execute("DELETE FROM qc_points")
-                    by_batch: dict[str, list[dict[str, Any]]] = {}
-                    for row in points:
-                        by_batch.setdefault(str(row.get("batch_id")), []).append(row)
-                    for batch_id, rows in by_batch.items():
-                        _put_qc_points(self.conn, batch_id, rows)
+                # as a write: the ledger's tail row taken first, so no write changes what
+                # is folded until the rebuild is committed
+                self.conn.execute("SELECT pos FROM ledger_tail WHERE one = 1 FOR UPDATE")
+                for table in ("batches", "deviations", "qc_points"):
+                    self.conn.execute(f"DELETE FROM {table}")
+                for batch, deviations, points in projected:
+                    values = query_values(batch, BATCH_COLUMNS, "batch")
+                    _put(self.conn, "batches", BATCH_COLUMNS, values, batch)
+                    for row in deviations:
+                        values = query_values(
+                            row, DEVIATION_COLUMNS, "deviation", optional=("parameter",)
+                        )
+                        _put(self.conn, "deviations", DEVIATION_COLUMNS, values, row)
+                    _put_qc_points(self.conn, str(batch.get("batch_id")), points)
+                    written += 1
         except psycopg.Error as err:
             raise _refusal(err, None, "the query tables") from None
+        return written
 
     # --- lineage (the material graph) -----------------------------------------------------
     def lineage_edges(self, lot: str, direction: str) -> list[dict[str, Any]]:

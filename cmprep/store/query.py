@@ -8,7 +8,7 @@ Times are the stored UTC text (``2026-11-01T00:00:00Z``).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from cmprep.errors import StoreError
 
@@ -95,6 +95,15 @@ def id_column(kind: str) -> tuple[str, str]:
 # smallest id among them (what orders groups of equal size as the rows themselves are
 # ordered: by id).
 Group = tuple[tuple[Any, ...], int, str]
+
+
+class Projected(NamedTuple):
+    """One batch's query rows as its log folds to: what ``replace_projections`` writes,
+    a batch at a time."""
+
+    batch: dict[str, Any]
+    deviations: list[dict[str, Any]]
+    points: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -321,6 +330,7 @@ __all__ = [
     "BatchFilter",
     "DeviationFilter",
     "Group",
+    "Projected",
     "QCPointFilter",
     "asked_columns",
     "lineage_query",

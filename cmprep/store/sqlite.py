@@ -19,7 +19,7 @@ import functools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -49,6 +49,7 @@ from cmprep.store.query import (
     BatchFilter,
     DeviationFilter,
     Group,
+    Projected,
     QCPointFilter,
     asked_columns,
     id_column,
@@ -953,29 +954,20 @@ class SQLiteStore:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    def replace_projections(
-        self,
-        batches: list[dict[str, Any]],
-        deviations: list[dict[str, Any]],
-        *,
-        points: list[dict[str, Any]] | None = None,
-    ) -> None:
+    def replace_projections(self, projected: Iterable[Projected]) -> int:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.execute("DELETE FROM batches")
-            self.conn.execute("DELETE FROM deviations")
-            for row in batches:
-                _put_batch(self.conn, row)
-            for row in deviations:
-                _put_deviation(self.conn, row)
-            if points is not None:
-                self.conn.execute("DELETE FROM qc_points")
-                by_batch: dict[str, list[dict[str, Any]]] = {}
-                for row in points:
-                    by_batch.setdefault(str(row.get("batch_id")), []).append(row)
-                for batch_id, rows in by_batch.items():
-                    _put_qc_points(self.conn, batch_id, rows)
+            for table in ("batches", "deviations", "qc_points"):
+                self.conn.execute(f"DELETE FROM {table}")
+            written = 0
+            for batch, deviations, points in projected:
+                _put_batch(self.conn, batch)
+                for row in deviations:
+                    _put_deviation(self.conn, row)
+                _put_qc_points(self.conn, str(batch.get("batch_id")), points)
+                written += 1
             self.conn.execute("COMMIT")
+            return written
         except BaseException as err:
             self._roll_back()
             if isinstance(err, sqlite3.OperationalError):
