@@ -24,6 +24,7 @@ from cmprep.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from cmprep.domain.audit import Verification
     from cmprep.service import Services
 
 TRAIL_COLUMNS = ["seq", "at", "performed_at", "who", "what", "old", "new", "why", "signature"]
@@ -103,6 +104,16 @@ def audit_verify(
             if any(p.label == label for p in result.problems):
                 click.echo(advice)
         sys.exit(1)
+    _say_verified(result)
+    mark = app.audit.ledger_mark()
+    click.echo(
+        f"Ledger head: {mark.hash} at position {mark.pos} "
+        "(sign a checkpoint of it with `cmprep audit anchor`)"
+    )
+
+
+def _say_verified(result: Verification) -> None:
+    """What a clean verification checked, and what a checkpoint vouched for."""
     click.echo(
         f"OK: {result.checked} event(s) checked; every chain, head, signature and the ledger "
         "are intact, the query tables match the log, and the log is protected."
@@ -115,11 +126,6 @@ def audit_verify(
             "were checked when it was signed and are unchanged since (--all-seals checks "
             "them again)."
         )
-    mark = app.audit.ledger_mark()
-    click.echo(
-        f"Ledger head: {mark.hash} at position {mark.pos} "
-        "(sign a checkpoint of it with `cmprep audit anchor`)"
-    )
 
 
 VERIFY_ADVICE = {  # a problem's label -> what to do about it

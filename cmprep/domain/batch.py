@@ -80,7 +80,25 @@ class StepEntry:
     equipment: list[dict[str, Any]] = field(default_factory=list)  # instruments used
     verifications: list[dict[str, Any]] = field(default_factory=list)  # signatures, newest last
     checks: dict[str, dict[str, str]] = field(default_factory=dict)  # item -> {by, at} ticked
-    content_hash: str | None = None  # of the events that wrote this step, as they are now
+    # the hash of the events that wrote this step, worked out when asked (a verification,
+    # a review, a record) rather than on every fold: the batch's events and the seq before
+    # which they count, kept until then
+    _content: str | None = field(default=None, repr=False, compare=False)
+    _content_of: tuple[list[Event], int] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def content_hash(self) -> str | None:
+        """The hash of the events that wrote this step, as they were when it was last
+        written (None before it is done or skipped)."""
+        if self._content_of is not None:
+            events, before = self._content_of
+            self._content, self._content_of = step_content(events, self.step.id, before), None
+        return self._content
+
+    def written_by(self, events: list[Event]) -> None:
+        """The step was just written: its content hash is that of EVENTS (the batch's,
+        as they are now), worked out when first asked."""
+        self._content_of = (events, events[-1].seq + 1)
 
     @property
     def needs_verification(self) -> bool:
@@ -356,7 +374,7 @@ def advance(batch: Batch, events: list[Event]) -> Batch:
     for step_id in touched:
         entry = batch.steps.get(step_id)
         if entry is not None and entry.status in ("done", "skipped"):
-            entry.content_hash = step_content(batch.events, step_id)
+            entry.written_by(batch.events)
     _mark_due(batch)
     return batch
 
