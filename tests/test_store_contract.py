@@ -951,8 +951,11 @@ def test_lineage_edges_roll_back_with_their_unit(store: EventStore):
 
 
 def test_replace_lineage_edges_replaces_all_or_nothing(store: EventStore):
-    store.replace_lineage_edges(GRAPH)
+    assert list(store.iter_lineage_edges()) == []
+    store.replace_lineage_edges(list(reversed(GRAPH)))
     assert store.lineage_edges("V1", "down") == GRAPH[1:]
+    rows = store.iter_lineage_edges()  # every edge, by seq, as verification reads them
+    assert iter(rows) is rows and list(rows) == GRAPH
     bad = edge("X", "Y", 9)
     del bad["seq"]
     with pytest.raises(StoreError, match="seq"):

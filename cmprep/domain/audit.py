@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import groupby
 from typing import Any, ClassVar, NamedTuple
 
 from cmprep import events as ev
@@ -221,6 +222,53 @@ def compare_rows(
         elif changed := _changed_columns(have[k], want[k]):
             found.append(TableDiff(table, k, stream, "; ".join(changed)))
     return found
+
+
+def lineage_differences(
+    rebuilt: Iterable[Mapping[str, Any]], stored: Iterable[Mapping[str, Any]]
+) -> list[TableDiff]:
+    """Each lineage edge missing, extra, or with a column other than the log gives.
+
+    A recall walks the edges table, not the log: an edge deleted or rewired there hides
+    an aliquot from a recall while every hash still holds. REBUILT are the edges the
+    ``@materials`` log gives, STORED the table's, both in seq order (a derivation's edges
+    share its event's seq); they are compared one derivation at a time, so memory holds
+    one derivation's edges whatever the number of lots.
+    """
+    found: list[TableDiff] = []
+    wants, haves = groupby(rebuilt, key=_seq_of), groupby(stored, key=_seq_of)
+    want, have = next(wants, None), next(haves, None)
+    while want is not None or have is not None:
+        if have is None or (want is not None and want[0] < have[0]):
+            assert want is not None
+            found += _edges_compared(list(want[1]), [])
+            want = next(wants, None)
+        elif want is None or have[0] < want[0]:
+            found += _edges_compared([], list(have[1]))
+            have = next(haves, None)
+        else:
+            found += _edges_compared(list(want[1]), list(have[1]))
+            want, have = next(wants, None), next(haves, None)
+    return found
+
+
+def _seq_of(edge: Mapping[str, Any]) -> int:
+    return int(edge["seq"])
+
+
+def _edges_compared(
+    want: list[Mapping[str, Any]], have: list[Mapping[str, Any]]
+) -> list[TableDiff]:
+    """One derivation's edges compared, each named by its lots and its event."""
+
+    def keyed(edges: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {**e, "edge": f"{e['parent']} -> {e['child']} (@materials event {e['seq']})"}
+            for e in edges
+        ]
+
+    diffs = compare_rows("lineage_edges", "edge", keyed(want), keyed(have))
+    return [replace(d, stream=lineage.MATERIALS_STREAM) for d in diffs]
 
 
 def _changed_columns(have: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:

@@ -38,6 +38,7 @@ from cmprep.domain.audit import (
     emptied_breaks,
     is_signed,
     ledger_breaks,
+    lineage_differences,
     missed_searches,
     signature_breaks,
     unledgered_breaks,
@@ -170,7 +171,19 @@ class AuditService:
         if tables and only is None:  # rows of batches the log does not have at all
             for batch_id in store.unlogged_batches():
                 found.tables += self._batch_tables(batch_id, [])
+            found.tables += lineage_differences(self._logged_edges(), store.iter_lineage_edges())
         return found
+
+    def _logged_edges(self) -> Iterator[dict[str, Any]]:
+        """The lineage edges the ``@materials`` log gives, derivation by derivation as it
+        is read. A derivation that cannot be read gives none (the log's checks name it)."""
+        for stored, _ in self.ctx.store.iter_events(lineage.MATERIALS_STREAM):
+            if stored.type != lineage.MATERIAL_DERIVED:
+                continue
+            try:
+                yield from lineage.edges([stored.event()])
+            except (ValueError, KeyError, TypeError):  # a payload cmprep did not write
+                continue
 
     def _check_batch(
         self,

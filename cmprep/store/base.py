@@ -358,6 +358,12 @@ class EventStore(Protocol):
         (``query.lineage_query``), the same SQL on every backend."""
         ...
 
+    def iter_lineage_edges(self) -> Iterator[dict[str, Any]]:
+        """Every lineage edge (rows of ``query.LINEAGE_COLUMNS``) ordered by seq, then
+        parent and child, read as the caller iterates: what verification compares,
+        derivation by derivation, with the edges the ``@materials`` log gives."""
+        ...
+
     def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         """Replace every lineage edge by ROWS, in one transaction: how ``db rebuild`` fills
         the table from the "@materials" events (after an upgrade or a repair)."""

@@ -816,6 +816,11 @@ class PostgresStore:
         sql = lineage_query(direction, "%s")
         return [dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in self._all(sql, (lot,))]
 
+    def iter_lineage_edges(self) -> Iterator[dict[str, Any]]:
+        columns = ", ".join(LINEAGE_COLUMNS)
+        rows = self._stream(f"SELECT {columns} FROM lineage_edges ORDER BY seq, parent, child", [])
+        return (dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in rows)
+
     def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         try:
             with self.conn.transaction():

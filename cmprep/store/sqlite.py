@@ -982,6 +982,12 @@ class SQLiteStore:
         cursor.row_factory = None
         return [dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in cursor.execute(sql, (lot,))]
 
+    @_says("read")
+    def iter_lineage_edges(self) -> Iterator[dict[str, Any]]:
+        columns = ", ".join(LINEAGE_COLUMNS)
+        rows = self._stream(f"SELECT {columns} FROM lineage_edges ORDER BY seq, parent, child", [])
+        return (dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in rows)
+
     def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         values = lineage_values(rows)
         self.conn.execute("BEGIN IMMEDIATE")
