@@ -251,7 +251,40 @@ def next_ledger_entry(last: LedgerEntry | None, event: Event) -> LedgerEntry:
     )
 
 
-def seal(batch_id: str, seq: int, prev_hash: str, recorded_at: str, new: NewEvent) -> Event:
+def seal_stored(
+    batch_id: str, seq: int, prev_hash: str, recorded_at: str, new: NewEvent
+) -> tuple[Event, str]:
+    """NEW sealed at SEQ after PREV_HASH, and its payload's canonical JSON: the text its
+    hash covers and the store keeps. The payload is written out once, for both: the
+    hashed bytes are assembled around it as ``StoredEvent.body`` does (the same bytes as
+    ``canonical_json(event_body(...))``, which a property test holds)."""
+    text = canonical_json(new.payload)
+    row = StoredEvent(
+        batch_id, seq, new.type, new.actor, recorded_at, new.performed_at, new.reason, text,
+        prev_hash, "",
+    )  # fmt: skip
+    try:
+        digest = hashlib.sha256(row.body()).hexdigest()
+    except TypeError:  # a field of another type than an event's: written out whole
+        return _sealed_whole(batch_id, seq, prev_hash, recorded_at, new), text
+    event = Event(
+        batch_id=batch_id,
+        seq=seq,
+        type=new.type,
+        actor=new.actor,
+        recorded_at=recorded_at,
+        performed_at=new.performed_at,
+        reason=new.reason,
+        payload=new.payload,
+        prev_hash=prev_hash,
+        hash=digest,
+    )
+    return event, text
+
+
+def _sealed_whole(
+    batch_id: str, seq: int, prev_hash: str, recorded_at: str, new: NewEvent
+) -> Event:
     body = event_body(
         batch_id,
         seq,

@@ -21,7 +21,7 @@ from conftest import PASSWORD, STANDARD, Clock, approve_bundled, forger_connect,
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cmprep.events import NewEvent, StoredEvent, canonical_json, event_body
+from cmprep.events import NewEvent, StoredEvent, canonical_json, event_body, seal_stored
 from cmprep.service import Services
 from cmprep.store.sqlite import SQLiteStore
 
@@ -183,6 +183,25 @@ def test_the_stored_bytes_are_the_canonical_body_the_hash_covers(fields, reason,
     )
     assert stored.body() == canonical_json(body).encode()
     assert stored.event().body() == body
+
+
+@given(
+    fields=st.tuples(text, st.integers(1, 10**9), text, text, text, st.none() | text),
+    reason=st.none() | text,
+    payload=st.dictionaries(text, json_values, max_size=4),
+    prev=text,
+)
+def test_sealing_writes_the_payload_out_once_and_hashes_the_canonical_body(
+    fields, reason, payload, prev
+):
+    """The write path's one serialisation gives the hash and the stored text that the
+    whole canonical body would."""
+    batch_id, seq, kind, actor, at, performed = fields
+    new = NewEvent(kind, actor, payload, reason=reason, performed_at=performed)
+    event, text = seal_stored(batch_id, seq, prev, at, new)
+    body = event_body(batch_id, seq, kind, actor, at, performed, reason, payload, prev)
+    assert event.hash == hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    assert text == canonical_json(payload) and event.body() == body and event.hash_holds()
 
 
 def test_a_payload_kept_in_another_spelling_is_judged_by_its_content(svc, clock, db_path):

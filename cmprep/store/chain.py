@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from cmprep.errors import ClockBehind, ConcurrencyError, Hint, StoreError
-from cmprep.events import GENESIS, Event, LedgerEntry, NewEvent, next_ledger_entry, seal
+from cmprep.events import GENESIS, Event, LedgerEntry, NewEvent, next_ledger_entry, seal_stored
 
 SYSTEM_PREFIX = "@"  # system streams (@users, @security, @materials ...) are not batches
 # every event as stored, in the order of the ledger (what a copy replays); the same SQL on
@@ -104,18 +104,26 @@ def check_clock(stream: str, tip: StreamTip, recorded_at: str) -> None:
         )
 
 
+class Sealed(NamedTuple):
+    """An event placed in its stream, and its payload as the store keeps it: the canonical
+    JSON its hash covers, written out once."""
+
+    event: Event
+    payload: str
+
+
 def seal_all(
     stream: str, tip: StreamTip, events: list[NewEvent], recorded_at: str
-) -> tuple[list[Event], StreamTip]:
+) -> tuple[list[Sealed], StreamTip]:
     """The events placed after TIP (seq + 1, + 2 ..., each chained to the one before), and
     the stream's tip after them. Refuses first if the clock is behind the stream."""
     check_clock(stream, tip, recorded_at)
-    sealed: list[Event] = []
+    sealed: list[Sealed] = []
     seq, prev = tip.seq, tip.hash
     for new in events:
         seq += 1
-        event = seal(stream, seq, prev, recorded_at, new)
-        sealed.append(event)
+        event, text = seal_stored(stream, seq, prev, recorded_at, new)
+        sealed.append(Sealed(event, text))
         prev = event.hash
     if not sealed:
         return [], tip
@@ -157,11 +165,11 @@ class Appender:
         self.tip = tip
         self.written: list[Event] = []
 
-    def seal(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
+    def seal(self, events: list[NewEvent], recorded_at: str) -> list[Sealed]:
         """Place EVENTS after everything written so far; the backend must store all of
         them (and their ledger entries, and the new head) or raise."""
         sealed, self.tip = seal_all(self.stream, self.tip, events, recorded_at)
-        self.written.extend(sealed)
+        self.written.extend(s.event for s in sealed)
         return sealed
 
     @property
@@ -187,6 +195,7 @@ __all__ = [
     "Head",
     "KeyUse",
     "LedgerEntry",
+    "Sealed",
     "StreamTip",
     "check_clock",
     "check_expected",

@@ -35,7 +35,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cmprep.errors import ConcurrencyError, Hint, StoreError
-from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent, canonical_json
+from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent
 from cmprep.store.base import SessionRow
 from cmprep.store.chain import (
     LOGGED_EVENTS_SQL,
@@ -295,18 +295,19 @@ class _PostgresUnit:
         self.last = last  # the ledger's tail, locked when the unit began
 
     def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
-        sealed = self.chain.seal(events, recorded_at)
-        if not sealed:
+        placed = self.chain.seal(events, recorded_at)
+        if not placed:
             return []
+        sealed = [s.event for s in placed]
         entries = ledger_entries(self.last, sealed)
         self.last, head = entries[-1], self.chain.head
         # one statement: the events, their ledger entries, the tail, the head, the wake-up
         event_rows = ", ".join(["(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"] * len(sealed))
         ledger_rows = ", ".join(["(%s,%s,%s,%s,%s,%s)"] * len(entries))
         args: list[Any] = []
-        for e in sealed:
+        for e, text in placed:
             args += [e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at]
-            args += [e.reason, canonical_json(e.payload), e.prev_hash, e.hash]
+            args += [e.reason, text, e.prev_hash, e.hash]
         for x in entries:
             args += [x.pos, x.stream, x.seq, x.event_hash, x.prev, x.hash]
         end = self.last

@@ -367,9 +367,10 @@ class _SQLiteUnit:
         return self.tail
 
     def append(self, events: list[NewEvent], recorded_at: str) -> list[Event]:
-        sealed = self.chain.seal(events, recorded_at)
-        if not sealed:
+        placed = self.chain.seal(events, recorded_at)
+        if not placed:
             return []
+        sealed = [s.event for s in placed]
         self.conn.executemany(
             "INSERT INTO events (batch_id, seq, type, actor, recorded_at, performed_at, "
             "reason, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -382,11 +383,11 @@ class _SQLiteUnit:
                     e.recorded_at,
                     e.performed_at,
                     e.reason,
-                    pack(canonical_json(e.payload)),  # the bytes hashed, packed losslessly
+                    pack(text),  # the bytes hashed, packed losslessly
                     e.prev_hash,
                     e.hash,
                 )
-                for e in sealed
+                for e, text in placed
             ],
         )
         entries = ledger_entries(self._ledger_tail(), sealed)
