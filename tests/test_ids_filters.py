@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import click
 import pytest
@@ -241,6 +242,29 @@ def test_times_are_shown_in_the_sites_zone_and_kept_in_utc(cli):
     trail = cli("audit", "trail", "B1")
     assert "+01:00" in trail.output
     assert json.loads(cli("audit", "trail", "B1", "--format", "json").output)[0]["at"].endswith("Z")
+
+
+def test_a_typed_date_is_its_midnight_in_the_sites_zone(cli, clock):
+    """An auditor in Zurich asking for what happened since 3 November means Zurich's
+    midnight: a deviation opened at 00:30 there (23:30 UTC the day before) is in."""
+    assert parse_day_or_time("2026-07-01", "Europe/Zurich") == "2026-06-30T22:00:00Z"
+    assert parse_day_or_time("2026-01-15", "Europe/Zurich") == "2026-01-14T23:00:00Z"
+    assert parse_day_or_time("2026-07-01T08:00Z", "Europe/Zurich") == "2026-07-01T08:00:00Z"
+    changed = cli("site", "set", "timezone", "Europe/Zurich", "--reason", "site in Zurich",
+                  "--as", "root", "--password-stdin", input=PASSWORD + "\n")  # fmt: skip
+    assert changed.exit_code == 0, changed.output
+    _started_to(cli, "pbs_wash")
+    clock.now = datetime(2026, 11, 2, 23, 30, tzinfo=timezone.utc)  # 00:30 on 3 Nov in Zurich
+    opened = cli("deviation", "open", "B1", "--step", "pbs_wash", "--severity", "minor",
+                 "--reason", "x")  # fmt: skip
+    assert opened.exit_code == 0, opened.output
+    since = cli("deviation", "list", "--since", "2026-11-03", "--format", "csv")
+    until = cli("deviation", "list", "--until", "2026-11-03", "--format", "csv")
+    assert "DEV-0001" in since.output and "DEV-0001" not in until.output
+    report = cli("audit", "report", "--since", "2026-11-03", "--format", "md")
+    assert report.exit_code == 0 and "DEV-0001" in report.output
+    utc = cli("deviation", "list", "--since", "2026-11-03T00:00Z", "--format", "csv")
+    assert "DEV-0001" not in utc.output  # a time with its zone is that time
 
 
 # --- documents: the format from the file name -------------------------------------------

@@ -169,7 +169,8 @@ def audit_anchor(app: Services, to: str | None, password_stdin: bool, actor: str
     "--since",
     default=None,
     metavar="DATE",
-    help="Only what happened on or after (YYYY-MM-DD, or an ISO time with its zone).",
+    help="Only what happened on or after (YYYY-MM-DD: from its midnight in the site's time "
+    "zone; or an ISO time with its zone).",
 )
 @click.option(
     "--until",
@@ -192,7 +193,7 @@ def audit_report(
       cmprep audit report --since 2026-07-01 --until 2026-10-01 -o q3.pdf
     """
     fmt = need_output(fmt, output)
-    bounds = {"since": day(since, "--since"), "until": day(until, "--until")}
+    bounds = {"since": day(app, since, "--since"), "until": day(app, until, "--until")}
     if fmt == "pdf":  # laid out whole
         report = app.documents.audit_report(bounds["since"], fmt, until=bounds["until"])
         write_or_print(report, output, "Audit report")

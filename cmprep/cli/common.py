@@ -211,14 +211,18 @@ def need_output(fmt: str | None, output: str | None) -> str:
     return fmt
 
 
-def day(text: str | None, option: str) -> str | None:
-    """A date or ISO time typed at an option, as the UTC text the store compares against."""
+def day(app: Services, text: str | None, option: str) -> str | None:
+    """A date or ISO time typed at an option, as the UTC text the store compares against:
+    a date is its midnight in the site's time zone (the ``timezone`` setting, read only
+    for a date)."""
     if not text:
         return None
     from cmprep.domain.clock import parse_day_or_time
 
+    is_date = len(text.strip()) == len("2026-11-01")
+    zone = app.ctx.settings().timezone if is_date else "UTC"
     try:
-        return parse_day_or_time(text)
+        return parse_day_or_time(text, zone)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint=option) from None
 

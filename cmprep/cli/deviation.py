@@ -80,7 +80,7 @@ def deviation_list(
     """
     from cmprep.store.query import DeviationFilter
 
-    bounds = {"since": day(since, "--since"), "until": day(until, "--until")}
+    bounds = {"since": day(app, since, "--since"), "until": day(app, until, "--until")}
     if where.get("protocol_id"):  # an unknown protocol is an error naming the known ones
         where["protocol_id"] = app.queries.batch_filter(None, where["protocol_id"]).protocol_id
     chosen = DeviationFilter(**where, **bounds)

@@ -120,7 +120,7 @@ def export_batch(
     if fmt == "eln":
         _eln(app, batch_id or "", output or "", actor)
         return
-    count = app.exports.write_table(fmt, output, batch_id, day(since, "--since"))
+    count = app.exports.write_table(fmt, output, batch_id, day(app, since, "--since"))
     if output:
         click.echo(f"{count} row(s) written to {output}")
 

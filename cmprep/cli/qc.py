@@ -121,7 +121,8 @@ def qc_trend(
     """
     from cmprep.render.charts import trend_chart
 
-    view = app.qc.trend(analyte, protocol_id, day(since, "--since"), route=route, source=source)
+    start = day(app, since, "--since")
+    view = app.qc.trend(analyte, protocol_id, start, route=route, source=source)
     if fmt == "json":
         echo_json(view.to_json())
     else:

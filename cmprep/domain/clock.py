@@ -46,9 +46,10 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"{text!r} is outside the dates a batch record can hold") from None
 
 
-def parse_day_or_time(text: str) -> str:
-    """A filter bound typed as a date (``2026-11-01``, midnight UTC) or an ISO time, as the
-    stored text it is compared against. ValueError names what was expected."""
+def parse_day_or_time(text: str, zone: str = "UTC") -> str:
+    """A filter bound typed as a date (``2026-11-01``: its midnight in ZONE, the site's
+    time zone, as the people who type it live by it) or an ISO time, as the stored UTC
+    text it is compared against. ValueError names what was expected."""
     raw = text.strip()
     if re.match(r"\d{4}-\d{2}-\d{2}[Tt ]", raw):  # a date with a time of day
         return iso(parse_time(raw))
@@ -59,7 +60,12 @@ def parse_day_or_time(text: str) -> str:
             f"{text!r} is not a date; expected YYYY-MM-DD (e.g. 2026-10-01), or an ISO time "
             "with its zone (e.g. 2026-10-01T08:00Z)"
         ) from None
-    return iso(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+    if zone == "UTC":
+        return iso(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
+    from zoneinfo import ZoneInfo
+
+    midnight = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone))
+    return iso(midnight.astimezone(timezone.utc))
 
 
 def zone_problem(name: str) -> str | None:

@@ -49,8 +49,9 @@ def report(ctx: Context, since: str | None = None, until: str | None = None) -> 
     Counted and filtered by the store: only the groups, the deviations not closed and
     the batches decided in the period are read, never every row of the history.
     """
-    since = _bound(since, "the start of the period")
-    until = _bound(until, "the end of the period")
+    zone = ctx.settings().timezone  # a date typed is its midnight where the lab is
+    since = _bound(since, "the start of the period", zone)
+    until = _bound(until, "the end of the period", zone)
     if since and until and until <= since:
         raise Refused(f"the period ends ({until}) before it starts ({since})")
     store = ctx.store
@@ -93,12 +94,12 @@ def _opened(rows: Iterator[tuple[Any, ...]], columns: tuple[str, ...]) -> Iterat
     return (dict(zip(columns, row, strict=True)) for row in chain((first,), rows))
 
 
-def _bound(text: str | None, what: str) -> str | None:
-    """A period's bound as typed (a date or an ISO time) as stored UTC text; Refused naming
-    WHAT and the expected form."""
+def _bound(text: str | None, what: str, zone: str) -> str | None:
+    """A period's bound as typed (a date, its midnight in ZONE, or an ISO time) as stored
+    UTC text; Refused naming WHAT and the expected form."""
     if not text:
         return None
     try:
-        return parse_day_or_time(text)
+        return parse_day_or_time(text, zone)
     except ValueError as err:
         raise Refused(f"{what}: {err}") from None
