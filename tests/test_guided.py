@@ -219,3 +219,26 @@ def test_check_items_are_ticked_by_number_and_recorded_with_who(setup, cli):
     entry = setup.batches.batch("B1").steps["isolation"]
     assert len(entry.checks) == 2
     assert all(tick["by"] == "alice" for tick in entry.checks.values())
+
+
+def test_ctrl_c_in_any_other_command_exits_130_and_says_what_became_of_the_work(cli, monkeypatch):
+    from cmprep.service.batches import BatchService
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    real = BatchService.record
+    monkeypatch.setattr(BatchService, "record", interrupted)
+    result = cli("batch", "record", "B1", "isolation", "source_tissue=UC", "donor_id=D-9")
+    assert result.exit_code == 130
+    assert "Interrupted. What was saved before stays saved; what was being saved was not " in (
+        result.output
+    )
+    monkeypatch.setattr(BatchService, "record", real)
+    assert _values(cli, "isolation")["status"] == "due"  # nothing was written
+    # Ctrl-C at a password prompt is the same; the end of the input there is click's Abort
+    _stopping_after(monkeypatch, 0, _abort_from(KeyboardInterrupt()))
+    assert cli("login", "--as", "bob").exit_code == 130
+    _stopping_after(monkeypatch, 0, _abort_from(EOFError()))
+    ended = cli("login", "--as", "bob")
+    assert ended.exit_code == 1 and "Interrupted" not in ended.output

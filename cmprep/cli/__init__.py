@@ -168,6 +168,25 @@ class LazyGroup(click.Group):
         self.commands = _Commands(self.commands, lazy)
         self.lazy = lazy
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; Ctrl-C ends it with status 130 (what a shell reports for an
+        interrupt) and says what became of the work, not click's bare "Aborted!"."""
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, click.Abort) as err:
+            if not isinstance(err, KeyboardInterrupt) and not isinstance(
+                err.__context__, KeyboardInterrupt
+            ):
+                raise  # the end of the input at a prompt: click's own answer
+            from cmprep.cli.tell import INTERRUPTED
+
+            click.echo(
+                "\nInterrupted. What was saved before stays saved; what was being saved was "
+                "not written (each save is whole or nothing).",
+                err=True,
+            )
+            raise click.exceptions.Exit(INTERRUPTED) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """As click's, but a command not imported yet is described from the table."""
         loaded = self.commands.loaded if isinstance(self.commands, _Commands) else self.commands

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cmprep.cli.hints import hint_text, say
-from cmprep.cli.tell import tell
+from cmprep.cli.tell import INTERRUPTED, tell
 from cmprep.domain import ids
 from cmprep.domain.validation import Finding, Verdict, check_value
 from cmprep.errors import CmprepError
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from cmprep.domain.traceability import Instrument, Lot
     from cmprep.service import Services
 
-INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
 MENU_LIMIT = 8  # registered instruments of a kind listed at its prompt
 
 

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from cmprep.protocol.models import Parameter
     from cmprep.service import Outcome
 
+INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
 MARK = {"in spec": "✓", "alert": "⚠", "out of spec": "✗"}
 STATUS_MARK = {"done": "✓", "skipped": "–", "not taken": " ", "due": "→", "pending": "·"}
 
