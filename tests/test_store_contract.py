@@ -511,7 +511,7 @@ def test_ids_near_finds_an_id_in_any_case_and_its_neighbours_from_the_index(stor
     assert store.ids_near("deviation", "dev-0001", 5) == ["DEV-0001"]
     assert store.ids_near("batch", "zzz", 1) == ["ZZ-9"]  # nothing after: the one before
     with pytest.raises(StoreError, match="no id kind"):
-        store.ids_near("lot", "x", 1)
+        store.ids_near("recipe", "x", 1)
 
 
 def test_batch_rows_come_back_as_given_ordered_by_start_then_id(projections: EventStore):
@@ -948,6 +948,35 @@ def test_lineage_edges_roll_back_with_their_unit(store: EventStore):
         unit.put_lineage_edges(GRAPH)
         raise RuntimeError("the derivation failed")
     assert store.lineage_edges("D1", "down") == [] and store.events("@materials") == []
+
+
+def test_lots_are_kept_by_id_found_in_any_case_and_roll_back_with_their_unit(
+    store: EventStore,
+):
+    assert store.lots_indexed() and store.lot_rows() == []  # new: no lot, the table whole
+    row = {"lot": "PBS-26-118", "material": "PBS", "expiry": "2027-12-31", "supplier": None,
+           "registered_by": "alice", "registered_at": T0}  # fmt: skip
+    with store.writing("@materials", 0) as unit:
+        unit.append(new(1), T0)
+        unit.put_lot(row)
+    assert store.lot("PBS-26-118") == row and store.lot("pbs-26-118") is None
+    assert store.ids_near("lot", "pbs-26-118", 3)[0] == "PBS-26-118"  # any case, by index
+    with pytest.raises(RuntimeError), store.writing("@materials", 1) as unit:
+        unit.append(new(1), T1)
+        unit.put_lot({**row, "lot": "FBS-1"})
+        raise RuntimeError("the registration failed")
+    assert store.lot("FBS-1") is None
+    newer = {**row, "expiry": "2028-01-31"}
+    with store.writing("@materials", 1) as unit:  # registered again: the newest counts
+        unit.append(new(1), T1)
+        unit.put_lot(newer)
+    assert store.lot_rows() == [newer]
+    with pytest.raises(StoreError, match="lot id"), store.writing("@materials", 2) as unit:
+        unit.append(new(1), T1)
+        unit.put_lot({"material": "PBS"})
+    store.replace_lots([{**row, "lot": "A-1"}, row])
+    assert [r["lot"] for r in store.lot_rows()] == ["A-1", "PBS-26-118"]
+    assert store.lots_indexed()
 
 
 def test_replace_lineage_edges_replaces_all_or_nothing(store: EventStore):

@@ -148,3 +148,73 @@ def test_registrations_are_chained_and_verified(stocked):
     assert stocked.audit.verify()[1] == []
     trail = stocked.audit.trail("@materials")
     assert [r["who"] for r in trail] == ["alice", "alice"]
+
+
+# --- a step naming a lot reads the lot's row, not the whole @materials stream -----------------
+def _materials_reads(svc) -> list[str]:
+    """The streams whose whole log the store is asked for, from now on."""
+    asked: list[str] = []
+    real = svc.store.events
+
+    def events(stream: str):
+        asked.append(stream)
+        return real(stream)
+
+    svc.store.events = events
+    return asked
+
+
+def test_a_step_naming_a_lot_reads_that_lot_by_key_in_any_case(stocked, clock):
+    for n in range(30):  # more lots: the step reads none of them
+        stocked.materials.register_lot(f"PBS-{n:03d}", "PBS", "2027-12-31", "alice")
+    stocked.batches.start(STANDARD, "alice", "B1")
+    run_to(stocked, clock, "B1", stop_before="expansion")
+    asked = _materials_reads(stocked)
+    out = stocked.batches.record("B1", "expansion", GOOD["expansion"], "alice", lots=["fbs-1"])
+    assert "@materials" not in asked
+    assert out.batch.steps["expansion"].lots[0]["lot"] == "FBS-1"  # as registered
+    with pytest.raises(Refused) as refused:
+        stocked.batches.record("B1", "pbs_wash", GOOD["pbs_wash"], "alice", lots=["FBS-2"])
+    [problem] = refused.value.problems
+    assert problem.startswith("no lot 'FBS-2'; did you mean FBS-1 or "), problem
+    assert "@materials" not in asked
+
+
+def test_an_upgraded_database_finds_its_lots_from_the_stream_until_rebuilt(stocked, clock, db_path):
+    """A database from before the lots table: its lots are found (from the stream) until
+    `db rebuild` fills the table; verification then compares the table with the log."""
+    import sqlite3
+
+    from cmprep.service import Services
+    from cmprep.store import open_store
+
+    conn = sqlite3.connect(db_path)  # as a database of schema 8
+    conn.execute("DROP TABLE lots")
+    conn.execute("DELETE FROM meta WHERE key = 'lots_indexed'")
+    conn.execute("PRAGMA user_version=8")
+    conn.commit()
+    conn.close()
+    again = Services(open_store(str(db_path)), clock=clock)
+    from conftest import present
+
+    present(again)
+    assert not again.store.lots_indexed() and again.store.lot_rows() == []
+    assert again.materials.lot_named("fbs-1").lot == "FBS-1"  # from the stream
+    assert again.audit.verify().problems == []
+    again.audit.rebuild_projections()
+    assert again.store.lots_indexed() and [r["lot"] for r in again.store.lot_rows()] == [
+        "FBS-1",
+        "FBS-OLD",
+    ]
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE lots SET data = json_set(data, '$.expiry', '2099-12-31') "
+                 "WHERE lot = 'FBS-OLD'")  # fmt: skip
+    conn.execute("DELETE FROM lots WHERE lot = 'FBS-1'")
+    conn.commit()
+    conn.close()
+    said = [f"{p.label} {p}" for p in again.audit.verify().problems]
+    assert said == [
+        "DIFFERS lots table, FBS-1: missing from the table; the log has it",
+        "DIFFERS lots table, FBS-OLD: expiry is '2099-12-31' in the table, '2026-10-31' in the log",
+    ]
+    again.close()

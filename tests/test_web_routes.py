@@ -629,6 +629,11 @@ def test_a_scanned_lot_is_checked_for_expiry(web, alice, svc, clock, b1):
     assert ok == {"verdict": "in spec", "message": "filter lot F-1, expires 2027-06-30"}
     old = alice.post(url + "/check", {**fields, "lot_0": "F-OLD"}).json()["marks"]["lot_0"]
     assert old["verdict"] == "out of spec" and "expired on 2026-01-31" in old["message"]
+    # typed in another case at the tablet: the same lot, marked on its field
+    typed = alice.post(url + "/check", {**fields, "lot_0": "f-1"}).json()["marks"]["lot_0"]
+    assert typed == ok
+    old = alice.post(url + "/check", {**fields, "lot_0": "f-old"}).json()["marks"]["lot_0"]
+    assert old["verdict"] == "out of spec" and "expired on 2026-01-31" in old["message"]
 
 
 def test_a_late_entry_needs_its_time_and_reason_and_is_recorded_as_late(web, alice, svc, clock, b1):

@@ -90,9 +90,7 @@ def materials_where_used(app: Services, lot: str, fmt: str) -> None:
     """
     rows = app.materials.where_used(lot)
     if not rows and fmt == "table":
-        from cmprep.domain.ids import same
-
-        known = same(lot, app.materials.lots()) is not None
+        known = app.materials.lot_named(lot) is not None
         unknown = "" if known else ", and no such lot is registered"
         click.echo(f"No batch used lot {lot}{unknown}.")
         return

@@ -55,11 +55,16 @@ def fold_lots(events: list[Event]) -> dict[str, Lot]:
     lots: dict[str, Lot] = {}
     for e in events:
         if e.type == LOT_REGISTERED:
-            p = e.payload
-            lots[p["lot"]] = Lot(
-                p["lot"], p["material"], p["expiry"], p.get("supplier"), e.actor, e.recorded_at
-            )
+            lot = lot_of(e)
+            lots[lot.lot] = lot
     return lots
+
+
+def lot_of(event: Event) -> Lot:
+    """The lot a ``lot_registered`` event registers (its query row is ``Lot.row()``)."""
+    p = event.payload
+    return Lot(p["lot"], p["material"], p["expiry"], p.get("supplier"), event.actor,
+               event.recorded_at)  # fmt: skip
 
 
 def fold_equipment(events: list[Event]) -> dict[str, Instrument]:

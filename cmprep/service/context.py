@@ -216,11 +216,24 @@ class Context:
             new = decide(events)
             try:
                 with self.store.writing(stream, events[-1].seq if events else 0) as unit:
-                    return unit.append(new, at or iso(self.clock()))
+                    written = unit.append(new, at or iso(self.clock()))
+                    _project_system(unit, stream, written)
+                    return written
             except ConcurrencyError:
                 if attempt == SYSTEM_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
+
+
+def _project_system(unit: UnitOfWork, stream: str, written: list[Event]) -> None:
+    """The query rows a system stream's new events change, in the same unit: a registered
+    lot's row (a step naming the lot then reads it by key)."""
+    from cmprep.domain import traceability as tr
+
+    if stream == tr.MATERIALS_STREAM:
+        for e in written:
+            if e.type == tr.LOT_REGISTERED:
+                unit.put_lot(tr.lot_of(e).row())
 
 
 def project(

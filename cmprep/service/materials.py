@@ -21,7 +21,7 @@ from cmprep.errors import Hint, NotFound, Refused
 from cmprep.events import Event, NewEvent
 from cmprep.protocol.models import Step
 from cmprep.service.access import Gate
-from cmprep.service.context import Context
+from cmprep.service.context import NEAR_IDS, Context
 
 
 @dataclass
@@ -41,6 +41,26 @@ class MaterialsService:
 
     def lots(self) -> dict[str, tr.Lot]:
         return tr.fold_lots(self.ctx.store.events(tr.MATERIALS_STREAM))
+
+    def lot_named(self, typed: str) -> tr.Lot | None:
+        """The registered lot TYPED names, in any case: its row read by key, however many
+        lots and derivations the stream holds (in a database upgraded with lots already
+        registered, until `db rebuild` fills the lots table: from the stream)."""
+        store = self.ctx.store
+        if not store.lots_indexed():
+            lots = self.lots()
+            name = ids.same(typed, lots)
+            return lots[name] if name else None
+        name = ids.same(typed, store.ids_near("lot", typed, NEAR_IDS))
+        row = store.lot(name) if name else None
+        return tr.Lot(**row) if row else None
+
+    def lots_near(self, typed: str) -> list[str]:
+        """Registered lot ids next to TYPED: what to suggest when it names none."""
+        store = self.ctx.store
+        if not store.lots_indexed():
+            return list(self.lots())
+        return store.ids_near("lot", typed, NEAR_IDS)
 
     def instruments(self) -> dict[str, tr.Instrument]:
         return tr.fold_equipment(self.ctx.store.events(tr.EQUIPMENT_STREAM))
@@ -73,8 +93,8 @@ class MaterialsService:
                 raise Refused(f"lot {lot} is already registered" + _as(same, lot))
             return [NewEvent(tr.LOT_REGISTERED, actor, payload)]
 
-        self.ctx.append_system(tr.MATERIALS_STREAM, decide)
-        return self.lots()[lot]
+        written = self.ctx.append_system(tr.MATERIALS_STREAM, decide)
+        return tr.lot_of(written[0])
 
     def register_equipment(
         self,
@@ -164,22 +184,22 @@ class MaterialsService:
         out = Trace()
         severity = batch.protocol.traceability_severity
         day = used_at.date()
-        known_lots = self.lots() if lots else {}
         snapshot = []
         for typed in dict.fromkeys(lots):
-            lot = ids.same(typed, known_lots) or typed
-            item = known_lots.get(lot)
+            item = self.lot_named(typed)
             if item is None:
+                near = self.lots_near(typed)
                 out.findings.append(
                     Finding(
-                        f"lot:{lot}",
+                        f"lot:{typed}",
                         Verdict.refused,
-                        f"no lot {lot!r}{ids.suggestion(lot, known_lots)}"
-                        + ("" if ids.closest(lot, known_lots) else "; register it first"),
-                        hint=Hint("register_lot", lot=lot),
+                        f"no lot {typed!r}{ids.suggestion(typed, near)}"
+                        + ("" if ids.closest(typed, near) else "; register it first"),
+                        hint=Hint("register_lot", lot=typed),
                     )
                 )
                 continue
+            lot = item.lot
             snapshot.append({"lot": lot, "material": item.material, "expiry": item.expiry})
             if finding := tr.expiry_finding(item, day, severity):
                 out.findings.append(finding)

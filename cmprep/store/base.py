@@ -91,6 +91,12 @@ class UnitOfWork(Protocol):
         """
         ...
 
+    def put_lot(self, row: dict[str, Any]) -> None:
+        """Keep a registered lot's query row (its newest registration), by its ``lot``, in
+        this unit: what a step naming the lot reads, one row by key, however many lots and
+        derivations the ``@materials`` stream holds."""
+        ...
+
     # --- lineage (new block: the material graph) ---------------------------------------
     def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         """Add the lineage edges of a derivation appended in this unit.
@@ -356,6 +362,26 @@ class EventStore(Protocol):
         lot above it: what it was made from). Rows of ``query.LINEAGE_COLUMNS`` as put,
         ordered by seq, parent, child; [] for a lot with none. One recursive query
         (``query.lineage_query``), the same SQL on every backend."""
+        ...
+
+    # --- registered lots (a query table) -------------------------------------------------
+    def lot(self, lot: str) -> dict[str, Any] | None:
+        """The row kept for LOT (its id exactly as stored; ``ids_near("lot", ...)`` finds
+        it in any case), or None."""
+        ...
+
+    def lot_rows(self) -> list[dict[str, Any]]:
+        """Every lot's row, by id: what verification compares with the log."""
+        ...
+
+    def lots_indexed(self) -> bool:
+        """Whether the lots table holds every lot the log registered: true for a database
+        made by this version and after ``replace_lots``; false for one upgraded with lots
+        already registered, until it is rebuilt (readers then fold the stream)."""
+        ...
+
+    def replace_lots(self, rows: list[dict[str, Any]]) -> None:
+        """Replace every lot row by ROWS, in one transaction, and mark the table whole."""
         ...
 
     def iter_lineage_edges(self) -> Iterator[dict[str, Any]]:

@@ -224,6 +224,14 @@ CREATE TABLE lineage_edges (
 );
 CREATE INDEX lineage_edges_child ON lineage_edges (child);
 """,
+    # 6: registered lots by id (a step naming one reads its row, not the whole stream);
+    # whole in a new database, filled by a rebuild in an upgraded one (meta lots_indexed)
+    """
+CREATE TABLE lots (lot TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE INDEX lots_id_key ON lots ((lower(lot) COLLATE "C"));
+INSERT INTO meta (key, value) SELECT 'lots_indexed', '1'
+    WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@materials');
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -356,6 +364,9 @@ class _PostgresUnit:
     def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         _put_lineage_edges(self.conn, rows)
 
+    def put_lot(self, row: dict[str, Any]) -> None:
+        _put_lot(self.conn, row)
+
     def seen_key(self, key: str) -> KeyUse | None:
         return _key_use(self.conn, key)
 
@@ -408,6 +419,17 @@ def _put_qc_points(
             f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a "
             "required field is empty; nothing was written"
         ) from None
+
+
+def _put_lot(conn: psycopg.Connection[tuple[Any, ...]], row: dict[str, Any]) -> None:
+    lot = row.get("lot")
+    if not isinstance(lot, str) or not lot:
+        raise StoreError(f"a lot row needs its lot id, not {lot!r}; nothing was written")
+    conn.execute(
+        "INSERT INTO lots (lot, data) VALUES (%s, %s) "
+        "ON CONFLICT (lot) DO UPDATE SET data = excluded.data",
+        (lot, json.dumps(row, sort_keys=True, ensure_ascii=False)),
+    )
 
 
 def _put_lineage_edges(
@@ -821,6 +843,30 @@ class PostgresStore:
         columns = ", ".join(LINEAGE_COLUMNS)
         rows = self._stream(f"SELECT {columns} FROM lineage_edges ORDER BY seq, parent, child", [])
         return (dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in rows)
+
+    def lot(self, lot: str) -> dict[str, Any] | None:
+        rows = self._all("SELECT data FROM lots WHERE lot = %s", (lot,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    def lot_rows(self) -> list[dict[str, Any]]:
+        rows = self._all('SELECT data FROM lots ORDER BY lot COLLATE "C"')
+        return [json.loads(r[0]) for r in rows]
+
+    def lots_indexed(self) -> bool:
+        return bool(self._all("SELECT 1 FROM meta WHERE key = 'lots_indexed'"))
+
+    def replace_lots(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            with self.conn.transaction():
+                self.conn.execute("DELETE FROM lots")
+                for row in rows:
+                    _put_lot(self.conn, row)
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('lots_indexed', '1') "
+                    "ON CONFLICT (key) DO NOTHING"
+                )
+        except psycopg.Error as err:
+            raise _refusal(err, None, "the lots") from None
 
     def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         try:

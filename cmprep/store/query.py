@@ -81,7 +81,11 @@ ROW = "row"  # asked for as a column: the whole stored row, as JSON text (one ob
 # The ids a person types that are looked up ignoring case (``ids_near``): kind -> (table,
 # column). Each column has an index on its lower-cased text in every backend, so finding
 # ``demo-001`` or the ids next to it reads a few index rows, never the whole table.
-ID_COLUMNS = {"batch": ("batches", "batch_id"), "deviation": ("deviations", "deviation_id")}
+ID_COLUMNS = {
+    "batch": ("batches", "batch_id"),
+    "deviation": ("deviations", "deviation_id"),
+    "lot": ("lots", "lot"),
+}
 
 
 def id_column(kind: str) -> tuple[str, str]:

@@ -59,13 +59,20 @@ from cmprep.store.query import (
     query_values,
 )
 
-SCHEMA_VERSION = 8  # 2: sessions, login_failures, a database id; 3: qc_points;
+SCHEMA_VERSION = 9  # 2: sessions, login_failures, a database id; 3: qc_points;
 # 4: payloads kept as their canonical JSON (see _canonical_payloads); 5: batch and
 # deviation ids indexed lower-cased (ids_near); 6: qc_points.route (a baseline per
 # protocol x route x cell source; rebuilding the projections fills it for older batches)
 # 7: lineage_edges (the material graph; written by each derivation, filled by a rebuild)
 # 8: payloads packed (store/packing.py); older rows stay text and read as they are, and a
 # program before 8 must not read a packed one as JSON (it refuses a newer schema)
+# 9: lots (registered lots by id: a step naming one reads its row, not the whole stream);
+# whole in a new file, filled by a rebuild in an upgraded one (meta lots_indexed)
+# a new file (or one with no lot registered yet) has every lot in its lots table: none
+_LOTS_WHOLE_IF_NONE_REGISTERED = (
+    "INSERT OR IGNORE INTO meta (key, value) SELECT 'lots_indexed', '1' "
+    "WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@materials')"
+)
 _CANONICAL_PAYLOADS = 4
 _QC_ROUTE = 6
 
@@ -150,6 +157,8 @@ CREATE INDEX IF NOT EXISTS qc_points_label_key ON qc_points (label_key, started_
 CREATE INDEX IF NOT EXISTS qc_points_state ON qc_points (state, started_at);
 CREATE INDEX IF NOT EXISTS qc_points_baseline
     ON qc_points (protocol_id, name, route, source, state, started_at, batch_id, position);
+CREATE TABLE IF NOT EXISTS lots (lot TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS lots_id_key ON lots (lower(lot));
 CREATE TABLE IF NOT EXISTS lineage_edges (
     parent TEXT NOT NULL,
     child TEXT NOT NULL,
@@ -432,6 +441,9 @@ class _SQLiteUnit:
     def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         _put_lineage_edges(self.conn, rows)
 
+    def put_lot(self, row: dict[str, Any]) -> None:
+        _put_lot(self.conn, row)
+
     def seen_key(self, key: str) -> KeyUse | None:
         return _key_use(
             self.conn.execute(
@@ -484,6 +496,17 @@ def _put_deviation(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         f"INSERT OR REPLACE INTO deviations ({', '.join(DEVIATION_COLUMNS)}, data) "
         f"VALUES ({', '.join('?' * (len(DEVIATION_COLUMNS) + 1))})",
         (*values, json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)),
+    )
+
+
+def _put_lot(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    lot = row.get("lot")
+    if not isinstance(lot, str) or not lot:
+        raise StoreError(f"a lot row needs its lot id, not {lot!r}; nothing was written")
+    conn.execute(
+        "INSERT INTO lots (lot, data) VALUES (?, ?) "
+        "ON CONFLICT(lot) DO UPDATE SET data = excluded.data",
+        (lot, json.dumps(row, sort_keys=True, ensure_ascii=False)),
     )
 
 
@@ -574,6 +597,7 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', ?)",
                 (token_hex(16),),
             )
+            self.conn.execute(_LOTS_WHOLE_IF_NONE_REGISTERED)
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.conn.execute("COMMIT")
         except BaseException:
@@ -982,6 +1006,36 @@ class SQLiteStore:
         cursor = self.conn.cursor()
         cursor.row_factory = None
         return [dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in cursor.execute(sql, (lot,))]
+
+    @_says("read")
+    def lot(self, lot: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT data FROM lots WHERE lot = ?", (lot,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    @_says("read")
+    def lot_rows(self) -> list[dict[str, Any]]:
+        return [json.loads(r[0]) for r in self.conn.execute("SELECT data FROM lots ORDER BY lot")]
+
+    @_says("read")
+    def lots_indexed(self) -> bool:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'lots_indexed'").fetchone()
+        return row is not None
+
+    def replace_lots(self, rows: list[dict[str, Any]]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM lots")
+            for row in rows:
+                _put_lot(self.conn, row)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('lots_indexed', '1')"
+            )
+            self.conn.execute("COMMIT")
+        except BaseException as err:
+            self._roll_back()
+            if isinstance(err, sqlite3.OperationalError):
+                raise _store_error(self.path, err, "write") from None
+            raise
 
     @_says("read")
     def iter_lineage_edges(self) -> Iterator[dict[str, Any]]:

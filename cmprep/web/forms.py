@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from cmprep.domain import ids
 from cmprep.domain.batch import Batch
 from cmprep.domain.clock import from_iso, parse_time
 from cmprep.domain.validation import Finding, Verdict, check_entries, check_window
@@ -178,8 +179,8 @@ def _field_of(step: Step, f: StepForm, x: Finding) -> str | None:
     if step.parameter(x.parameter) is not None:
         return f"v_{x.parameter}"
     if x.parameter.startswith("lot:"):
-        lot = x.parameter[4:]
-        return next((f"lot_{i}" for i, v in enumerate(f.lots) if v == lot), None)
+        lot = ids.key(x.parameter[4:])  # the lot as stored; the field as typed, in any case
+        return next((f"lot_{i}" for i, v in enumerate(f.lots) if ids.key(v) == lot), None)
     if x.parameter.startswith("equipment:"):
         ident = x.parameter[10:]
         return next((f"eq_{i}" for i, v in enumerate(f.equipment) if v == ident), None)
@@ -194,12 +195,11 @@ def _trace_marks(
     """A lot or instrument that was found: what it is, and a warning when it is not of the
     kind this field asks for (a scanned freeze dryer in the centrifuge field)."""
     named = {x.parameter for x in findings}
-    lots = app.materials.lots() if any(f.lots) else {}
-    for i, (kind, lot) in enumerate(zip(step.materials, f.lots, strict=False)):
-        item = lots.get(lot)
-        if item is None or f"lot:{lot}" in named:
+    for i, (kind, typed) in enumerate(zip(step.materials, f.lots, strict=False)):
+        item = app.materials.lot_named(typed) if typed else None  # read by key, any case
+        if item is None or f"lot:{item.lot}" in named:
             continue
-        text = f"{item.material} lot {lot}, expires {item.expiry}"
+        text = f"{item.material} lot {item.lot}, expires {item.expiry}"
         if item.material.casefold() != kind.casefold():
             out.marks[f"lot_{i}"] = Mark("warning", f"{text}: not a {kind} lot")
         else:

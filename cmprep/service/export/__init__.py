@@ -324,7 +324,7 @@ class ExportService:
         made, trees = self._trees(batch, list(used_lots))
         if not used_lots and not used_instruments and not made and not trees:
             return None
-        lots = self.materials.lots() if used_lots else {}
+        lots = {lot: found for lot in used_lots if (found := self.materials.lot_named(lot))}
         instruments = self.materials.instruments() if used_instruments else {}
         return {
             "batch": batch.id,
