@@ -24,7 +24,7 @@ from cmprep.protocol.models import Parameter, Step
 
 if TYPE_CHECKING:
     from cmprep.domain.batch import Batch
-    from cmprep.domain.traceability import Instrument, Lot
+    from cmprep.domain.traceability import Instrument
     from cmprep.service import Services
 
 MENU_LIMIT = 8  # registered instruments of a kind listed at its prompt
@@ -64,8 +64,9 @@ def _refuse(message: str, hint: str = "") -> None:
     click.secho(f"  {message}" + (f" {hint}" if hint else ""), fg="red")
 
 
-def _ask_lot(kind: str, known: Mapping[str, Lot]) -> str:
-    """A lot from the registry (any case), or empty; an unknown one is asked again."""
+def _ask_lot(kind: str, app: Services) -> str:
+    """A lot from the registry (any case, read by key), or empty; an unknown one is asked
+    again, with the closest registered ids."""
     from cmprep.errors import Hint
 
     while True:
@@ -74,11 +75,12 @@ def _ask_lot(kind: str, known: Mapping[str, Lot]) -> str:
         ).strip()
         if not typed:
             return ""
-        found = ids.same(typed, known)
+        found = app.materials.lot_named(typed)
         if found is not None:
-            return found
+            return found.lot
         hint = hint_text(Hint("register_lot", lot=typed), guided=True)
-        _refuse(f"no lot {typed!r}{ids.suggestion(typed, known)}.", hint)
+        near = app.materials.lots_near(typed)
+        _refuse(f"no lot {typed!r}{ids.suggestion(typed, near)}.", hint)
 
 
 def _ask_instrument(kind: str, known: Mapping[str, Instrument]) -> str:
@@ -184,12 +186,11 @@ def _ask_used(
     is asked again."""
     from cmprep.domain.traceability import rotor_radius
 
-    known_lots = app.materials.lots() if step.materials else {}
     known = app.materials.instruments() if step.equipment else {}
     lots: dict[str, str] = {}
     equipment: dict[str, str] = {}
     for kind in step.materials:
-        while lot := _ask_lot(kind, known_lots):
+        while lot := _ask_lot(kind, app):
             if _kept(app, batch, step, lots=[lot]):
                 lots[kind] = lot
                 break
