@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import tracemalloc
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -271,3 +273,15 @@ def cli_run(shell: Any, *args: str, given: str | None = None) -> Any:
     from cmprep.cli import main
 
     return CliRunner().invoke(main, list(args), obj=shell, input=given, catch_exceptions=False)
+
+
+def traced_peak(run: Callable[[], Any]) -> tuple[Any, int]:
+    """(what RUN returns, the most memory Python held at once while it ran): how the
+    scale tests hold memory flat as history grows, without timing anything."""
+    tracemalloc.start()
+    try:
+        result = run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak

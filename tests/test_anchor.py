@@ -170,6 +170,17 @@ def rewrite(db, svc, stream: str, seq: int, change: Callable[[dict[str, Any]], N
     _cover_up(conn, svc)
 
 
+def _confluence_seq(db) -> int:
+    """The seq of B1's expansion (the step with the confluence), read as a forger would."""
+    conn = forger_connect(db)
+    seq = conn.execute(
+        "SELECT seq FROM events WHERE batch_id = 'B1' AND type = 'step_recorded' "
+        "AND unpacked(payload) LIKE '%\"confluence\"%'"
+    ).fetchone()[0]
+    conn.close()
+    return int(seq)
+
+
 # --- anchoring -----------------------------------------------------------------------------
 def test_a_reviewer_anchors_the_ledger_head_into_a_signed_file(lab, clock, folder):
     mark = lab.audit.ledger_mark()
@@ -305,12 +316,7 @@ def test_a_changed_value_with_every_hash_and_signature_hash_recomputed_is_caught
     lab, clock, folder, db_path
 ):
     cp = _anchor(lab, clock, folder)
-    conn = forger_connect(db_path)
-    seq = conn.execute(
-        "SELECT seq FROM events WHERE batch_id = 'B1' AND type = 'step_recorded' "
-        "AND unpacked(payload) LIKE '%\"confluence\"%'"
-    ).fetchone()[0]
-    conn.close()
+    seq = _confluence_seq(db_path)
 
     def confluence_79(event: dict[str, Any]) -> None:
         event["payload"]["values"]["confluence"]["raw"] = "79"
@@ -409,12 +415,7 @@ def test_a_forged_seal_before_the_checkpoint_is_named_as_the_ledger_no_longer_ex
     """A value behind a signature changed, every hash recomputed: the checkpoint fails,
     so it vouches for nothing, and the seal over the old value is named."""
     cp = _anchor(lab, clock, folder)
-    conn = forger_connect(db_path)
-    seq = conn.execute(
-        "SELECT seq FROM events WHERE batch_id = 'B1' AND type = 'step_recorded' "
-        "AND unpacked(payload) LIKE '%\"confluence\"%'"
-    ).fetchone()[0]
-    conn.close()
+    seq = _confluence_seq(db_path)
     rewrite(
         db_path, lab, "B1", seq, lambda e: e["payload"]["values"]["confluence"].update(raw="79")
     )

@@ -12,14 +12,23 @@ Counting rows, not timing, keeps the test deterministic; the times are in ``make
 from __future__ import annotations
 
 import copy
-import tracemalloc
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOOD, PASSWORD, REPO, STANDARD, Clock, approve_file, run_to, seed_people
+from conftest import (
+    GOOD,
+    PASSWORD,
+    REPO,
+    STANDARD,
+    Clock,
+    approve_file,
+    run_to,
+    seed_people,
+    traced_peak,
+)
 
 from cmprep.domain import people
 from cmprep.domain.qc_points import HISTORY_POINTS
@@ -208,12 +217,7 @@ def _rebuild_peak(svc: Services) -> int:
     (after a first rebuild, so what any run keeps, such as compiled protocols, is there)."""
     before = svc.store.batch_rows()
     svc.audit.rebuild_projections()
-    tracemalloc.start()
-    try:
-        written = svc.audit.rebuild_projections()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    written, peak = traced_peak(svc.audit.rebuild_projections)
     assert svc.store.batch_rows() == before  # the same rows, rebuilt
     assert written == len(before)
     return peak

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSWORD, STANDARD, Clock, approve_bundled, forger_connect, run_to, seed_people
+from conftest import (
+    PASSWORD,
+    STANDARD,
+    Clock,
+    approve_bundled,
+    forger_connect,
+    run_to,
+    seed_people,
+    traced_peak,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,12 +78,7 @@ def _peak(svc: Services) -> int:
     """The most memory Python held at once during one `audit verify` (after one run to
     fill what any run keeps: compiled protocols, the regular expressions)."""
     assert svc.audit.verify().problems == []
-    tracemalloc.start()
-    try:
-        result = svc.audit.verify()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = traced_peak(svc.audit.verify)
     assert result.problems == []
     return peak
 

@@ -64,6 +64,7 @@ from cmprep.store.query import (
     id_column,
     lineage_query,
     lineage_values,
+    lot_values,
     qc_point_values,
     query_values,
 )
@@ -422,13 +423,10 @@ def _put_qc_points(
 
 
 def _put_lot(conn: psycopg.Connection[tuple[Any, ...]], row: dict[str, Any]) -> None:
-    lot = row.get("lot")
-    if not isinstance(lot, str) or not lot:
-        raise StoreError(f"a lot row needs its lot id, not {lot!r}; nothing was written")
     conn.execute(
         "INSERT INTO lots (lot, data) VALUES (%s, %s) "
         "ON CONFLICT (lot) DO UPDATE SET data = excluded.data",
-        (lot, json.dumps(row, sort_keys=True, ensure_ascii=False)),
+        lot_values(row),
     )
 
 

@@ -7,6 +7,7 @@ Times are the stored UTC text (``2026-11-01T00:00:00Z``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -291,6 +292,15 @@ def qc_point_values(batch_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any
     return values
 
 
+def lot_values(row: dict[str, Any]) -> tuple[str, str]:
+    """(lot, the row as JSON) of a registered lot's query row: shared by the backends, so
+    a row without its id is refused alike by each."""
+    lot = row.get("lot")
+    if not isinstance(lot, str) or not lot:
+        raise StoreError(f"a lot row needs its lot id, not {lot!r}; nothing was written")
+    return lot, json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
 # --- lineage (the material graph) -----------------------------------------------------------
 # One row per (input, output) of a derivation: the parent lot, the child lot, the seq of the
 # "@materials" event that made the child, and how much of the parent it drew (text, exact).
@@ -339,6 +349,7 @@ __all__ = [
     "asked_columns",
     "lineage_query",
     "lineage_values",
+    "lot_values",
     "qc_point_values",
     "query_values",
 ]

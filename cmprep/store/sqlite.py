@@ -55,6 +55,7 @@ from cmprep.store.query import (
     id_column,
     lineage_query,
     lineage_values,
+    lot_values,
     qc_point_values,
     query_values,
 )
@@ -500,13 +501,10 @@ def _put_deviation(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
 
 
 def _put_lot(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    lot = row.get("lot")
-    if not isinstance(lot, str) or not lot:
-        raise StoreError(f"a lot row needs its lot id, not {lot!r}; nothing was written")
     conn.execute(
         "INSERT INTO lots (lot, data) VALUES (?, ?) "
         "ON CONFLICT(lot) DO UPDATE SET data = excluded.data",
-        (lot, json.dumps(row, sort_keys=True, ensure_ascii=False)),
+        lot_values(row),
     )
 
 
@@ -979,25 +977,32 @@ class SQLiteStore:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
-    def replace_projections(self, projected: Iterable[Projected]) -> int:
+    @contextmanager
+    def _whole(self) -> Iterator[None]:
+        """One write transaction that commits whole or is rolled back, a database error in
+        it said as any write's: what replacing a query table needs."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException as err:
+            self._roll_back()
+            if isinstance(err, sqlite3.OperationalError):
+                raise _store_error(self.path, err, "write") from None
+            raise
+
+    def replace_projections(self, projected: Iterable[Projected]) -> int:
+        written = 0
+        with self._whole():
             for table in ("batches", "deviations", "qc_points"):
                 self.conn.execute(f"DELETE FROM {table}")
-            written = 0
             for batch, deviations, points in projected:
                 _put_batch(self.conn, batch)
                 for row in deviations:
                     _put_deviation(self.conn, row)
                 _put_qc_points(self.conn, str(batch.get("batch_id")), points)
                 written += 1
-            self.conn.execute("COMMIT")
-            return written
-        except BaseException as err:
-            self._roll_back()
-            if isinstance(err, sqlite3.OperationalError):
-                raise _store_error(self.path, err, "write") from None
-            raise
+        return written
 
     # --- lineage (the material graph) -----------------------------------------------------
     @_says("read")
@@ -1022,20 +1027,13 @@ class SQLiteStore:
         return row is not None
 
     def replace_lots(self, rows: list[dict[str, Any]]) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._whole():
             self.conn.execute("DELETE FROM lots")
             for row in rows:
                 _put_lot(self.conn, row)
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('lots_indexed', '1')"
             )
-            self.conn.execute("COMMIT")
-        except BaseException as err:
-            self._roll_back()
-            if isinstance(err, sqlite3.OperationalError):
-                raise _store_error(self.path, err, "write") from None
-            raise
 
     @_says("read")
     def iter_lineage_edges(self) -> Iterator[dict[str, Any]]:
