@@ -717,7 +717,9 @@ def test_replace_projections_is_all_or_nothing(projections: EventStore):
     bad = batch_row("B8")
     del bad["protocol_id"]
     with pytest.raises(StoreError):
-        projections.replace_projections([Projected(batch_row("B7"), [], []), (bad, [], [])])
+        projections.replace_projections(
+            [Projected(batch_row("B7"), [], []), Projected(bad, [], [])]
+        )
     assert (projections.batch_rows(), projections.deviation_rows()) == before
 
     def folding_fails() -> Iterator[Projected]:
@@ -977,6 +979,45 @@ def test_lots_are_kept_by_id_found_in_any_case_and_roll_back_with_their_unit(
     store.replace_lots([{**row, "lot": "A-1"}, row])
     assert [r["lot"] for r in store.lot_rows()] == ["A-1", "PBS-26-118"]
     assert store.lots_indexed()
+
+
+def use_row(batch_id: str, step: str, lot: str, at: str = T0) -> dict[str, Any]:
+    return {"batch_id": batch_id, "step": step, "lot": lot, "material": "FBS", "used_at": at,
+            "used_by": "alice"}  # fmt: skip
+
+
+def test_lot_uses_are_kept_per_batch_and_read_by_lot_in_any_case(store: EventStore):
+    assert store.uses_indexed() and store.lot_uses() == []  # new: no batch, all kept
+    b1 = [use_row("B1", "expansion", "FBS-1", T1), use_row("B1", "pbs_wash", "PBS-1", T1)]
+    with store.writing("B1", 0) as unit:
+        unit.append(new(1), T0)
+        unit.put_lot_uses("B1", b1)
+    with store.writing("B2", 0) as unit:
+        unit.append(new(1), T0)
+        unit.put_lot_uses("B2", [use_row("B2", "expansion", "FBS-1", T0)])
+    assert [(u["batch_id"], u["used_at"]) for u in store.lot_uses(lot="fbs-1")] == [
+        ("B2", T0),  # the oldest use first
+        ("B1", T1),
+    ]
+    assert store.lot_uses(batch_id="B1") == b1 and store.lot_uses(lot="nothing") == []
+    with pytest.raises(RuntimeError), store.writing("B1", 1) as unit:
+        unit.append(new(1), T1)
+        unit.put_lot_uses("B1", [])
+        raise RuntimeError("the step failed")
+    assert store.lot_uses(batch_id="B1") == b1  # rolled back with its unit
+    with store.writing("B1", 1) as unit:  # a batch's uses are replaced whole
+        unit.append(new(1), T1)
+        unit.put_lot_uses("B1", b1[:1])
+    assert store.lot_uses(batch_id="B1") == b1[:1]
+    stray = "lot uses of batch B9 given as uses of B1"
+    with pytest.raises(StoreError, match=stray), store.writing("B1", 2) as unit:
+        unit.append(new(1), T1)
+        unit.put_lot_uses("B1", [use_row("B9", "expansion", "FBS-1")])
+    with pytest.raises(StoreError, match="given twice"), store.writing("B1", 2) as unit:
+        unit.append(new(1), T1)
+        unit.put_lot_uses("B1", b1[:1] * 2)
+    store.replace_projections([Projected(batch_row("B7"), [], [], [use_row("B7", "s", "L")])])
+    assert store.lot_uses() == [use_row("B7", "s", "L")] and store.uses_indexed()
 
 
 def test_replace_lineage_edges_replaces_all_or_nothing(store: EventStore):

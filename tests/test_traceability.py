@@ -102,9 +102,12 @@ def test_where_used_lists_every_batch_that_used_a_lot(stocked, clock):
         stocked.batches.start(STANDARD, "alice", b)
         run_to(stocked, clock, b, stop_before="expansion")
         stocked.batches.record(b, "expansion", GOOD["expansion"], "alice", lots=["FBS-1"])
-    rows = stocked.materials.where_used("FBS-1")
+    asked = _materials_reads(stocked)
+    rows = stocked.materials.where_used("fbs-1")  # any case, read by the lot
     assert [(r["batch_id"], r["step"]) for r in rows] == [("B1", "expansion"), ("B2", "expansion")]
+    assert rows[0]["lot"] == "FBS-1" and rows[0]["by"] == "alice" and rows[0]["material"] == "FBS"
     assert stocked.materials.where_used("FBS-OLD") == []
+    assert asked == []  # no batch's log read: a recall costs the same in year five
 
 
 @pytest.mark.parametrize(
@@ -217,4 +220,50 @@ def test_an_upgraded_database_finds_its_lots_from_the_stream_until_rebuilt(stock
         "DIFFERS lots table, FBS-1: missing from the table; the log has it",
         "DIFFERS lots table, FBS-OLD: expiry is '2099-12-31' in the table, '2026-10-31' in the log",
     ]
+    again.close()
+
+
+def test_a_recall_in_an_upgraded_database_reads_the_logs_until_rebuilt(stocked, clock, db_path):
+    """Before the lot uses were kept, a recall read every batch's log: it still does in a
+    database upgraded with batches recorded, until `db rebuild` fills them; verification
+    then compares them with the log, batch by batch."""
+    import sqlite3
+
+    from conftest import present
+
+    from cmprep.service import Services
+    from cmprep.store import open_store
+
+    stocked.batches.start(STANDARD, "alice", "B1")
+    run_to(stocked, clock, "B1", stop_before="expansion")
+    stocked.batches.record("B1", "expansion", GOOD["expansion"], "alice", lots=["FBS-1"])
+    conn = sqlite3.connect(db_path)  # as a database of schema 8
+    conn.execute("DROP TABLE lot_uses")
+    conn.execute("DELETE FROM meta WHERE key = 'uses_indexed'")
+    conn.execute("PRAGMA user_version=8")
+    conn.commit()
+    conn.close()
+    again = present(Services(open_store(str(db_path)), clock=clock))
+    assert not again.store.uses_indexed() and again.store.lot_uses() == []
+    [use] = again.materials.where_used("FBS-1")  # from the logs
+    assert (use["batch_id"], use["step"]) == ("B1", "expansion")
+    assert again.audit.verify().problems == []
+    again.audit.rebuild_projections()
+    assert again.store.uses_indexed() and again.materials.where_used("FBS-1") == [use]
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE lot_uses SET used_by = 'bob'")
+    conn.execute(
+        "INSERT INTO lot_uses VALUES ('B1', 'conditioning', 'FBS-OLD', 'FBS', "
+        "'2026-11-02T09:00:00Z', 'alice')"
+    )
+    conn.commit()
+    conn.close()
+    said = [f"{p.label} {p}" for p in again.audit.verify().problems]
+    assert said == [
+        "DIFFERS lot_uses table, B1/conditioning/FBS-OLD: in the table, but not in the log",
+        "DIFFERS lot_uses table, B1/expansion/FBS-1: used_by is 'bob' in the table, 'alice' "
+        "in the log",
+    ]
+    again.audit.rebuild_projections()
+    assert again.audit.verify().problems == []
     again.close()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cmprep import events as ev
-from cmprep.domain import anchors, ids, lineage, people, qc_points
+from cmprep.domain import anchors, ids, lineage, people, qc_points, uses
 from cmprep.domain import traceability as tr
 from cmprep.domain.anchors import Checkpoint, CheckpointBreak
 from cmprep.domain.audit import (
@@ -154,7 +154,7 @@ class AuditService:
         """
         store = self.ctx.store
         users = store.events(people.USERS_STREAM)
-        found = _LogCheck(ring=people.key_ring(users), trust=trust)
+        found = _LogCheck(ring=people.key_ring(users), trust=trust, uses=store.uses_indexed())
         for stream, group in groupby(store.iter_events(only), key=_stream_of):
             rows = iter(group)
             first, head = next(rows)
@@ -164,13 +164,13 @@ class AuditService:
             else:
                 self._check_batch(stream, list(stored), head, tables, found)
             if tables and is_system(stream):  # no batch here: any row under its id is extra
-                found.tables += self._batch_tables(stream, [])
+                found.tables += self._batch_tables(stream, [], found.uses)
         found.breaks += emptied_breaks(store.emptied_streams(only))
         found.breaks += ledger_breaks(store.iter_ledger(only), self._hash_at if only else None)
         found.breaks += unledgered_breaks(store.unledgered(only))
         if tables and only is None:  # rows of batches the log does not have at all
             for batch_id in store.unlogged_batches():
-                found.tables += self._batch_tables(batch_id, [])
+                found.tables += self._batch_tables(batch_id, [], found.uses)
             found.tables += lineage_differences(self._logged_edges(), store.iter_lineage_edges())
             found.tables += self._lot_tables()
         return found
@@ -224,7 +224,7 @@ class AuditService:
         if unchecked and events:
             found.breaks += signature_breaks(stream, events, found.ring, after)
         if tables:
-            found.tables += self._batch_tables(stream, events)
+            found.tables += self._batch_tables(stream, events, found.uses)
 
     def _check_system(
         self,
@@ -278,10 +278,13 @@ class AuditService:
         Compared batch by batch as the log is read (``_batch_tables``)."""
         return self._check_log(None, tables=True).tables
 
-    def _batch_tables(self, batch_id: str, events: list[ev.Event] | None) -> list[TableDiff]:
-        """BATCH_ID's query-table rows (its batch row, deviations and QC points, read by
-        the batch's key) against the rows its EVENTS fold to ([]: the log has no batch
-        there, so every row is extra; None: an event of it cannot be read)."""
+    def _batch_tables(
+        self, batch_id: str, events: list[ev.Event] | None, kept_uses: bool = False
+    ) -> list[TableDiff]:
+        """BATCH_ID's query-table rows (its batch row, deviations, QC points and, with
+        KEPT_USES, the lots it used, read by the batch's key) against the rows its EVENTS
+        fold to ([]: the log has no batch there, so every row is extra; None: an event of
+        it cannot be read)."""
         if events is None:
             return [
                 TableDiff(
@@ -291,6 +294,7 @@ class AuditService:
         batches: list[dict[str, Any]] = []
         deviations: list[dict[str, Any]] = []
         points: list[dict[str, Any]] = []
+        used: list[dict[str, Any]] = []
         if events and events[0].type == ev.BATCH_STARTED:
             try:
                 b = self.ctx.fold(events)
@@ -299,6 +303,7 @@ class AuditService:
                     TableDiff("batches", batch_id, batch_id, f"cannot be rebuilt: {err.message}")
                 ]
             batches, deviations, points = [b.projection()], _deviation_rows(b), qc_points.points(b)
+            used = uses.lot_uses(b)
         store = self.ctx.store
         kept = [
             (dict(zip(_BATCH_SEARCHED, r[:-1], strict=True)), json.loads(r[-1]))
@@ -315,6 +320,9 @@ class AuditService:
             _keyed(points),
             _keyed(store.qc_points(QCPointFilter(batch_id=batch_id))),
         )
+        if kept_uses:
+            kept_rows = store.lot_uses(batch_id=batch_id)
+            found += compare_rows("lot_uses", "use", _use_keyed(used), _use_keyed(kept_rows))
         return found
 
     def _deviation_tables(self, batch_id: str, deviations: list[dict[str, Any]]) -> list[TableDiff]:
@@ -379,7 +387,8 @@ class AuditService:
             events = store.events(batch_id)
             if events and events[0].type == ev.BATCH_STARTED:
                 b = self.ctx.fold(events)
-                yield Projected(b.projection(), _deviation_rows(b), qc_points.points(b))
+                rows = (b.projection(), _deviation_rows(b), qc_points.points(b))
+                yield Projected(*rows, uses.lot_uses(b))
 
     # --- checkpoints of the ledger -----------------------------------------------------------
     def anchors_folder(self, given: str | None) -> Path | None:
@@ -501,6 +510,7 @@ class _LogCheck:
     trust: int = 0  # the ledger position up to which a checkpoint vouches for the seals
     events: int = 0
     vouched: int = 0  # signed events whose seals were not checked again
+    uses: bool = False  # whether the lot uses are kept (compared batch by batch)
     breaks: list[Break] = field(default_factory=list)
     tables: list[TableDiff] = field(default_factory=list)
 
@@ -551,6 +561,11 @@ _BATCH_SEARCHES = ("protocol_id", "state")
 _BATCH_SEARCHED = ("batch_id", *_BATCH_SEARCHES)
 _DEVIATION_SEARCHES = ("batch_id", "protocol_id", "step", "severity", "status", "opened_by")
 _DEVIATION_SEARCHED = ("deviation_id", *_DEVIATION_SEARCHES, "opened_at")
+
+
+def _use_keyed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lot uses with the key a finding names them by: ``BATCH/STEP/LOT``."""
+    return [{**r, "use": f"{r['batch_id']}/{r['step']}/{r['lot']}"} for r in rows]
 
 
 def _keyed(points: list[dict[str, Any]]) -> list[dict[str, Any]]:

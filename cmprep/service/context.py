@@ -249,12 +249,14 @@ def project(
             f"decided from, entry {written[0].seq - 1} is the last); nothing was written",
             hint=Hint("try_again", batch=batch.id),
         )
-    from cmprep.domain import qc_points
+    from cmprep.domain import qc_points, uses
     from cmprep.domain.batch import advance, fold
 
     result = advance(batch, written) if batch is not None else fold(written, resolve)
     unit.put_batch(result.projection())
     unit.put_qc_points(result.id, qc_points.points(result))  # the lab's QC history
+    if any(e.payload.get("lots") for e in written):  # where each lot was used (a recall)
+        unit.put_lot_uses(result.id, uses.lot_uses(result))
     touched = {e.payload.get("deviation_id") for e in written}
     for d in result.deviations.values():
         if d.id in touched:

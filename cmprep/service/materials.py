@@ -159,7 +159,23 @@ class MaterialsService:
         return self.instruments()[written[-1].payload["id"]]
 
     def where_used(self, lot: str) -> list[dict[str, Any]]:
-        """Every batch and step that named this lot: the list a recall starts from."""
+        """Every batch and step that named this lot (in any case): the list a recall starts
+        from, read by the lot from the lot uses kept by each write, whatever the number of
+        batches (in a database upgraded with batches recorded, until `db rebuild` fills
+        them: from every batch's log)."""
+        store = self.ctx.store
+        if store.uses_indexed():
+            return [
+                {
+                    "lot": u["lot"],
+                    "material": u["material"],
+                    "batch_id": u["batch_id"],
+                    "step": u["step"],
+                    "used_at": u["used_at"],
+                    "by": u["used_by"],
+                }
+                for u in store.lot_uses(lot=lot)
+            ]
         rows = []
         for batch_id in self.ctx.store.batch_ids():
             for e in self.ctx.store.events(batch_id):

@@ -91,6 +91,11 @@ class UnitOfWork(Protocol):
         """
         ...
 
+    def put_lot_uses(self, batch_id: str, rows: list[dict[str, Any]]) -> None:
+        """Replace the lots BATCH_ID used by ROWS (keys of ``query.LOT_USE_COLUMNS``,
+        ``material`` may be None, each of this batch): what a recall reads by lot."""
+        ...
+
     def put_lot(self, row: dict[str, Any]) -> None:
         """Keep a registered lot's query row (its newest registration), by its ``lot``, in
         this unit: what a step naming the lot reads, one row by key, however many lots and
@@ -362,6 +367,20 @@ class EventStore(Protocol):
         lot above it: what it was made from). Rows of ``query.LINEAGE_COLUMNS`` as put,
         ordered by seq, parent, child; [] for a lot with none. One recursive query
         (``query.lineage_query``), the same SQL on every backend."""
+        ...
+
+    # --- where each lot was used (a query table) ------------------------------------------
+    def lot_uses(
+        self, *, lot: str | None = None, batch_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The uses of LOT (in any case) or of BATCH_ID's steps, ordered by when they were
+        used, then batch and step: one indexed read, whatever the number of batches."""
+        ...
+
+    def uses_indexed(self) -> bool:
+        """Whether the lot uses of every batch are kept: true for a database made by this
+        version and after ``replace_projections``; false for one upgraded with batches
+        already recorded, until it is rebuilt (a recall then reads the batches' logs)."""
         ...
 
     # --- registered lots (a query table) -------------------------------------------------

@@ -53,6 +53,7 @@ from cmprep.store.query import (
     DEVIATION_COLUMNS,
     DEVIATION_FIELDS,
     LINEAGE_COLUMNS,
+    LOT_USE_COLUMNS,
     QC_POINT_COLUMNS,
     ROW,
     BatchFilter,
@@ -64,6 +65,7 @@ from cmprep.store.query import (
     id_column,
     lineage_query,
     lineage_values,
+    lot_use_values,
     lot_values,
     qc_point_values,
     query_values,
@@ -225,13 +227,26 @@ CREATE TABLE lineage_edges (
 );
 CREATE INDEX lineage_edges_child ON lineage_edges (child);
 """,
-    # 6: registered lots by id (a step naming one reads its row, not the whole stream);
-    # whole in a new database, filled by a rebuild in an upgraded one (meta lots_indexed)
+    # 6: registered lots by id (a step naming one reads its row, not the whole stream) and
+    # where each lot was used (a recall reads them by lot); whole in a new database, filled
+    # by a rebuild in an upgraded one (meta lots_indexed, uses_indexed)
     """
 CREATE TABLE lots (lot TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX lots_id_key ON lots ((lower(lot) COLLATE "C"));
 INSERT INTO meta (key, value) SELECT 'lots_indexed', '1'
     WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@materials');
+CREATE TABLE lot_uses (
+    batch_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    lot TEXT NOT NULL,
+    material TEXT,
+    used_at TEXT NOT NULL,
+    used_by TEXT NOT NULL,
+    PRIMARY KEY (batch_id, step, lot)
+);
+CREATE INDEX lot_uses_lot ON lot_uses (lower(lot), used_at);
+INSERT INTO meta (key, value) SELECT 'uses_indexed', '1'
+    WHERE NOT EXISTS (SELECT 1 FROM batches);
 """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -368,6 +383,10 @@ class _PostgresUnit:
     def put_lot(self, row: dict[str, Any]) -> None:
         _put_lot(self.conn, row)
 
+    def put_lot_uses(self, batch_id: str, rows: list[dict[str, Any]]) -> None:
+        self.conn.execute("DELETE FROM lot_uses WHERE batch_id = %s", (batch_id,))
+        _put_lot_uses(self.conn, batch_id, rows)
+
     def seen_key(self, key: str) -> KeyUse | None:
         return _key_use(self.conn, key)
 
@@ -419,6 +438,26 @@ def _put_qc_points(
         raise StoreError(
             f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a "
             "required field is empty; nothing was written"
+        ) from None
+
+
+def _put_lot_uses(
+    conn: psycopg.Connection[tuple[Any, ...]], batch_id: str, rows: list[dict[str, Any]]
+) -> None:
+    values = lot_use_values(batch_id, rows)
+    if not values:
+        return
+    try:
+        with conn.transaction(), conn.cursor() as cur:  # a savepoint, as for QC points
+            cur.executemany(
+                f"INSERT INTO lot_uses ({', '.join(LOT_USE_COLUMNS)}) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                values,
+            )
+    except (pg_errors.IntegrityError, pg_errors.NotNullViolation):
+        raise StoreError(
+            f"a lot use of batch {batch_id} (a step and lot) is given twice, or lacks a "
+            "value; nothing was written"
         ) from None
 
 
@@ -706,7 +745,8 @@ class PostgresStore:
     def unlogged_batches(self) -> list[str]:
         rows = self._all(
             "SELECT t.batch_id FROM (SELECT batch_id FROM batches UNION "
-            "SELECT batch_id FROM deviations UNION SELECT batch_id FROM qc_points) t "
+            "SELECT batch_id FROM deviations UNION SELECT batch_id FROM qc_points UNION "
+            "SELECT batch_id FROM lot_uses) t "
             "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.batch_id = t.batch_id) ORDER BY 1"
         )
         return [r[0] for r in rows]
@@ -816,9 +856,9 @@ class PostgresStore:
                 # as a write: the ledger's tail row taken first, so no write changes what
                 # is folded until the rebuild is committed
                 self.conn.execute("SELECT pos FROM ledger_tail WHERE one = 1 FOR UPDATE")
-                for table in ("batches", "deviations", "qc_points"):
+                for table in ("batches", "deviations", "qc_points", "lot_uses"):
                     self.conn.execute(f"DELETE FROM {table}")
-                for batch, deviations, points in projected:
+                for batch, deviations, points, uses in projected:
                     values = query_values(batch, BATCH_COLUMNS, "batch")
                     _put(self.conn, "batches", BATCH_COLUMNS, values, batch)
                     for row in deviations:
@@ -827,7 +867,12 @@ class PostgresStore:
                         )
                         _put(self.conn, "deviations", DEVIATION_COLUMNS, values, row)
                     _put_qc_points(self.conn, str(batch.get("batch_id")), points)
+                    _put_lot_uses(self.conn, str(batch.get("batch_id")), list(uses))
                     written += 1
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('uses_indexed', '1') "
+                    "ON CONFLICT (key) DO NOTHING"
+                )
         except psycopg.Error as err:
             raise _refusal(err, None, "the query tables") from None
         return written
@@ -841,6 +886,22 @@ class PostgresStore:
         columns = ", ".join(LINEAGE_COLUMNS)
         rows = self._stream(f"SELECT {columns} FROM lineage_edges ORDER BY seq, parent, child", [])
         return (dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in rows)
+
+    def lot_uses(
+        self, *, lot: str | None = None, batch_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        where, args = ("lower(lot) = lower(%s)", [lot]) if lot is not None else ("TRUE", [])
+        if batch_id is not None:
+            where, args = f"{where} AND batch_id = %s", [*args, batch_id]
+        rows = self._all(
+            f"SELECT {', '.join(LOT_USE_COLUMNS)} FROM lot_uses WHERE {where} "
+            'ORDER BY used_at COLLATE "C", batch_id COLLATE "C", step COLLATE "C", lot COLLATE "C"',
+            tuple(args),
+        )
+        return [dict(zip(LOT_USE_COLUMNS, r, strict=True)) for r in rows]
+
+    def uses_indexed(self) -> bool:
+        return bool(self._all("SELECT 1 FROM meta WHERE key = 'uses_indexed'"))
 
     def lot(self, lot: str) -> dict[str, Any] | None:
         rows = self._all("SELECT data FROM lots WHERE lot = %s", (lot,))

@@ -8,6 +8,7 @@ Times are the stored UTC text (``2026-11-01T00:00:00Z``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -109,6 +110,7 @@ class Projected(NamedTuple):
     batch: dict[str, Any]
     deviations: list[dict[str, Any]]
     points: list[dict[str, Any]]
+    uses: Sequence[dict[str, Any]] = ()  # the lots it used (``LOT_USE_COLUMNS``)
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,21 @@ def qc_point_values(batch_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any
     return values
 
 
+# The lots each batch used, one row per (batch, step, lot): what a recall reads by lot.
+LOT_USE_COLUMNS = ("batch_id", "step", "lot", "material", "used_at", "used_by")
+
+
+def lot_use_values(batch_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The values of ROWS for ``LOT_USE_COLUMNS``, each checked to be a use of BATCH_ID."""
+    values = [query_values(r, LOT_USE_COLUMNS, "lot use", optional=("material",)) for r in rows]
+    stray = sorted({str(r.get("batch_id")) for r in rows} - {batch_id})
+    if stray:
+        raise StoreError(
+            f"lot uses of batch {', '.join(stray)} given as uses of {batch_id}; nothing was written"
+        )
+    return values
+
+
 def lot_values(row: dict[str, Any]) -> tuple[str, str]:
     """(lot, the row as JSON) of a registered lot's query row: shared by the backends, so
     a row without its id is refused alike by each."""
@@ -339,6 +356,7 @@ __all__ = [
     "DEVIATION_COLUMNS",
     "DEVIATION_FIELDS",
     "LINEAGE_COLUMNS",
+    "LOT_USE_COLUMNS",
     "QC_POINT_COLUMNS",
     "ROW",
     "BatchFilter",
@@ -349,6 +367,7 @@ __all__ = [
     "asked_columns",
     "lineage_query",
     "lineage_values",
+    "lot_use_values",
     "lot_values",
     "qc_point_values",
     "query_values",

@@ -44,6 +44,7 @@ from cmprep.store.query import (
     DEVIATION_COLUMNS,
     DEVIATION_FIELDS,
     LINEAGE_COLUMNS,
+    LOT_USE_COLUMNS,
     QC_POINT_COLUMNS,
     ROW,
     BatchFilter,
@@ -55,6 +56,7 @@ from cmprep.store.query import (
     id_column,
     lineage_query,
     lineage_values,
+    lot_use_values,
     lot_values,
     qc_point_values,
     query_values,
@@ -67,12 +69,17 @@ SCHEMA_VERSION = 9  # 2: sessions, login_failures, a database id; 3: qc_points;
 # 7: lineage_edges (the material graph; written by each derivation, filled by a rebuild)
 # 8: payloads packed (store/packing.py); older rows stay text and read as they are, and a
 # program before 8 must not read a packed one as JSON (it refuses a newer schema)
-# 9: lots (registered lots by id: a step naming one reads its row, not the whole stream);
-# whole in a new file, filled by a rebuild in an upgraded one (meta lots_indexed)
+# 9: lots (registered lots by id: a step naming one reads its row, not the whole stream)
+# and lot_uses (where each lot was used: a recall reads them by lot); whole in a new file,
+# filled by a rebuild in an upgraded one (meta lots_indexed, uses_indexed)
 # a new file (or one with no lot registered yet) has every lot in its lots table: none
 _LOTS_WHOLE_IF_NONE_REGISTERED = (
     "INSERT OR IGNORE INTO meta (key, value) SELECT 'lots_indexed', '1' "
     "WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@materials')"
+)
+_USES_WHOLE_IF_NO_BATCH = (
+    "INSERT OR IGNORE INTO meta (key, value) SELECT 'uses_indexed', '1' "
+    "WHERE NOT EXISTS (SELECT 1 FROM batches)"
 )
 _CANONICAL_PAYLOADS = 4
 _QC_ROUTE = 6
@@ -158,6 +165,16 @@ CREATE INDEX IF NOT EXISTS qc_points_label_key ON qc_points (label_key, started_
 CREATE INDEX IF NOT EXISTS qc_points_state ON qc_points (state, started_at);
 CREATE INDEX IF NOT EXISTS qc_points_baseline
     ON qc_points (protocol_id, name, route, source, state, started_at, batch_id, position);
+CREATE TABLE IF NOT EXISTS lot_uses (
+    batch_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    lot TEXT NOT NULL,
+    material TEXT,
+    used_at TEXT NOT NULL,
+    used_by TEXT NOT NULL,
+    PRIMARY KEY (batch_id, step, lot)
+);
+CREATE INDEX IF NOT EXISTS lot_uses_lot ON lot_uses (lower(lot), used_at);
 CREATE TABLE IF NOT EXISTS lots (lot TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_id_key ON lots (lower(lot));
 CREATE TABLE IF NOT EXISTS lineage_edges (
@@ -445,6 +462,10 @@ class _SQLiteUnit:
     def put_lot(self, row: dict[str, Any]) -> None:
         _put_lot(self.conn, row)
 
+    def put_lot_uses(self, batch_id: str, rows: list[dict[str, Any]]) -> None:
+        self.conn.execute("DELETE FROM lot_uses WHERE batch_id = ?", (batch_id,))
+        _put_lot_uses(self.conn, batch_id, rows)
+
     def seen_key(self, key: str) -> KeyUse | None:
         return _key_use(
             self.conn.execute(
@@ -498,6 +519,22 @@ def _put_deviation(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
         f"VALUES ({', '.join('?' * (len(DEVIATION_COLUMNS) + 1))})",
         (*values, json.dumps(row, ensure_ascii=False, sort_keys=True, default=str)),
     )
+
+
+def _put_lot_uses(conn: sqlite3.Connection, batch_id: str, rows: list[dict[str, Any]]) -> None:
+    values = lot_use_values(batch_id, rows)
+    if not values:
+        return
+    try:
+        conn.executemany(
+            f"INSERT INTO lot_uses ({', '.join(LOT_USE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+            values,
+        )
+    except sqlite3.IntegrityError:
+        raise StoreError(
+            f"a lot use of batch {batch_id} (a step and lot) is given twice, or lacks a "
+            "value; nothing was written"
+        ) from None
 
 
 def _put_lot(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
@@ -596,6 +633,7 @@ class SQLiteStore:
                 (token_hex(16),),
             )
             self.conn.execute(_LOTS_WHOLE_IF_NONE_REGISTERED)
+            self.conn.execute(_USES_WHOLE_IF_NO_BATCH)
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.conn.execute("COMMIT")
         except BaseException:
@@ -886,7 +924,8 @@ class SQLiteStore:
     def unlogged_batches(self) -> list[str]:
         rows = self.conn.execute(
             "SELECT t.batch_id FROM (SELECT batch_id FROM batches UNION "
-            "SELECT batch_id FROM deviations UNION SELECT batch_id FROM qc_points) t "
+            "SELECT batch_id FROM deviations UNION SELECT batch_id FROM qc_points UNION "
+            "SELECT batch_id FROM lot_uses) t "
             "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.batch_id = t.batch_id) ORDER BY 1"
         )
         return [r[0] for r in rows]
@@ -994,14 +1033,18 @@ class SQLiteStore:
     def replace_projections(self, projected: Iterable[Projected]) -> int:
         written = 0
         with self._whole():
-            for table in ("batches", "deviations", "qc_points"):
+            for table in ("batches", "deviations", "qc_points", "lot_uses"):
                 self.conn.execute(f"DELETE FROM {table}")
-            for batch, deviations, points in projected:
+            for batch, deviations, points, uses in projected:
                 _put_batch(self.conn, batch)
                 for row in deviations:
                     _put_deviation(self.conn, row)
                 _put_qc_points(self.conn, str(batch.get("batch_id")), points)
+                _put_lot_uses(self.conn, str(batch.get("batch_id")), list(uses))
                 written += 1
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('uses_indexed', '1')"
+            )
         return written
 
     # --- lineage (the material graph) -----------------------------------------------------
@@ -1011,6 +1054,26 @@ class SQLiteStore:
         cursor = self.conn.cursor()
         cursor.row_factory = None
         return [dict(zip(LINEAGE_COLUMNS, r, strict=True)) for r in cursor.execute(sql, (lot,))]
+
+    @_says("read")
+    def lot_uses(
+        self, *, lot: str | None = None, batch_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        where, args = ("lower(lot) = lower(?)", (lot,)) if lot is not None else ("1", ())
+        if batch_id is not None:
+            where, args = f"{where} AND batch_id = ?", (*args, batch_id)
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        sql = (
+            f"SELECT {', '.join(LOT_USE_COLUMNS)} FROM lot_uses WHERE {where} "
+            "ORDER BY used_at, batch_id, step, lot"
+        )
+        return [dict(zip(LOT_USE_COLUMNS, r, strict=True)) for r in cursor.execute(sql, args)]
+
+    @_says("read")
+    def uses_indexed(self) -> bool:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'uses_indexed'").fetchone()
+        return row is not None
 
     @_says("read")
     def lot(self, lot: str) -> dict[str, Any] | None:
