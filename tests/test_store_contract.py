@@ -952,33 +952,38 @@ def test_lineage_edges_roll_back_with_their_unit(store: EventStore):
     assert store.lineage_edges("D1", "down") == [] and store.events("@materials") == []
 
 
-def test_lots_are_kept_by_id_found_in_any_case_and_roll_back_with_their_unit(
-    store: EventStore,
+@pytest.mark.parametrize(
+    ("kind", "key", "stream"), [("lot", "lot", "@materials"), ("instrument", "id", "@equipment")]
+)
+def test_registered_rows_are_kept_by_id_found_in_any_case_and_roll_back_with_their_unit(
+    store: EventStore, kind: str, key: str, stream: str
 ):
-    assert store.lots_indexed() and store.lot_rows() == []  # new: no lot, the table whole
-    row = {"lot": "PBS-26-118", "material": "PBS", "expiry": "2027-12-31", "supplier": None,
-           "registered_by": "alice", "registered_at": T0}  # fmt: skip
-    with store.writing("@materials", 0) as unit:
+    assert store.register_whole(kind) and store.registered_rows(kind) == []  # new: none
+    row = {key: "PBS-26-118", "material": "PBS", "expiry": "2027-12-31", "by": "alice"}
+    with store.writing(stream, 0) as unit:
         unit.append(new(1), T0)
-        unit.put_lot(row)
-    assert store.lot("PBS-26-118") == row and store.lot("pbs-26-118") is None
-    assert store.ids_near("lot", "pbs-26-118", 3)[0] == "PBS-26-118"  # any case, by index
-    with pytest.raises(RuntimeError), store.writing("@materials", 1) as unit:
+        unit.put_registered(kind, row)
+    assert store.registered(kind, "PBS-26-118") == row
+    assert store.registered(kind, "pbs-26-118") is None  # exactly as stored
+    assert store.ids_near(kind, "pbs-26-118", 3)[0] == "PBS-26-118"  # any case, by index
+    with pytest.raises(RuntimeError), store.writing(stream, 1) as unit:
         unit.append(new(1), T1)
-        unit.put_lot({**row, "lot": "FBS-1"})
+        unit.put_registered(kind, {**row, key: "FBS-1"})
         raise RuntimeError("the registration failed")
-    assert store.lot("FBS-1") is None
+    assert store.registered(kind, "FBS-1") is None
     newer = {**row, "expiry": "2028-01-31"}
-    with store.writing("@materials", 1) as unit:  # registered again: the newest counts
+    with store.writing(stream, 1) as unit:  # written again: its row as it now is
         unit.append(new(1), T1)
-        unit.put_lot(newer)
-    assert store.lot_rows() == [newer]
-    with pytest.raises(StoreError, match="lot id"), store.writing("@materials", 2) as unit:
+        unit.put_registered(kind, newer)
+    assert store.registered_rows(kind) == [newer]
+    with pytest.raises(StoreError, match=f"needs its {key}"), store.writing(stream, 2) as unit:
         unit.append(new(1), T1)
-        unit.put_lot({"material": "PBS"})
-    store.replace_lots([{**row, "lot": "A-1"}, row])
-    assert [r["lot"] for r in store.lot_rows()] == ["A-1", "PBS-26-118"]
-    assert store.lots_indexed()
+        unit.put_registered(kind, {"material": "PBS"})
+    store.replace_registered(kind, [{**row, key: "A-1"}, row])
+    assert [r[key] for r in store.registered_rows(kind)] == ["A-1", "PBS-26-118"]
+    assert store.register_whole(kind)
+    with pytest.raises(StoreError, match="no register 'recipe'"):
+        store.registered("recipe", "x")
 
 
 def use_row(batch_id: str, step: str, lot: str, at: str = T0) -> dict[str, Any]:

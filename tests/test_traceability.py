@@ -183,44 +183,66 @@ def test_a_step_naming_a_lot_reads_that_lot_by_key_in_any_case(stocked, clock):
     assert "@materials" not in asked
 
 
-def test_an_upgraded_database_finds_its_lots_from_the_stream_until_rebuilt(stocked, clock, db_path):
-    """A database from before the lots table: its lots are found (from the stream) until
-    `db rebuild` fills the table; verification then compares the table with the log."""
+def test_an_upgraded_database_finds_its_lots_and_instruments_from_the_streams_until_rebuilt(
+    stocked, clock, db_path
+):
+    """A database from before the lots and instruments tables: they are found (from the
+    streams) until `db rebuild` fills the tables; verification then compares them with the
+    log."""
     import sqlite3
+
+    from conftest import present
 
     from cmprep.service import Services
     from cmprep.store import open_store
 
     conn = sqlite3.connect(db_path)  # as a database of schema 8
     conn.execute("DROP TABLE lots")
-    conn.execute("DELETE FROM meta WHERE key = 'lots_indexed'")
+    conn.execute("DROP TABLE instruments")
+    conn.execute("DELETE FROM meta WHERE key IN ('lots_indexed', 'instruments_indexed')")
     conn.execute("PRAGMA user_version=8")
     conn.commit()
     conn.close()
-    again = Services(open_store(str(db_path)), clock=clock)
-    from conftest import present
-
-    present(again)
-    assert not again.store.lots_indexed() and again.store.lot_rows() == []
+    again = present(Services(open_store(str(db_path)), clock=clock))
+    assert not again.store.register_whole("lot") and again.store.registered_rows("lot") == []
+    assert not again.store.register_whole("instrument")
     assert again.materials.lot_named("fbs-1").lot == "FBS-1"  # from the stream
+    assert again.materials.instrument_named("cf-02").rotor_radius_cm == 16.5
     assert again.audit.verify().problems == []
     again.audit.rebuild_projections()
-    assert again.store.lots_indexed() and [r["lot"] for r in again.store.lot_rows()] == [
-        "FBS-1",
-        "FBS-OLD",
-    ]
+    assert again.store.register_whole("lot") and again.store.register_whole("instrument")
+    assert [r["lot"] for r in again.store.registered_rows("lot")] == ["FBS-1", "FBS-OLD"]
+    ids = [r["id"] for r in again.store.registered_rows("instrument")]
+    assert ids == ["CF-02", "CF-OLD", "INC-1"]
     conn = sqlite3.connect(db_path)
     conn.execute("UPDATE lots SET data = json_set(data, '$.expiry', '2099-12-31') "
                  "WHERE lot = 'FBS-OLD'")  # fmt: skip
     conn.execute("DELETE FROM lots WHERE lot = 'FBS-1'")
+    conn.execute("UPDATE instruments SET data = json_set(data, '$.calibration_due', "
+                 "'2099-01-01') WHERE id = 'CF-OLD'")  # fmt: skip
     conn.commit()
     conn.close()
     said = [f"{p.label} {p}" for p in again.audit.verify().problems]
     assert said == [
         "DIFFERS lots table, FBS-1: missing from the table; the log has it",
         "DIFFERS lots table, FBS-OLD: expiry is '2099-12-31' in the table, '2026-10-31' in the log",
+        "DIFFERS instruments table, CF-OLD: calibration_due is '2099-01-01' in the table, "
+        "'2026-10-01' in the log",
     ]
     again.close()
+
+
+def test_a_step_naming_an_instrument_reads_it_by_key_whatever_its_calibrations(stocked, clock):
+    for n in range(12):  # a year of calibrations: the step reads none of them
+        clock.advance(days=1)
+        stocked.materials.record_calibration("CF-02", f"2027-02-{n + 1:02d}", "alice")
+    stocked.batches.start(STANDARD, "alice", "B1")
+    run_to(stocked, clock, "B1", stop_before="spin")
+    asked = _materials_reads(stocked)
+    out = stocked.batches.record("B1", "spin", GOOD["spin"], "alice", equipment=["cf-02"])
+    assert "@equipment" not in asked
+    [used] = out.batch.steps["spin"].equipment
+    assert used["id"] == "CF-02" and used["calibration_due"] == "2027-02-12"
 
 
 def test_a_recall_in_an_upgraded_database_reads_the_logs_until_rebuilt(stocked, clock, db_path):

@@ -186,7 +186,7 @@ def _ask_used(
     is asked again."""
     from cmprep.domain.traceability import rotor_radius
 
-    known = app.materials.instruments() if step.equipment else {}
+    known = {i.id: i for i in app.materials.instruments_kept()} if step.equipment else {}
     lots: dict[str, str] = {}
     equipment: dict[str, str] = {}
     for kind in step.materials:

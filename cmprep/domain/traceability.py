@@ -22,6 +22,7 @@ EQUIPMENT_STREAM = "@equipment"
 LOT_REGISTERED = "lot_registered"
 EQUIPMENT_REGISTERED = "equipment_registered"
 CALIBRATION_RECORDED = "calibration_recorded"
+EQUIPMENT_TYPES = frozenset({EQUIPMENT_REGISTERED, CALIBRATION_RECORDED})  # what an instrument is
 
 
 @dataclass

@@ -54,7 +54,14 @@ from cmprep.service.access import Gate
 from cmprep.service.context import Context
 from cmprep.service.report import LedgerMark
 from cmprep.store.chain import Head, is_system
-from cmprep.store.query import ROW, BatchFilter, DeviationFilter, Projected, QCPointFilter
+from cmprep.store.query import (
+    ROW,
+    BatchFilter,
+    DeviationFilter,
+    Projected,
+    QCPointFilter,
+    register_of,
+)
 
 ANCHORS_ENV = "CMPREP_ANCHORS"  # the checkpoint folder of this machine, if set
 
@@ -172,25 +179,36 @@ class AuditService:
             for batch_id in store.unlogged_batches():
                 found.tables += self._batch_tables(batch_id, [], found.uses)
             found.tables += lineage_differences(self._logged_edges(), store.iter_lineage_edges())
-            found.tables += self._lot_tables()
+            found.tables += self._register_tables()
         return found
 
-    def _lot_tables(self) -> list[TableDiff]:
-        """The lots table (what a step naming a lot reads) against the lots the log
-        registered; nothing to compare while an upgraded database has not filled it."""
-        store = self.ctx.store
-        if not store.lots_indexed():
-            return []
-        logged: dict[str, dict[str, Any]] = {}  # read as a stream: only registrations parsed
-        for stored, _ in store.iter_events(tr.MATERIALS_STREAM):
-            if stored.type == tr.LOT_REGISTERED:
-                try:
-                    lot = tr.lot_of(stored.event())
-                except (ValueError, KeyError, TypeError):  # the log's checks name its break
-                    continue
-                logged[lot.lot] = lot.row()
-        found = compare_rows("lots", "lot", list(logged.values()), store.lot_rows())
-        return [replace(d, stream=tr.MATERIALS_STREAM) for d in found]
+    def _register_tables(self) -> list[TableDiff]:
+        """The lots and instruments tables (what a step naming one reads) against what
+        their streams registered; a table an upgraded database has not filled yet is not
+        compared. Each stream is read as it passes; only its registrations are parsed."""
+        found: list[TableDiff] = []
+        for kind, stream, types, fold in (
+            ("lot", tr.MATERIALS_STREAM, {tr.LOT_REGISTERED}, tr.fold_lots),
+            ("instrument", tr.EQUIPMENT_STREAM, tr.EQUIPMENT_TYPES, tr.fold_equipment),
+        ):
+            store = self.ctx.store
+            if not store.register_whole(kind):
+                continue
+            events = []
+            for stored, _ in store.iter_events(stream):
+                if stored.type in types:
+                    try:
+                        events.append(stored.event())
+                    except ValueError:  # the log's checks name its break
+                        continue
+            try:
+                logged = [thing.row() for thing in fold(events).values()]
+            except (KeyError, TypeError):  # a registration cmprep did not write
+                continue
+            table, key = register_of(kind)
+            diffs = compare_rows(table, key, logged, store.registered_rows(kind))
+            found += [replace(d, stream=stream) for d in diffs]
+        return found
 
     def _logged_edges(self) -> Iterator[dict[str, Any]]:
         """The lineage edges the ``@materials`` log gives, derivation by derivation as it
@@ -377,7 +395,10 @@ class AuditService:
         written = self.ctx.store.replace_projections(self._projected())
         materials = self.ctx.store.events(lineage.MATERIALS_STREAM)
         self.ctx.store.replace_lineage_edges(lineage.edges(materials))  # the material graph
-        self.ctx.store.replace_lots([lot.row() for lot in tr.fold_lots(materials).values()])
+        lots = tr.fold_lots(materials).values()
+        self.ctx.store.replace_registered("lot", [lot.row() for lot in lots])
+        instruments = tr.fold_equipment(self.ctx.store.events(tr.EQUIPMENT_STREAM)).values()
+        self.ctx.store.replace_registered("instrument", [i.row() for i in instruments])
         return written
 
     def _projected(self) -> Iterator[Projected]:

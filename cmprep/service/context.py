@@ -217,7 +217,7 @@ class Context:
             try:
                 with self.store.writing(stream, events[-1].seq if events else 0) as unit:
                     written = unit.append(new, at or iso(self.clock()))
-                    _project_system(unit, stream, written)
+                    _project_system(unit, stream, events, written)
                     return written
             except ConcurrencyError:
                 if attempt == SYSTEM_RETRIES - 1:
@@ -225,15 +225,23 @@ class Context:
         raise AssertionError("unreachable")
 
 
-def _project_system(unit: UnitOfWork, stream: str, written: list[Event]) -> None:
+def _project_system(
+    unit: UnitOfWork, stream: str, events: list[Event], written: list[Event]
+) -> None:
     """The query rows a system stream's new events change, in the same unit: a registered
-    lot's row (a step naming the lot then reads it by key)."""
+    lot's or instrument's row (a step naming it then reads it by key). EVENTS are the
+    stream's before WRITTEN (an instrument's row is its whole history folded)."""
     from cmprep.domain import traceability as tr
 
     if stream == tr.MATERIALS_STREAM:
         for e in written:
             if e.type == tr.LOT_REGISTERED:
-                unit.put_lot(tr.lot_of(e).row())
+                unit.put_registered("lot", tr.lot_of(e).row())
+    elif stream == tr.EQUIPMENT_STREAM:
+        known = tr.fold_equipment([*events, *written])
+        for ident in dict.fromkeys(str(e.payload.get("id")) for e in written):
+            if ident in known:
+                unit.put_registered("instrument", known[ident].row())
 
 
 def project(

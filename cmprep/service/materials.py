@@ -8,6 +8,7 @@ one lot and one clear refusal.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -46,21 +47,49 @@ class MaterialsService:
         """The registered lot TYPED names, in any case: its row read by key, however many
         lots and derivations the stream holds (in a database upgraded with lots already
         registered, until `db rebuild` fills the lots table: from the stream)."""
-        store = self.ctx.store
-        if not store.lots_indexed():
-            lots = self.lots()
-            name = ids.same(typed, lots)
-            return lots[name] if name else None
-        name = ids.same(typed, store.ids_near("lot", typed, NEAR_IDS))
-        row = store.lot(name) if name else None
+        row = self._registered("lot", typed, self.lots)
         return tr.Lot(**row) if row else None
 
     def lots_near(self, typed: str) -> list[str]:
         """Registered lot ids next to TYPED: what to suggest when it names none."""
+        return self._near("lot", typed, self.lots)
+
+    def instrument_named(self, typed: str) -> tr.Instrument | None:
+        """The registered instrument TYPED names, in any case: its row read by key (its
+        calibration history is not read: ``instruments`` folds it)."""
+        row = self._registered("instrument", typed, self.instruments)
+        return tr.Instrument(**row, calibrations=[]) if row else None
+
+    def instruments_near(self, typed: str) -> list[str]:
+        """Registered instrument ids next to TYPED: what to suggest when it names none."""
+        return self._near("instrument", typed, self.instruments)
+
+    def instruments_kept(self) -> list[tr.Instrument]:
+        """Every registered instrument, read from its table (without the calibration
+        history) where it is whole: what a prompt offers."""
+        if not self.ctx.store.register_whole("instrument"):
+            return list(self.instruments().values())
+        rows = self.ctx.store.registered_rows("instrument")
+        return [tr.Instrument(**row, calibrations=[]) for row in rows]
+
+    def _registered(
+        self, kind: str, typed: str, folded: Callable[[], Mapping[str, Any]]
+    ) -> dict[str, Any] | None:
+        """The KIND row TYPED names in any case: read by key where its table is whole,
+        else from the stream FOLDED (an upgraded database before its rebuild)."""
         store = self.ctx.store
-        if not store.lots_indexed():
-            return list(self.lots())
-        return store.ids_near("lot", typed, NEAR_IDS)
+        if not store.register_whole(kind):
+            known = folded()
+            name = ids.same(typed, known)
+            return known[name].row() if name else None
+        name = ids.same(typed, store.ids_near(kind, typed, NEAR_IDS))
+        return store.registered(kind, name) if name else None
+
+    def _near(self, kind: str, typed: str, folded: Callable[[], Mapping[str, Any]]) -> list[str]:
+        store = self.ctx.store
+        if not store.register_whole(kind):
+            return list(folded())
+        return store.ids_near(kind, typed, NEAR_IDS)
 
     def instruments(self) -> dict[str, tr.Instrument]:
         return tr.fold_equipment(self.ctx.store.events(tr.EQUIPMENT_STREAM))
@@ -221,19 +250,18 @@ class MaterialsService:
                 out.findings.append(finding)
         if snapshot:
             out.payload["lots"] = snapshot
-        known = self.instruments() if equipment else {}
         used, named = [], []
         for typed in dict.fromkeys(equipment):
-            ident = ids.same(typed, known) or typed
-            inst = known.get(ident)
+            inst = self.instrument_named(typed)
             if inst is None:
+                near = self.instruments_near(typed)
                 out.findings.append(
                     Finding(
-                        f"equipment:{ident}",
+                        f"equipment:{typed}",
                         Verdict.refused,
-                        f"no equipment {ident!r}{ids.suggestion(ident, known)}"
-                        + ("" if ids.closest(ident, known) else "; register it first"),
-                        hint=Hint("register_equipment", equipment=ident),
+                        f"no equipment {typed!r}{ids.suggestion(typed, near)}"
+                        + ("" if ids.closest(typed, near) else "; register it first"),
+                        hint=Hint("register_equipment", equipment=typed),
                     )
                 )
                 continue

@@ -96,10 +96,10 @@ class UnitOfWork(Protocol):
         ``material`` may be None, each of this batch): what a recall reads by lot."""
         ...
 
-    def put_lot(self, row: dict[str, Any]) -> None:
-        """Keep a registered lot's query row (its newest registration), by its ``lot``, in
-        this unit: what a step naming the lot reads, one row by key, however many lots and
-        derivations the ``@materials`` stream holds."""
+    def put_registered(self, kind: str, row: dict[str, Any]) -> None:
+        """Keep a registered lot's or instrument's query row (``query.REGISTERS``: KIND
+        ``lot`` or ``instrument``) as it now is, by its id, in this unit: what a step naming
+        it reads, one row by key, however long its stream."""
         ...
 
     # --- lineage (new block: the material graph) ---------------------------------------
@@ -383,24 +383,25 @@ class EventStore(Protocol):
         already recorded, until it is rebuilt (a recall then reads the batches' logs)."""
         ...
 
-    # --- registered lots (a query table) -------------------------------------------------
-    def lot(self, lot: str) -> dict[str, Any] | None:
-        """The row kept for LOT (its id exactly as stored; ``ids_near("lot", ...)`` finds
-        it in any case), or None."""
+    # --- registered lots and instruments (query tables) ----------------------------------
+    def registered(self, kind: str, ident: str) -> dict[str, Any] | None:
+        """The KIND row kept for IDENT (its id exactly as stored; ``ids_near(KIND, ...)``
+        finds it in any case), or None."""
         ...
 
-    def lot_rows(self) -> list[dict[str, Any]]:
-        """Every lot's row, by id: what verification compares with the log."""
+    def registered_rows(self, kind: str) -> list[dict[str, Any]]:
+        """Every KIND row, by id: what verification compares with the log."""
         ...
 
-    def lots_indexed(self) -> bool:
-        """Whether the lots table holds every lot the log registered: true for a database
-        made by this version and after ``replace_lots``; false for one upgraded with lots
-        already registered, until it is rebuilt (readers then fold the stream)."""
+    def register_whole(self, kind: str) -> bool:
+        """Whether the KIND table holds everything its stream registered: true for a
+        database made by this version and after ``replace_registered``; false for one
+        upgraded with some already registered, until it is rebuilt (readers then fold the
+        stream)."""
         ...
 
-    def replace_lots(self, rows: list[dict[str, Any]]) -> None:
-        """Replace every lot row by ROWS, in one transaction, and mark the table whole."""
+    def replace_registered(self, kind: str, rows: list[dict[str, Any]]) -> None:
+        """Replace every KIND row by ROWS, in one transaction, and mark the table whole."""
         ...
 
     def iter_lineage_edges(self) -> Iterator[dict[str, Any]]:

@@ -66,9 +66,10 @@ from cmprep.store.query import (
     lineage_query,
     lineage_values,
     lot_use_values,
-    lot_values,
     qc_point_values,
     query_values,
+    register_of,
+    register_values,
 )
 
 NOTIFY_CHANNEL = "cmprep_events"
@@ -227,7 +228,8 @@ CREATE TABLE lineage_edges (
 );
 CREATE INDEX lineage_edges_child ON lineage_edges (child);
 """,
-    # 6: registered lots by id (a step naming one reads its row, not the whole stream) and
+    # 6: registered lots and instruments by id (a step naming one reads its row, not the
+    # whole stream) and
     # where each lot was used (a recall reads them by lot); whole in a new database, filled
     # by a rebuild in an upgraded one (meta lots_indexed, uses_indexed)
     """
@@ -235,6 +237,10 @@ CREATE TABLE lots (lot TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX lots_id_key ON lots ((lower(lot) COLLATE "C"));
 INSERT INTO meta (key, value) SELECT 'lots_indexed', '1'
     WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@materials');
+CREATE TABLE instruments (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE INDEX instruments_id_key ON instruments ((lower(id) COLLATE "C"));
+INSERT INTO meta (key, value) SELECT 'instruments_indexed', '1'
+    WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@equipment');
 CREATE TABLE lot_uses (
     batch_id TEXT NOT NULL,
     step TEXT NOT NULL,
@@ -380,8 +386,8 @@ class _PostgresUnit:
     def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         _put_lineage_edges(self.conn, rows)
 
-    def put_lot(self, row: dict[str, Any]) -> None:
-        _put_lot(self.conn, row)
+    def put_registered(self, kind: str, row: dict[str, Any]) -> None:
+        _put_registered(self.conn, kind, row)
 
     def put_lot_uses(self, batch_id: str, rows: list[dict[str, Any]]) -> None:
         self.conn.execute("DELETE FROM lot_uses WHERE batch_id = %s", (batch_id,))
@@ -461,11 +467,14 @@ def _put_lot_uses(
         ) from None
 
 
-def _put_lot(conn: psycopg.Connection[tuple[Any, ...]], row: dict[str, Any]) -> None:
+def _put_registered(
+    conn: psycopg.Connection[tuple[Any, ...]], kind: str, row: dict[str, Any]
+) -> None:
+    table, key = register_of(kind)
     conn.execute(
-        "INSERT INTO lots (lot, data) VALUES (%s, %s) "
-        "ON CONFLICT (lot) DO UPDATE SET data = excluded.data",
-        lot_values(row),
+        f"INSERT INTO {table} ({key}, data) VALUES (%s, %s) "
+        f"ON CONFLICT ({key}) DO UPDATE SET data = excluded.data",
+        register_values(kind, row),
     )
 
 
@@ -903,29 +912,33 @@ class PostgresStore:
     def uses_indexed(self) -> bool:
         return bool(self._all("SELECT 1 FROM meta WHERE key = 'uses_indexed'"))
 
-    def lot(self, lot: str) -> dict[str, Any] | None:
-        rows = self._all("SELECT data FROM lots WHERE lot = %s", (lot,))
+    def registered(self, kind: str, ident: str) -> dict[str, Any] | None:
+        table, key = register_of(kind)
+        rows = self._all(f"SELECT data FROM {table} WHERE {key} = %s", (ident,))
         return dict(json.loads(rows[0][0])) if rows else None
 
-    def lot_rows(self) -> list[dict[str, Any]]:
-        rows = self._all('SELECT data FROM lots ORDER BY lot COLLATE "C"')
+    def registered_rows(self, kind: str) -> list[dict[str, Any]]:
+        table, key = register_of(kind)
+        rows = self._all(f'SELECT data FROM {table} ORDER BY {key} COLLATE "C"')
         return [json.loads(r[0]) for r in rows]
 
-    def lots_indexed(self) -> bool:
-        return bool(self._all("SELECT 1 FROM meta WHERE key = 'lots_indexed'"))
+    def register_whole(self, kind: str) -> bool:
+        table, _key = register_of(kind)
+        return bool(self._all("SELECT 1 FROM meta WHERE key = %s", (f"{table}_indexed",)))
 
-    def replace_lots(self, rows: list[dict[str, Any]]) -> None:
+    def replace_registered(self, kind: str, rows: list[dict[str, Any]]) -> None:
+        table, _key = register_of(kind)
         try:
             with self.conn.transaction():
-                self.conn.execute("DELETE FROM lots")
+                self.conn.execute(f"DELETE FROM {table}")
                 for row in rows:
-                    _put_lot(self.conn, row)
+                    _put_registered(self.conn, kind, row)
                 self.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('lots_indexed', '1') "
-                    "ON CONFLICT (key) DO NOTHING"
+                    "INSERT INTO meta (key, value) VALUES (%s, '1') ON CONFLICT (key) DO NOTHING",
+                    (f"{table}_indexed",),
                 )
         except psycopg.Error as err:
-            raise _refusal(err, None, "the lots") from None
+            raise _refusal(err, None, f"the {table}") from None
 
     def replace_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         try:

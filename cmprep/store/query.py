@@ -87,7 +87,20 @@ ID_COLUMNS = {
     "batch": ("batches", "batch_id"),
     "deviation": ("deviations", "deviation_id"),
     "lot": ("lots", "lot"),
+    "instrument": ("instruments", "id"),
 }
+
+# The registers kept as query tables, one row per registered thing read by its id (what a
+# step naming a lot or an instrument reads, not the whole stream): kind -> (table, the
+# row's id key). A table is whole when its meta flag ``<table>_indexed`` is set.
+REGISTERS = {"lot": ("lots", "lot"), "instrument": ("instruments", "id")}
+
+
+def register_of(kind: str) -> tuple[str, str]:
+    """The (table, id key) of a register KIND; names reach SQL only from ``REGISTERS``."""
+    if kind not in REGISTERS:
+        raise StoreError(f"no register {kind!r}; registers: {', '.join(REGISTERS)}")
+    return REGISTERS[kind]
 
 
 def id_column(kind: str) -> tuple[str, str]:
@@ -309,13 +322,14 @@ def lot_use_values(batch_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any,
     return values
 
 
-def lot_values(row: dict[str, Any]) -> tuple[str, str]:
-    """(lot, the row as JSON) of a registered lot's query row: shared by the backends, so
-    a row without its id is refused alike by each."""
-    lot = row.get("lot")
-    if not isinstance(lot, str) or not lot:
-        raise StoreError(f"a lot row needs its lot id, not {lot!r}; nothing was written")
-    return lot, json.dumps(row, sort_keys=True, ensure_ascii=False)
+def register_values(kind: str, row: dict[str, Any]) -> tuple[str, str]:
+    """(id, the row as JSON) of a KIND register's row: shared by the backends, so a row
+    without its id is refused alike by each."""
+    _table, key = register_of(kind)
+    ident = row.get(key)
+    if not isinstance(ident, str) or not ident:
+        raise StoreError(f"a {kind} row needs its {key}, not {ident!r}; nothing was written")
+    return ident, json.dumps(row, sort_keys=True, ensure_ascii=False)
 
 
 # --- lineage (the material graph) -----------------------------------------------------------
@@ -358,6 +372,7 @@ __all__ = [
     "LINEAGE_COLUMNS",
     "LOT_USE_COLUMNS",
     "QC_POINT_COLUMNS",
+    "REGISTERS",
     "ROW",
     "BatchFilter",
     "DeviationFilter",
@@ -368,7 +383,8 @@ __all__ = [
     "lineage_query",
     "lineage_values",
     "lot_use_values",
-    "lot_values",
     "qc_point_values",
     "query_values",
+    "register_of",
+    "register_values",
 ]

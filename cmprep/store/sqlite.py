@@ -57,9 +57,10 @@ from cmprep.store.query import (
     lineage_query,
     lineage_values,
     lot_use_values,
-    lot_values,
     qc_point_values,
     query_values,
+    register_of,
+    register_values,
 )
 
 SCHEMA_VERSION = 9  # 2: sessions, login_failures, a database id; 3: qc_points;
@@ -69,14 +70,16 @@ SCHEMA_VERSION = 9  # 2: sessions, login_failures, a database id; 3: qc_points;
 # 7: lineage_edges (the material graph; written by each derivation, filled by a rebuild)
 # 8: payloads packed (store/packing.py); older rows stay text and read as they are, and a
 # program before 8 must not read a packed one as JSON (it refuses a newer schema)
-# 9: lots (registered lots by id: a step naming one reads its row, not the whole stream)
-# and lot_uses (where each lot was used: a recall reads them by lot); whole in a new file,
-# filled by a rebuild in an upgraded one (meta lots_indexed, uses_indexed)
-# a new file (or one with no lot registered yet) has every lot in its lots table: none
-_LOTS_WHOLE_IF_NONE_REGISTERED = (
-    "INSERT OR IGNORE INTO meta (key, value) SELECT 'lots_indexed', '1' "
-    "WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@materials')"
-)
+# 9: lots and instruments (registered by id: a step naming one reads its row, not the
+# whole stream) and lot_uses (where each lot was used: a recall reads them by lot); whole
+# in a new file, filled by a rebuild in an upgraded one (meta lots_indexed,
+# instruments_indexed, uses_indexed)
+# a new file (or one with nothing registered yet) has everything in its registers: none
+_REGISTERS_WHOLE_IF_EMPTY = [
+    f"INSERT OR IGNORE INTO meta (key, value) SELECT '{table}_indexed', '1' "
+    f"WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '{stream}')"
+    for table, stream in (("lots", "@materials"), ("instruments", "@equipment"))
+]
 _USES_WHOLE_IF_NO_BATCH = (
     "INSERT OR IGNORE INTO meta (key, value) SELECT 'uses_indexed', '1' "
     "WHERE NOT EXISTS (SELECT 1 FROM batches)"
@@ -177,6 +180,8 @@ CREATE TABLE IF NOT EXISTS lot_uses (
 CREATE INDEX IF NOT EXISTS lot_uses_lot ON lot_uses (lower(lot), used_at);
 CREATE TABLE IF NOT EXISTS lots (lot TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_id_key ON lots (lower(lot));
+CREATE TABLE IF NOT EXISTS instruments (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS instruments_id_key ON instruments (lower(id));
 CREATE TABLE IF NOT EXISTS lineage_edges (
     parent TEXT NOT NULL,
     child TEXT NOT NULL,
@@ -459,8 +464,8 @@ class _SQLiteUnit:
     def put_lineage_edges(self, rows: list[dict[str, Any]]) -> None:
         _put_lineage_edges(self.conn, rows)
 
-    def put_lot(self, row: dict[str, Any]) -> None:
-        _put_lot(self.conn, row)
+    def put_registered(self, kind: str, row: dict[str, Any]) -> None:
+        _put_registered(self.conn, kind, row)
 
     def put_lot_uses(self, batch_id: str, rows: list[dict[str, Any]]) -> None:
         self.conn.execute("DELETE FROM lot_uses WHERE batch_id = ?", (batch_id,))
@@ -537,11 +542,12 @@ def _put_lot_uses(conn: sqlite3.Connection, batch_id: str, rows: list[dict[str, 
         ) from None
 
 
-def _put_lot(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+def _put_registered(conn: sqlite3.Connection, kind: str, row: dict[str, Any]) -> None:
+    table, key = register_of(kind)
     conn.execute(
-        "INSERT INTO lots (lot, data) VALUES (?, ?) "
-        "ON CONFLICT(lot) DO UPDATE SET data = excluded.data",
-        lot_values(row),
+        f"INSERT INTO {table} ({key}, data) VALUES (?, ?) "
+        f"ON CONFLICT({key}) DO UPDATE SET data = excluded.data",
+        register_values(kind, row),
     )
 
 
@@ -632,7 +638,8 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('database_id', ?)",
                 (token_hex(16),),
             )
-            self.conn.execute(_LOTS_WHOLE_IF_NONE_REGISTERED)
+            for statement in _REGISTERS_WHOLE_IF_EMPTY:
+                self.conn.execute(statement)
             self.conn.execute(_USES_WHOLE_IF_NO_BATCH)
             self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.conn.execute("COMMIT")
@@ -1076,26 +1083,31 @@ class SQLiteStore:
         return row is not None
 
     @_says("read")
-    def lot(self, lot: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT data FROM lots WHERE lot = ?", (lot,)).fetchone()
+    def registered(self, kind: str, ident: str) -> dict[str, Any] | None:
+        table, key = register_of(kind)
+        row = self.conn.execute(f"SELECT data FROM {table} WHERE {key} = ?", (ident,)).fetchone()
         return dict(json.loads(row[0])) if row else None
 
     @_says("read")
-    def lot_rows(self) -> list[dict[str, Any]]:
-        return [json.loads(r[0]) for r in self.conn.execute("SELECT data FROM lots ORDER BY lot")]
+    def registered_rows(self, kind: str) -> list[dict[str, Any]]:
+        table, key = register_of(kind)
+        rows = self.conn.execute(f"SELECT data FROM {table} ORDER BY {key}")
+        return [json.loads(r[0]) for r in rows]
 
     @_says("read")
-    def lots_indexed(self) -> bool:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'lots_indexed'").fetchone()
-        return row is not None
+    def register_whole(self, kind: str) -> bool:
+        table, _key = register_of(kind)
+        flag = f"{table}_indexed"
+        return self.conn.execute("SELECT 1 FROM meta WHERE key = ?", (flag,)).fetchone() is not None
 
-    def replace_lots(self, rows: list[dict[str, Any]]) -> None:
+    def replace_registered(self, kind: str, rows: list[dict[str, Any]]) -> None:
+        table, _key = register_of(kind)
         with self._whole():
-            self.conn.execute("DELETE FROM lots")
+            self.conn.execute(f"DELETE FROM {table}")
             for row in rows:
-                _put_lot(self.conn, row)
+                _put_registered(self.conn, kind, row)
             self.conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('lots_indexed', '1')"
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (f"{table}_indexed",)
             )
 
     @_says("read")

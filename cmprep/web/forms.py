@@ -182,8 +182,8 @@ def _field_of(step: Step, f: StepForm, x: Finding) -> str | None:
         lot = ids.key(x.parameter[4:])  # the lot as stored; the field as typed, in any case
         return next((f"lot_{i}" for i, v in enumerate(f.lots) if ids.key(v) == lot), None)
     if x.parameter.startswith("equipment:"):
-        ident = x.parameter[10:]
-        return next((f"eq_{i}" for i, v in enumerate(f.equipment) if v == ident), None)
+        ident = ids.key(x.parameter[10:])  # as stored; the field as typed, in any case
+        return next((f"eq_{i}" for i, v in enumerate(f.equipment) if ids.key(v) == ident), None)
     if x.parameter.startswith("time_since_"):
         return "window"
     return None
@@ -204,13 +204,12 @@ def _trace_marks(
             out.marks[f"lot_{i}"] = Mark("warning", f"{text}: not a {kind} lot")
         else:
             out.marks[f"lot_{i}"] = Mark("in spec", text)
-    instruments = app.materials.instruments() if any(f.equipment) else {}
-    for i, (kind, ident) in enumerate(zip(step.equipment, f.equipment, strict=False)):
-        inst = instruments.get(ident)
-        if inst is None or f"equipment:{ident}" in named:
+    for i, (kind, typed) in enumerate(zip(step.equipment, f.equipment, strict=False)):
+        inst = app.materials.instrument_named(typed) if typed else None  # by key, any case
+        if inst is None or f"equipment:{inst.id}" in named:
             continue
         rotor = f", rotor {inst.rotor_radius_cm:g} cm" if inst.rotor_radius_cm else ""
-        text = f"{inst.kind} {ident}, calibration due {inst.calibration_due}{rotor}"
+        text = f"{inst.kind} {inst.id}, calibration due {inst.calibration_due}{rotor}"
         if inst.kind.casefold() != kind.casefold():
             out.marks[f"eq_{i}"] = Mark("warning", f"{text}: not a {kind}")
         else:
