@@ -37,6 +37,7 @@ bench: venv
 	$(BIN)/python bench/bench_status.py
 	$(BIN)/python bench/bench_units.py
 	$(BIN)/python bench/bench_qc.py  # the QC step with 15 and 1,500 released batches
+	$(BIN)/python bench/bench_lots.py  # a step naming a lot beside 100 and 20,000 lot events
 	$(BIN)/python bench/bench_web.py  # the bench board and a step page, 10,000 batches
 	$(BIN)/python bench/generate.py --size $(SIZE) --out $(BENCH_DIR)/bench-$(SIZE).db
 	$(BIN)/python bench/bench_queries.py --db $(BENCH_DIR)/bench-$(SIZE).db  # lists, report, start-up
