@@ -429,42 +429,40 @@ def _put(
 def _put_qc_points(
     conn: psycopg.Connection[tuple[Any, ...]], batch_id: str, rows: list[dict[str, Any]]
 ) -> None:
-    values = qc_point_values(batch_id, rows)
-    if not values:
-        return
-    marks = ", ".join(["%s"] * len(QC_POINT_COLUMNS))
-    try:
-        # a savepoint: a refused point leaves the unit usable
-        with conn.transaction(), conn.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO qc_points ({', '.join(QC_POINT_COLUMNS)}) VALUES ({marks})",
-                values,
-            )
-    except (pg_errors.IntegrityError, pg_errors.NotNullViolation):
-        raise StoreError(
-            f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a "
-            "required field is empty; nothing was written"
-        ) from None
+    _insert_rows(
+        conn, "qc_points", QC_POINT_COLUMNS, qc_point_values(batch_id, rows),
+        f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a required "
+        "field is empty",
+    )  # fmt: skip
 
 
 def _put_lot_uses(
     conn: psycopg.Connection[tuple[Any, ...]], batch_id: str, rows: list[dict[str, Any]]
 ) -> None:
-    values = lot_use_values(batch_id, rows)
+    _insert_rows(
+        conn, "lot_uses", LOT_USE_COLUMNS, lot_use_values(batch_id, rows),
+        f"a lot use of batch {batch_id} (a step and lot) is given twice, or lacks a value",
+    )  # fmt: skip
+
+
+def _insert_rows(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    table: str,
+    columns: tuple[str, ...],
+    values: list[tuple[Any, ...]],
+    refused: str,
+) -> None:
+    """VALUES inserted into TABLE's COLUMNS (a batch's rows of a query table), in a
+    savepoint so a refused row leaves the unit usable; a row given twice or lacking a
+    value is REFUSED, said with "nothing was written"."""
     if not values:
         return
+    marks = ", ".join(["%s"] * len(columns))
     try:
-        with conn.transaction(), conn.cursor() as cur:  # a savepoint, as for QC points
-            cur.executemany(
-                f"INSERT INTO lot_uses ({', '.join(LOT_USE_COLUMNS)}) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                values,
-            )
+        with conn.transaction(), conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
     except (pg_errors.IntegrityError, pg_errors.NotNullViolation):
-        raise StoreError(
-            f"a lot use of batch {batch_id} (a step and lot) is given twice, or lacks a "
-            "value; nothing was written"
-        ) from None
+        raise StoreError(f"{refused}; nothing was written") from None
 
 
 def _put_registered(

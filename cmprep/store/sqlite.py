@@ -527,19 +527,30 @@ def _put_deviation(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
 
 
 def _put_lot_uses(conn: sqlite3.Connection, batch_id: str, rows: list[dict[str, Any]]) -> None:
-    values = lot_use_values(batch_id, rows)
-    if not values:
+    _insert_rows(
+        conn, "lot_uses", LOT_USE_COLUMNS, lot_use_values(batch_id, rows),
+        f"a lot use of batch {batch_id} (a step and lot) is given twice, or lacks a value",
+    )  # fmt: skip
+
+
+def _insert_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    values: list[tuple[Any, ...]],
+    refused: str,
+) -> None:
+    """VALUES inserted into TABLE's COLUMNS (a batch's rows of a query table); a row given
+    twice or lacking a value is REFUSED, said with "nothing was written"."""
+    if not values:  # most writes: a batch with none of these rows yet
         return
     try:
         conn.executemany(
-            f"INSERT INTO lot_uses ({', '.join(LOT_USE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
             values,
         )
     except sqlite3.IntegrityError:
-        raise StoreError(
-            f"a lot use of batch {batch_id} (a step and lot) is given twice, or lacks a "
-            "value; nothing was written"
-        ) from None
+        raise StoreError(f"{refused}; nothing was written") from None
 
 
 def _put_registered(conn: sqlite3.Connection, kind: str, row: dict[str, Any]) -> None:
@@ -559,20 +570,11 @@ def _put_lineage_edges(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> 
 
 
 def _put_qc_points(conn: sqlite3.Connection, batch_id: str, rows: list[dict[str, Any]]) -> None:
-    values = qc_point_values(batch_id, rows)
-    if not values:  # most writes: a batch before its QC step has none
-        return
-    try:
-        conn.executemany(
-            f"INSERT INTO qc_points ({', '.join(QC_POINT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(QC_POINT_COLUMNS))})",
-            values,
-        )
-    except sqlite3.IntegrityError:
-        raise StoreError(
-            f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a "
-            "required field is empty; nothing was written"
-        ) from None
+    _insert_rows(
+        conn, "qc_points", QC_POINT_COLUMNS, qc_point_values(batch_id, rows),
+        f"a QC point of batch {batch_id} (a step and analyte) is given twice, or a required "
+        "field is empty",
+    )  # fmt: skip
 
 
 class SQLiteStore:
