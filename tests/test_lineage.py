@@ -23,6 +23,7 @@ from cmprep.errors import NotFound, Refused
 from cmprep.events import NewEvent
 from cmprep.render.lineage import lineage_svg, tree_rows
 from cmprep.service import Services
+from cmprep.service.material_rows import KeptMaterials, keep_materials
 from cmprep.store import open_store
 from cmprep.store.sqlite import SQLiteStore
 
@@ -148,7 +149,7 @@ def test_a_lot_is_released_only_when_everything_upstream_is(lab):
 def test_release_refuses_what_is_not_in_quarantine_and_who_is_not_qa(lab):
     with pytest.raises(Refused, match="H1 is released; it cannot become released"):
         lab.lineage.release("H1", "quinn")
-    assert ln.release_problems(lab.lineage.materials(), "H1") == [
+    assert ln.release_problems(lab.lineage.known(), "H1") == [
         "H1 is released; only material in quarantine is released"
     ]
     with pytest.raises(Refused, match="to release one must be: qa"):
@@ -403,6 +404,100 @@ def test_db_rebuild_fills_the_edges_of_an_older_database(tmp_path, clock):
     assert again.store.lineage_edges("D-0001", "down") == edges
 
 
+# --- writes read the materials they name, by key ------------------------------------------------
+def _whole_reads(svc) -> list[str]:
+    """The streams whose whole log the store is asked for, from now on."""
+    asked: list[str] = []
+    real = svc.store.events
+
+    def events(stream: str):
+        asked.append(stream)
+        return real(stream)
+
+    svc.store.events = events
+    return asked
+
+
+def test_every_write_to_materials_reads_the_rows_it_names_not_the_stream(lab):
+    """A registration, a derivation, a split, a release, a rejection, a label print and a
+    recall cost the same beside a lab's years of materials: none folds "@materials"."""
+    for n in range(40):  # more materials the writes below never read
+        lab.materials.register_lot(f"PBS-{n:03d}", "PBS", "2027-12-31", "alice")
+    asked = _whole_reads(lab)
+    lab.lineage.register_donor("D-0009", "ELIG-9", "ICF-9", "alice")
+    lab.materials.register_lot("DMEM-1", "DMEM", "2027-01-31", "alice", quantity=500, unit="mL")
+    lab.lineage.release("k1", "quinn")  # any case
+    out = lab.lineage.split("K1", 3, 2, "alice", batch_id="B1", step="concentrate")
+    lab.lineage.reject("K1-01", "quinn", "endotoxin 2.1 EU/mL")
+    lab.lineage.print_labels("K1-02", 3, "alice", render=lambda sheet: b"")
+    lab.lineage.derive([("DMEM-1", "100")], [("M1", "100")], ln.FILTRATE, "mL", "alice")
+    assert [m.lot for m in out.outputs] == ["K1-01", "K1-02", "K1-03"]
+    assert lab.lineage.material("K1").remaining == Decimal("18.5")
+    assert lab.lineage.material("DMEM-1").remaining == Decimal("400")
+    assert [r["lot"] for r in lab.lineage.recall("H1")][:2] == ["F1", "K1"]
+    with pytest.raises(Refused, match="lot pbs-001 is already registered as PBS-001"):
+        lab.materials.register_lot("pbs-001", "PBS", "2027-12-31", "alice")
+    with pytest.raises(Refused, match="d-0009 is already registered as D-0009"):
+        lab.lineage.register_donor("d-0009", "ELIG-9", "ICF-9", "alice")
+    with pytest.raises(NotFound, match="no material 'K1-04'; did you mean K1-03 or K1-02"):
+        lab.lineage.release("K1-04", "quinn")
+    assert "@materials" not in asked
+    assert lab.audit.verify().problems == []  # the rows are what the log folds to
+
+
+def test_the_materials_register_is_what_the_log_folds_to_and_a_changed_row_is_named(lab, db_path):
+    kept = {r["lot"]: r for r in lab.store.registered_rows("material")}
+    assert kept == {lot: m.stored() for lot, m in lab.lineage.materials().items()}
+    made = [r["lot"] for r in lab.store.registered_rows("material", batch_id="B1")]
+    assert made == ["F1", "H1", "K1"]  # by the batch's index
+    assert [m.lot for m in lab.lineage.made_in("B1")] == ["H1", "F1", "K1"]  # as made
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE materials SET data = json_set(data, '$.remaining', '500') "
+                 "WHERE lot = 'K1'")  # fmt: skip
+    conn.execute("DELETE FROM materials WHERE lot = 'H1'")
+    conn.commit()
+    conn.close()
+    said = [f"{p.label} {p}" for p in lab.audit.verify().problems]
+    assert said == [
+        "DIFFERS materials table, H1: missing from the table; the log has it",
+        "DIFFERS materials table, K1: remaining is '500' in the table, '24.5' in the log",
+    ]
+    lab.audit.rebuild_projections()
+    assert lab.audit.verify().problems == []
+    assert lab.lineage.material("K1").remaining == Decimal("24.5")
+
+
+def test_an_upgraded_database_decides_from_the_stream_until_rebuilt(tmp_path, clock):
+    """A database from before the materials register (schema 9): its writes decide from
+    the stream, and keep correct rows, until `db rebuild` fills the register."""
+    path = tmp_path / "old.db"
+    svc = approve_bundled(seed_people(Services(SQLiteStore(path, create=True), clock=clock)))
+    chain(svc)
+    svc.close()
+    conn = sqlite3.connect(path)  # as a database of schema 9
+    conn.execute("DROP TABLE materials")
+    conn.execute("DELETE FROM meta WHERE key = 'materials_indexed'")
+    conn.execute("PRAGMA user_version=9")
+    conn.commit()
+    conn.close()
+    again = present(Services(SQLiteStore(path), clock=clock))
+    assert not again.store.register_whole("material")
+    assert again.store.registered_rows("material") == []
+    again.lineage.release("K1", "quinn")  # decided from the stream
+    again.lineage.split("K1", 2, 1, "alice")
+    assert again.lineage.material("k1-02").status == ln.QUARANTINE
+    assert [m.lot for m in again.lineage.made_in("B1")] == ["H1", "F1", "K1"]
+    assert again.audit.verify().problems == []  # a register not filled is not compared
+    again.audit.rebuild_projections()
+    assert again.store.register_whole("material")
+    kept = {r["lot"]: r for r in again.store.registered_rows("material")}
+    assert kept == {lot: m.stored() for lot, m in again.lineage.materials().items()}
+    again.lineage.derive([("K1", "2")], [("K2", "2")], ln.LYOPHILISATE, "mL", "alice")
+    assert again.lineage.material("K1").remaining == Decimal("20.5")
+    assert again.audit.verify().problems == []
+    again.close()
+
+
 # --- the command line ----------------------------------------------------------------------------
 @pytest.fixture
 def cli(db_path, monkeypatch, clock):
@@ -531,7 +626,7 @@ class Lineage(RuleBasedStateMachine):
         events = self.store.events("@materials")
         with self.store.writing("@materials", len(events)) as unit:
             written = unit.append([event], f"2026-11-02T08:{min(self.n, 59):02d}:00Z")
-            unit.put_lineage_edges(ln.edges(written))
+            keep_materials(unit, KeptMaterials(self.store), written)
 
     def new_lot(self) -> str:
         self.n += 1
@@ -556,7 +651,7 @@ class Lineage(RuleBasedStateMachine):
         if not waiting:
             return
         lot = data.draw(st.sampled_from(waiting))
-        if ln.release_problems(known, lot):
+        if ln.release_problems(ln.Folded(known), lot):
             return
         self.write(
             NewEvent(ln.MATERIAL_STATUS_CHANGED, "quinn", {"lot": lot, "status": "released"})
@@ -566,7 +661,7 @@ class Lineage(RuleBasedStateMachine):
         known = self.materials()
         try:
             plan = ln.plan_derivation(
-                known, draws, outs, batch_id="B", step="s", pooling_allowed=True
+                ln.Folded(known), draws, outs, batch_id="B", step="s", pooling_allowed=True
             )
         except Refused:
             assert self.materials() == known
@@ -620,14 +715,27 @@ class Lineage(RuleBasedStateMachine):
     def no_cycles_and_the_walk_covers_every_descendant(self) -> None:
         if not hasattr(self, "store"):
             return
-        known = self.materials()
-        for lot in known:
+        known = ln.Folded(self.materials())
+        for lot in known.found:
             below = ln.descendants(known, lot)
             assert lot not in below and lot not in ln.ancestors(known, lot)
             walked = {e["child"] for e in self.store.lineage_edges(lot, "down")}
             assert walked == set(below)
             up = {e["parent"] for e in self.store.lineage_edges(lot, "up")}
             assert up == set(ln.ancestors(known, lot))
+
+    @invariant()
+    def the_register_holds_each_material_as_the_fold_leaves_it(self) -> None:
+        """What a write reads by key is what folding the whole stream gives, after any
+        mix of registrations, releases, splits and pools (and each row reads back equal)."""
+        if not hasattr(self, "store"):
+            return
+        folded = {lot: m.stored() for lot, m in self.materials().items()}
+        kept = {row["lot"]: row for row in self.store.registered_rows("material")}
+        assert kept == folded
+        register = KeptMaterials(self.store)
+        for lot, row in folded.items():
+            assert register.named(lot.lower()) == ln.Material.from_stored(row)
 
 
 Lineage.TestCase.settings = settings(

@@ -953,8 +953,10 @@ def test_lineage_edges_roll_back_with_their_unit(store: EventStore):
 
 
 @pytest.mark.parametrize(
-    ("kind", "key", "stream"), [("lot", "lot", "@materials"), ("instrument", "id", "@equipment")]
-)
+    ("kind", "key", "stream"),
+    [("lot", "lot", "@materials"), ("instrument", "id", "@equipment"),
+     ("material", "lot", "@materials")],
+)  # fmt: skip
 def test_registered_rows_are_kept_by_id_found_in_any_case_and_roll_back_with_their_unit(
     store: EventStore, kind: str, key: str, stream: str
 ):
@@ -984,6 +986,30 @@ def test_registered_rows_are_kept_by_id_found_in_any_case_and_roll_back_with_the
     assert store.register_whole(kind)
     with pytest.raises(StoreError, match="no register 'recipe'"):
         store.registered("recipe", "x")
+
+
+def test_materials_are_found_by_the_batch_that_made_them(store: EventStore):
+    """A batch's export and a reagent's recall list what a batch made through the
+    register's batch index, not every material; a register without that index refuses."""
+    rows = [
+        {"lot": "H1", "batch_id": "B1", "kind": "CM harvest"},
+        {"lot": "D-1", "batch_id": None, "kind": "donor"},
+        {"lot": "F1", "batch_id": "B1", "kind": "filtrate"},
+        {"lot": "H2", "batch_id": "B2", "kind": "CM harvest"},
+    ]
+    with store.writing("@materials", 0) as unit:
+        unit.append(new(1), T0)
+        for row in rows:
+            unit.put_registered("material", row)
+    assert [r["lot"] for r in store.registered_rows("material", batch_id="B1")] == ["F1", "H1"]
+    assert store.registered_rows("material", batch_id="B3") == []
+    moved = {**rows[0], "batch_id": "B2"}  # a row written again moves with its batch
+    with store.writing("@materials", 1) as unit:
+        unit.append(new(1), T1)
+        unit.put_registered("material", moved)
+    assert [r["lot"] for r in store.registered_rows("material", batch_id="B2")] == ["H1", "H2"]
+    with pytest.raises(StoreError, match="the lot register is not searched by 'batch_id'"):
+        store.registered_rows("lot", batch_id="B1")
 
 
 def use_row(batch_id: str, step: str, lot: str, at: str = T0) -> dict[str, Any]:

@@ -55,7 +55,9 @@ def test_a_calibration_moves_the_due_date(stocked, clock):
     inst = stocked.materials.record_calibration(
         "CF-OLD", "2027-04-01", "alice", certificate="CAL-1"
     )
-    assert inst.calibration_due == "2027-04-01" and inst.calibrations[0]["certificate"] == "CAL-1"
+    assert inst.calibration_due == "2027-04-01"
+    [done] = stocked.materials.instruments()["CF-OLD"].calibrations  # the history, from the log
+    assert (done["certificate"], done["due"]) == ("CAL-1", "2027-04-01")
     stocked.batches.start(STANDARD, "alice", "B1")
     run_to(stocked, clock, "B1", stop_before="spin")
     assert (
@@ -289,3 +291,26 @@ def test_a_recall_in_an_upgraded_database_reads_the_logs_until_rebuilt(stocked, 
     again.audit.rebuild_projections()
     assert again.audit.verify().problems == []
     again.close()
+
+
+def test_registering_and_calibrating_read_the_instruments_row_not_the_stream(stocked, clock):
+    """A registration and a calibration read the instrument's row by key and keep it, so
+    they cost the same after years of calibrations; verification finds the row as the log
+    folds it."""
+    asked = _materials_reads(stocked)
+    for n in range(6):
+        clock.advance(days=1)
+        inst = stocked.materials.record_calibration("cf-02", f"2027-03-{n + 1:02d}", "alice")
+    assert (inst.id, inst.calibration_due) == ("CF-02", "2027-03-06")
+    made = stocked.materials.register_equipment("CF-03", "centrifuge", "2027-05-01", "alice")
+    assert made.id == "CF-03"
+    with pytest.raises(Refused, match="equipment cf-03 is already registered as CF-03"):
+        stocked.materials.register_equipment("cf-03", "centrifuge", "2027-05-01", "alice")
+    with pytest.raises(NotFound, match="no equipment 'CF-04'; did you mean CF-03"):
+        stocked.materials.record_calibration("CF-04", "2027-05-01", "alice")
+    assert "@equipment" not in asked
+    assert stocked.store.registered("instrument", "CF-02")["calibration_due"] == "2027-03-06"
+    assert [i.id for i in stocked.materials.instruments_kept()] == [
+        "CF-02", "CF-03", "CF-OLD", "INC-1"
+    ]  # fmt: skip
+    assert stocked.audit.verify().problems == []

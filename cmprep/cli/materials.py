@@ -73,7 +73,7 @@ def materials_list(app: Services, fmt: str) -> None:
     Example:
       cmprep materials list --format csv
     """
-    rows = [lot.row() for lot in app.materials.lots().values()]
+    rows = [lot.row() for lot in app.materials.lots_kept()]
     table(rows, ["lot", "material", "expiry", "supplier", "registered_by", "registered_at"], fmt)
 
 
@@ -168,7 +168,7 @@ def equipment_list(app: Services, fmt: str) -> None:
     Example:
       cmprep equipment list
     """
-    rows = [i.row() for i in app.materials.instruments().values()]
+    rows = [i.row() for i in app.materials.instruments_kept()]
     table(rows, ["id", "kind", "calibration_due", "rotor_radius_cm", "registered_by"], fmt)
 
 

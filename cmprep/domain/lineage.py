@@ -28,11 +28,11 @@ This module is pure: it folds events and decides; the service writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from cmprep.domain.ids import RULE, is_usable, same, suggestion
 from cmprep.domain.text import control_problem
@@ -106,6 +106,26 @@ class Material:
     released_once: bool = False
     labels: list[dict[str, Any]] = field(default_factory=list)  # every print, in order
     history: list[dict[str, Any]] = field(default_factory=list)  # status changes, draws
+    seq: int = 0  # the "@materials" event that made it: materials are listed in this order
+
+    def stored(self) -> dict[str, Any]:
+        """Everything it holds, JSON-safe: its row in the store's materials register,
+        which a write reads by lot instead of folding the whole stream. Quantities stay
+        exact text; ``from_stored`` gives back an equal Material."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["quantity"] = quantity_text(self.quantity)
+        out["remaining"] = quantity_text(self.remaining)
+        out["donors"] = sorted(self.donors)
+        return out
+
+    @classmethod
+    def from_stored(cls, row: Mapping[str, Any]) -> Material:
+        """The Material a register row holds (``stored``)."""
+        data = dict(row)
+        data["quantity"] = _stored(data.get("quantity"))
+        data["remaining"] = _stored(data.get("remaining"))
+        data["donors"] = frozenset(data.get("donors") or ())
+        return cls(**data)
 
     def row(self) -> dict[str, Any]:
         """JSON-safe, for lists and exports."""
@@ -172,39 +192,57 @@ def fold_materials(events: Iterable[Event]) -> dict[str, Material]:
     """Every material of the "@materials" stream by lot, as its events leave it."""
     found: dict[str, Material] = {}
     for e in events:
-        p = e.payload
-        if e.type == LOT_REGISTERED:
-            qty = _stored(p.get("quantity"))
-            found[p["lot"]] = Material(
-                p["lot"], REAGENT, p["material"], RELEASED, qty, p.get("unit"), qty,
-                e.actor, e.recorded_at, expiry=p.get("expiry"), supplier=p.get("supplier"),
-                released_once=True,
-            )  # fmt: skip
-        elif e.type == MATERIAL_REGISTERED:
-            found[p["lot"]] = Material(
-                p["lot"], p["kind"], p["material"], QUARANTINE, None, None, None,
-                e.actor, e.recorded_at, eligibility=p.get("eligibility"),
-                consent=p.get("consent"), donors=frozenset({p["lot"]}),
-            )  # fmt: skip
-        elif e.type == MATERIAL_DERIVED:
-            _derived(found, e)
-        elif e.type == MATERIAL_STATUS_CHANGED:
-            item = found[p["lot"]]
-            item.history.append(
-                {"status": p["status"], "from": item.status, "by": e.actor,
-                 "at": e.recorded_at, "reason": e.reason}
-            )  # fmt: skip
-            item.status = p["status"]
-            item.released_once = item.released_once or p["status"] == RELEASED
-        elif e.type == LABEL_PRINTED:
-            found[p["lot"]].labels.append(
-                {"copies": p["copies"], "reprint": p.get("reprint", False), "by": e.actor,
-                 "at": e.recorded_at, "reason": e.reason}
-            )  # fmt: skip
+        apply(found, e)
     return found
 
 
-def _derived(found: dict[str, Material], e: Event) -> None:
+def touched(e: Event) -> list[str]:
+    """The lots event E changes (what ``apply`` needs in FOUND and then updates): the lot
+    registered, set or labelled; a derivation's inputs and outputs."""
+    p = e.payload
+    if e.type == MATERIAL_DERIVED:
+        return list(dict.fromkeys([*(d["lot"] for d in p["inputs"]),
+                                   *(o["lot"] for o in p["outputs"])]))  # fmt: skip
+    if e.type in (LOT_REGISTERED, *LINEAGE_EVENTS):
+        return [p["lot"]]
+    return []
+
+
+def apply(found: MutableMapping[str, Material], e: Event) -> None:
+    """Move FOUND on by one event: the fold's step, and what a write does to the rows it
+    read by lot (FOUND then holds the event's ``touched`` lots that exist)."""
+    p = e.payload
+    if e.type == LOT_REGISTERED:
+        qty = _stored(p.get("quantity"))
+        found[p["lot"]] = Material(
+            p["lot"], REAGENT, p["material"], RELEASED, qty, p.get("unit"), qty,
+            e.actor, e.recorded_at, expiry=p.get("expiry"), supplier=p.get("supplier"),
+            released_once=True, seq=e.seq,
+        )  # fmt: skip
+    elif e.type == MATERIAL_REGISTERED:
+        found[p["lot"]] = Material(
+            p["lot"], p["kind"], p["material"], QUARANTINE, None, None, None,
+            e.actor, e.recorded_at, eligibility=p.get("eligibility"),
+            consent=p.get("consent"), donors=frozenset({p["lot"]}), seq=e.seq,
+        )  # fmt: skip
+    elif e.type == MATERIAL_DERIVED:
+        _derived(found, e)
+    elif e.type == MATERIAL_STATUS_CHANGED:
+        item = found[p["lot"]]
+        item.history.append(
+            {"status": p["status"], "from": item.status, "by": e.actor,
+             "at": e.recorded_at, "reason": e.reason}
+        )  # fmt: skip
+        item.status = p["status"]
+        item.released_once = item.released_once or p["status"] == RELEASED
+    elif e.type == LABEL_PRINTED:
+        found[p["lot"]].labels.append(
+            {"copies": p["copies"], "reprint": p.get("reprint", False), "by": e.actor,
+             "at": e.recorded_at, "reason": e.reason}
+        )  # fmt: skip
+
+
+def _derived(found: MutableMapping[str, Material], e: Event) -> None:
     p = e.payload
     donors: set[str] = set()
     for draw in p["inputs"]:
@@ -226,7 +264,7 @@ def _derived(found: dict[str, Material], e: Event) -> None:
             out["lot"], out["kind"], out["material"], QUARANTINE, qty, out["unit"], qty,
             e.actor, e.recorded_at, passage=out.get("passage"), expiry=out.get("expiry"),
             batch_id=p.get("batch_id"), step=p.get("step"), parents=list(parents),
-            donors=frozenset(donors),
+            donors=frozenset(donors), seq=e.seq,
         )  # fmt: skip
         for parent in parents:
             found[parent].children.append(out["lot"])
@@ -254,22 +292,51 @@ def edges(events: Iterable[Event]) -> list[dict[str, Any]]:
     return rows
 
 
+# --- what a decision reads ----------------------------------------------------------------
+class Known(Protocol):
+    """The materials a decision reads, one lot at a time.
+
+    Why not a mapping of every lot: a write must cost the same beside 100 lots as beside
+    100,000, so it asks only for the lots it names (the store's materials register, read
+    by key); the whole fold (``Folded``) is for a database whose register is not filled
+    yet, and for tests."""
+
+    def named(self, lot: str) -> Material | None:
+        """The material LOT names, typed in any case, or None."""
+
+    def near(self, lot: str) -> list[str]:
+        """A bounded list of lots next to LOT: what a "did you mean" picks from."""
+
+
+class Folded:
+    """``Known`` over a fold of the whole stream (``fold_materials``)."""
+
+    def __init__(self, found: Mapping[str, Material]) -> None:
+        self.found = found
+
+    def named(self, lot: str) -> Material | None:
+        return self.found.get(lot) or self.found.get(same(lot, self.found) or "")
+
+    def near(self, lot: str) -> list[str]:
+        return list(self.found)
+
+
 # --- walks ---------------------------------------------------------------------------------
-def ancestors(materials: Mapping[str, Material], lot: str) -> list[str]:
+def ancestors(materials: Known, lot: str) -> list[str]:
     """Every lot upstream of LOT (not itself), nearest first."""
     return _walk(materials, lot, lambda m: m.parents)
 
 
-def descendants(materials: Mapping[str, Material], lot: str) -> list[str]:
+def descendants(materials: Known, lot: str) -> list[str]:
     """Every lot downstream of LOT (not itself), nearest first: what a recall of it covers."""
     return _walk(materials, lot, lambda m: m.children)
 
 
-def _walk(materials: Mapping[str, Material], lot: str, step: Any) -> list[str]:
+def _walk(materials: Known, lot: str, step: Any) -> list[str]:
     seen, order, queue = {lot}, [], [lot]
     while queue:
         current = queue.pop(0)
-        item = materials.get(current)
+        item = materials.named(current)
         for nxt in step(item) if item else []:
             if nxt not in seen:
                 seen.add(nxt)
@@ -311,12 +378,12 @@ class Plan:
     needs_deviation: bool
 
 
-def find(materials: Mapping[str, Material], lot: str) -> Material:
+def find(materials: Known, lot: str) -> Material:
     """The material LOT names, typed in any case; NotFound naming the closest."""
-    item = materials.get(lot) or materials.get(same(lot, materials) or "")
+    item = materials.named(lot)
     if item is None:
         raise NotFound(
-            f"no material {lot!r}{suggestion(lot, materials)}",
+            f"no material {lot!r}{suggestion(lot, materials.near(lot))}",
             hint=Hint("register_lot", lot=lot),
         )
     return item
@@ -344,7 +411,7 @@ def text_problem(text: str | None, what: str, limit: int = MAX_TEXT) -> str | No
 
 
 def plan_derivation(
-    materials: Mapping[str, Material],
+    materials: Known,
     draws: Sequence[Draw],
     outputs: Sequence[Output],
     *,
@@ -412,13 +479,11 @@ def plan_derivation(
     return Plan(payload, shape, donors if pooled else (), pooled and not pooling_allowed)
 
 
-def _output_problems(
-    materials: Mapping[str, Material], o: Output, inputs: Sequence[str]
-) -> list[str]:
+def _output_problems(materials: Known, o: Output, inputs: Sequence[str]) -> list[str]:
     problems: list[str] = []
     if not is_usable(o.lot):
         problems.append(f"output lot {o.lot!r} is not usable: {RULE}")
-    elif same(o.lot, [*materials, *inputs]) is not None:
+    elif materials.named(o.lot) is not None or same(o.lot, inputs) is not None:
         problems.append(f"lot {o.lot} already exists; give each new material a new lot id")
     if o.kind not in DERIVED_KINDS:
         problems.append(f"kind {o.kind!r} cannot be made; expected one of: "
@@ -482,7 +547,7 @@ def _balance(
     return []
 
 
-def release_problems(materials: Mapping[str, Material], lot: str) -> list[str]:
+def release_problems(materials: Known, lot: str) -> list[str]:
     """Why LOT cannot be released now ([] when it can): it must be in quarantine, and
     everything upstream released (or released once, and since used up or destroyed)."""
     item = find(materials, lot)
@@ -490,7 +555,7 @@ def release_problems(materials: Mapping[str, Material], lot: str) -> list[str]:
     if item.status != QUARANTINE:
         problems.append(f"{lot} is {item.status}; only material in quarantine is released")
     for up in ancestors(materials, lot):
-        m = materials[up]
+        m = find(materials, up)
         if m.status == RELEASED or (m.released_once and m.status in (CONSUMED, DESTROYED)):
             continue
         problems.append(f"upstream {m.kind} {up} is {m.status}")

@@ -96,6 +96,18 @@ def fold_equipment(events: list[Event]) -> dict[str, Instrument]:
     return found
 
 
+def instrument_row(row: dict[str, Any] | None, e: Event) -> dict[str, Any] | None:
+    """An instrument's register row (``Instrument.row``) moved on by E: what a
+    registration makes and a calibration changes (its due date), read and written by key
+    instead of folding the "@equipment" stream. None: E names no row there is."""
+    p = e.payload
+    if e.type == EQUIPMENT_REGISTERED:
+        return fold_equipment([e])[p["id"]].row()
+    if e.type == CALIBRATION_RECORDED and row is not None:
+        return {**row, "calibration_due": p["calibration_due"]}
+    return row
+
+
 def parse_date(text: str, what: str) -> str:
     try:
         return date.fromisoformat(text.strip()).isoformat()

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import chain, groupby
@@ -49,6 +49,7 @@ from cmprep.domain.protocols import PROTOCOLS_STREAM
 from cmprep.domain.settings import SETTINGS_STREAM
 from cmprep.domain.signatures import seal_problem
 from cmprep.errors import ClockBehind, CorruptLog, Hint, NotFound, Refused
+from cmprep.events import Event
 from cmprep.service import report
 from cmprep.service.access import Gate
 from cmprep.service.context import Context
@@ -187,10 +188,15 @@ class AuditService:
         their streams registered; a table an upgraded database has not filled yet is not
         compared. Each stream is read as it passes; only its registrations are parsed."""
         found: list[TableDiff] = []
-        for kind, stream, types, fold in (
-            ("lot", tr.MATERIALS_STREAM, {tr.LOT_REGISTERED}, tr.fold_lots),
-            ("instrument", tr.EQUIPMENT_STREAM, tr.EQUIPMENT_TYPES, tr.fold_equipment),
-        ):
+        registers: list[tuple[str, str, Collection[str], Callable[[list[Event]], list[Any]]]] = [
+            ("lot", tr.MATERIALS_STREAM, {tr.LOT_REGISTERED},
+             lambda es: [x.row() for x in tr.fold_lots(es).values()]),
+            ("instrument", tr.EQUIPMENT_STREAM, tr.EQUIPMENT_TYPES,
+             lambda es: [x.row() for x in tr.fold_equipment(es).values()]),
+            ("material", lineage.MATERIALS_STREAM, {tr.LOT_REGISTERED, *lineage.LINEAGE_EVENTS},
+             lambda es: [x.stored() for x in lineage.fold_materials(es).values()]),
+        ]  # fmt: skip
+        for kind, stream, types, fold in registers:
             store = self.ctx.store
             if not store.register_whole(kind):
                 continue
@@ -202,8 +208,8 @@ class AuditService:
                     except ValueError:  # the log's checks name its break
                         continue
             try:
-                logged = [thing.row() for thing in fold(events).values()]
-            except (KeyError, TypeError):  # a registration cmprep did not write
+                logged = fold(events)
+            except (KeyError, TypeError, ArithmeticError):  # an event cmprep did not write
                 continue
             table, key = register_of(kind)
             diffs = compare_rows(table, key, logged, store.registered_rows(kind))
@@ -397,6 +403,8 @@ class AuditService:
         self.ctx.store.replace_lineage_edges(lineage.edges(materials))  # the material graph
         lots = tr.fold_lots(materials).values()
         self.ctx.store.replace_registered("lot", [lot.row() for lot in lots])
+        made = lineage.fold_materials(materials).values()
+        self.ctx.store.replace_registered("material", [m.stored() for m in made])
         instruments = tr.fold_equipment(self.ctx.store.events(tr.EQUIPMENT_STREAM)).values()
         self.ctx.store.replace_registered("instrument", [i.row() for i in instruments])
         return written

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 Clock = Callable[[], datetime]
 SYSTEM_RETRIES = 3  # a system stream write that lost a race is decided again this often
 NEAR_IDS = 25  # ids read either side of an unknown one, to suggest the closest
+# the system streams whose writes read and keep register rows (``append_keyed``), never
+# the whole log (domain.traceability's MATERIALS_STREAM and EQUIPMENT_STREAM)
+KEYED_STREAMS = ("@materials", "@equipment")
 
 
 @dataclass
@@ -200,7 +203,7 @@ class Context:
         decide: Callable[[list[Event]], list[NewEvent]],
         now: datetime | None = None,
     ) -> list[Event]:
-        """Write to a system stream (@users, @materials, @equipment) under the same head
+        """Write to a system stream (@users, @protocols, @settings) under the same head
         check as a batch: ``decide`` sees exactly the events the write is checked against,
         so two people adding the same user at once give one user and one refusal.
 
@@ -210,38 +213,45 @@ class Context:
 
         NOW is the time to record: a caller that signed what it writes passes the time it
         signed at, so the signature's time and the event's are the same instant."""
+        if stream in KEYED_STREAMS:
+            raise AssertionError(f"{stream} keeps its rows: write it with append_keyed")
         at = iso(now) if now is not None else None
         for attempt in range(SYSTEM_RETRIES):
             events = self.store.events(stream)
             new = decide(events)
             try:
                 with self.store.writing(stream, events[-1].seq if events else 0) as unit:
-                    written = unit.append(new, at or iso(self.clock()))
-                    _project_system(unit, stream, events, written)
-                    return written
+                    return unit.append(new, at or iso(self.clock()))
             except ConcurrencyError:
                 if attempt == SYSTEM_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-
-def _project_system(
-    unit: UnitOfWork, stream: str, events: list[Event], written: list[Event]
-) -> None:
-    """The query rows a system stream's new events change, in the same unit: a registered
-    lot's or instrument's row (a step naming it then reads it by key). EVENTS are the
-    stream's before WRITTEN (an instrument's row is its whole history folded)."""
-    from cmprep.domain import traceability as tr
-
-    if stream == tr.MATERIALS_STREAM:
-        for e in written:
-            if e.type == tr.LOT_REGISTERED:
-                unit.put_registered("lot", tr.lot_of(e).row())
-    elif stream == tr.EQUIPMENT_STREAM:
-        known = tr.fold_equipment([*events, *written])
-        for ident in dict.fromkeys(str(e.payload.get("id")) for e in written):
-            if ident in known:
-                unit.put_registered("instrument", known[ident].row())
+    def append_keyed(
+        self,
+        stream: str,
+        decide: Callable[[], list[NewEvent]],
+        keep: Callable[[UnitOfWork, list[Event]], None],
+        now: datetime | None = None,
+    ) -> list[Event]:
+        """Write to a system stream whose writes read only the rows they name (the lots,
+        materials and instruments registers), not its whole log: the head is read first,
+        DECIDE then reads its rows by key, and the write is checked against that head, so
+        a write that slipped in between is refused and decided again from the rows as they
+        now are. KEEP updates the rows the new events change, in the same unit."""
+        at = iso(now) if now is not None else None
+        for attempt in range(SYSTEM_RETRIES):
+            head = self.store.head(stream)
+            new = decide()
+            try:
+                with self.store.writing(stream, head.seq if head else 0) as unit:
+                    written = unit.append(new, at or iso(self.clock()))
+                    keep(unit, written)
+                    return written
+            except ConcurrencyError:
+                if attempt == SYSTEM_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def project(

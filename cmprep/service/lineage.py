@@ -21,12 +21,13 @@ from cmprep import events as ev
 from cmprep.domain import lineage as ln
 from cmprep.domain.clock import iso
 from cmprep.domain.ids import usable
-from cmprep.errors import ConcurrencyError, Hint, Refused
+from cmprep.errors import Hint, Refused
 from cmprep.events import Event, NewEvent
 from cmprep.render.labels import MAX_COPIES, LabelSheet
 from cmprep.render.lineage import LineageEdge, LineageNode, LineageView
 from cmprep.service.access import Gate, reason_text
-from cmprep.service.context import SYSTEM_RETRIES, Context, project
+from cmprep.service.context import Context, project
+from cmprep.service.material_rows import known_materials, write_materials
 from cmprep.service.materials import MaterialsService
 
 __all__ = ["Derived", "LineageService"]
@@ -53,49 +54,64 @@ class LineageService:
 
     # --- reading ---------------------------------------------------------------------------
     def materials(self) -> dict[str, ln.Material]:
+        """Every material, folded from the whole stream: for a test or an audit, never for
+        a command about one lot or one batch (``known``, ``made_in``)."""
         return ln.fold_materials(self.ctx.store.events(ln.MATERIALS_STREAM))
 
+    def known(self) -> ln.Known:
+        """The materials by lot, each read by key from the register."""
+        return known_materials(self.ctx.store)
+
     def material(self, lot: str) -> ln.Material:
-        return ln.find(self.materials(), lot)
+        return ln.find(self.known(), lot)
+
+    def made_in(self, batch_id: str) -> list[ln.Material]:
+        """The materials made at a step of BATCH_ID, in the order they were made: read
+        through the register's batch index where it is whole."""
+        store = self.ctx.store
+        if store.register_whole("material"):
+            rows = store.registered_rows("material", batch_id=batch_id)
+            found = [ln.Material.from_stored(r) for r in rows]
+        else:
+            found = [m for m in self.materials().values() if m.batch_id == batch_id]
+        return sorted(found, key=lambda m: m.seq)
 
     def trace(self, lot: str, direction: str) -> LineageView:
         """The tree from LOT, ``down`` (everything made from it) or ``up`` (everything it
         was made from), walked by the store's recursive query."""
         if direction not in ("up", "down"):
             raise Refused(f"direction {direction!r}: expected up or down")
-        known = self.materials()
+        known = self.known()
         ln.find(known, lot)
         edges = [LineageEdge(**row) for row in self.ctx.store.lineage_edges(lot, direction)]
         lots = [lot] + [x for e in edges for x in (e.parent, e.child)]
-        nodes = {x: _node(known[x]) for x in dict.fromkeys(lots) if x in known}
+        nodes = {x: _node(m) for x in dict.fromkeys(lots) if (m := known.named(x)) is not None}
         return LineageView(lot, direction, nodes, edges)
 
     def recall(self, lot: str) -> list[dict[str, Any]]:
         """Every material made from LOT, down to the aliquots, in the order they were made:
         what a recall of it must find. For a reagent lot (a medium, a serum), also every
         material made in a batch that used it at a step, and all made from those."""
-        known = self.materials()
+        known = self.known()
         item = ln.find(known, lot)
         reached: dict[str, str] = {}
         for e in self.ctx.store.lineage_edges(lot, "down"):
             reached.setdefault(e["child"], f"made from {e['parent']}")
         if item.kind == ln.REAGENT:
-            used = {(r["batch_id"], r["step"]) for r in self.lots.where_used(lot)}
-            batches = {b for b, _ in used}
-            for m in known.values():
-                if m.batch_id in batches and m.lot not in reached:
-                    steps = sorted(s for b, s in used if b == m.batch_id)
-                    reached[m.lot] = (
-                        f"made in batch {m.batch_id}, which used {lot} at " + ", ".join(steps)
-                    )
-                    for e in self.ctx.store.lineage_edges(m.lot, "down"):
+            used: dict[str, list[str]] = {}
+            for r in self.lots.where_used(lot):
+                used.setdefault(r["batch_id"], []).append(r["step"])
+            for batch_id, steps in used.items():
+                where = ", ".join(sorted(set(steps)))
+                for made in self.made_in(batch_id):
+                    if made.lot in reached:
+                        continue
+                    reached[made.lot] = f"made in batch {batch_id}, which used {lot} at {where}"
+                    for e in self.ctx.store.lineage_edges(made.lot, "down"):
                         reached.setdefault(e["child"], f"made from {e['parent']}")
-        order = {name: n for n, name in enumerate(known)}
-        rows = []
-        for name in sorted(reached, key=lambda x: order.get(x, len(order))):
-            m = known[name]
-            rows.append({**m.row(), "reached": reached[name]})
-        return rows
+        found = [m for name in reached if (m := known.named(name)) is not None]
+        found.sort(key=lambda m: (m.seq, m.lot))  # made first, first
+        return [{**m.row(), "reached": reached[m.lot]} for m in found]
 
     # --- writing ---------------------------------------------------------------------------
     def register_donor(self, code: str, eligibility: str, consent: str, actor: str) -> ln.Material:
@@ -119,12 +135,16 @@ class LineageService:
             "consent": consent.strip(),
         }
 
-        def decide(events: list[Event]) -> list[NewEvent]:
-            if code in ln.fold_materials(events):
-                raise Refused(f"{code} is already registered")
+        def decide(known: ln.Known) -> list[NewEvent]:
+            if (same := known.named(code)) is not None:
+                raise Refused(
+                    f"{code} is already registered"
+                    + ("" if same.lot == code else f" as {same.lot} (ids are the same "
+                       "whatever their case)")
+                )  # fmt: skip
             return [NewEvent(ln.MATERIAL_REGISTERED, actor, payload)]
 
-        self.ctx.append_system(ln.MATERIALS_STREAM, decide)
+        write_materials(self.ctx, decide)
         return self.material(code)
 
     def derive(
@@ -154,7 +174,7 @@ class LineageService:
             raise Refused("the derivation was not recorded", problems)
         batch, allowed = self._batch(batch_id, step)
         plan = ln.plan_derivation(
-            self.materials(), draws, outs, batch_id=batch, step=step, pooling_allowed=allowed
+            self.known(), draws, outs, batch_id=batch, step=step, pooling_allowed=allowed
         )
         deviation = (
             self._pooling_deviation(batch, step, plan, outs, actor)
@@ -162,7 +182,7 @@ class LineageService:
             else None
         )
         written = self._write_derivation(draws, outs, batch, step, allowed, deviation, actor)
-        known = self.materials()
+        known = self.known()
         return Derived(
             shape=plan.shape,
             inputs=[ln.find(known, d.lot) for d in draws],
@@ -193,7 +213,7 @@ class LineageService:
         source = self.material(lot)
         amount = ln.amount(each, "quantity of each aliquot")
         width = max(2, len(str(count)))
-        base = usable(prefix, "aliquot prefix") if prefix else lot
+        base = usable(prefix, "aliquot prefix") if prefix else source.lot  # as registered
         names = [f"{base}-{n:0{width}d}" for n in range(1, count + 1)]
         return self.derive(
             [(lot, amount * count)],
@@ -237,27 +257,27 @@ class LineageService:
             reason = reason_text(reason)
         now = self.ctx.clock()
 
-        def decide(events: list[Event]) -> tuple[ln.Material, LabelSheet]:
-            item = ln.find(ln.fold_materials(events), lot)
+        def decide(known: ln.Known) -> tuple[ln.Material, LabelSheet]:
+            item = ln.find(known, lot)
             if problem := ln.label_problem(item, reason):
                 raise Refused(problem, hint=Hint("give_reason") if item.labels else None)
             return item, _sheet(item, copies, iso(now), actor)
 
-        item, sheet = decide(self.ctx.store.events(ln.MATERIALS_STREAM))
+        item, sheet = decide(self.known())
         if render is None:
             from cmprep.render.labels import render_labels
 
             out = render_labels(sheet)
         else:
             out = render(sheet)
-        payload = {"lot": lot, "copies": copies, "reprint": bool(item.labels)}
+        payload = {"lot": item.lot, "copies": copies, "reprint": bool(item.labels)}
 
-        def record(events: list[Event]) -> list[NewEvent]:
-            again, _ = decide(events)
+        def record(known: ln.Known) -> list[NewEvent]:
+            again, _ = decide(known)
             return [NewEvent(ln.LABEL_PRINTED, actor, {**payload, "reprint": bool(again.labels)},
                              reason=reason if again.labels else None)]  # fmt: skip
 
-        self.ctx.append_system(ln.MATERIALS_STREAM, record, now)
+        write_materials(self.ctx, record, now)
         return sheet, out
 
     # --- inside ----------------------------------------------------------------------------
@@ -325,47 +345,34 @@ class LineageService:
         deviation: str | None,
         actor: str,
     ) -> Event:
-        """The derivation event and its edges in one transaction, decided again from the
-        stream as it is under the lock (a lost race is decided afresh a few times)."""
-        for attempt in range(SYSTEM_RETRIES):
-            events = self.ctx.store.events(ln.MATERIALS_STREAM)
+        """The derivation event and its rows (the materials it touches, its lineage edges)
+        in one transaction, decided again from the rows as they are under the head check
+        (a lost race is decided afresh a few times)."""
+
+        def decide(known: ln.Known) -> list[NewEvent]:
             plan = ln.plan_derivation(
-                ln.fold_materials(events), draws, outs,
-                batch_id=batch_id, step=step, pooling_allowed=allowed,
-            )  # fmt: skip
+                known, draws, outs, batch_id=batch_id, step=step, pooling_allowed=allowed
+            )
             payload = {**plan.payload, **({"deviation_id": deviation} if deviation else {})}
-            try:
-                with self.ctx.store.writing(
-                    ln.MATERIALS_STREAM, events[-1].seq if events else 0
-                ) as unit:
-                    written = unit.append(
-                        [NewEvent(ln.MATERIAL_DERIVED, actor, payload)], iso(self.ctx.clock())
-                    )
-                    unit.put_lineage_edges(ln.edges(written))
-                    return written[0]
-            except ConcurrencyError:
-                if attempt == SYSTEM_RETRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
+            return [NewEvent(ln.MATERIAL_DERIVED, actor, payload)]
+
+        return write_materials(self.ctx, decide)[0]
 
     def _status(self, lot: str, status: str, actor: str, reason: str | None) -> ln.Material:
-        def decide(events: list[Event]) -> list[NewEvent]:
-            known = ln.fold_materials(events)
-            item = ln.find(known, lot)
+        def decide(known: ln.Known) -> list[NewEvent]:
+            item = ln.find(known, lot)  # typed in any case; the event names it as registered
             problem = ln.status_problem(item, status)
             if problem:
                 raise Refused(problem)
-            if status == ln.RELEASED and (problems := ln.release_problems(known, lot)):
+            if status == ln.RELEASED and (problems := ln.release_problems(known, item.lot)):
                 raise Refused(
-                    f"{lot} was not released: everything upstream must be released first", problems
+                    f"{item.lot} was not released: everything upstream must be released first",
+                    problems,
                 )
-            return [
-                NewEvent(
-                    ln.MATERIAL_STATUS_CHANGED, actor, {"lot": lot, "status": status}, reason=reason
-                )
-            ]
+            payload = {"lot": item.lot, "status": status}
+            return [NewEvent(ln.MATERIAL_STATUS_CHANGED, actor, payload, reason=reason)]
 
-        self.ctx.append_system(ln.MATERIALS_STREAM, decide)
+        write_materials(self.ctx, decide)
         return self.material(lot)
 
 

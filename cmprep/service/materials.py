@@ -23,6 +23,8 @@ from cmprep.events import Event, NewEvent
 from cmprep.protocol.models import Step
 from cmprep.service.access import Gate
 from cmprep.service.context import NEAR_IDS, Context
+from cmprep.service.material_rows import write_materials
+from cmprep.store.base import UnitOfWork
 
 
 @dataclass
@@ -63,6 +65,13 @@ class MaterialsService:
     def instruments_near(self, typed: str) -> list[str]:
         """Registered instrument ids next to TYPED: what to suggest when it names none."""
         return self._near("instrument", typed, self.instruments)
+
+    def lots_kept(self) -> list[tr.Lot]:
+        """Every registered lot, read from its table where it is whole: what a list
+        shows."""
+        if not self.ctx.store.register_whole("lot"):
+            return list(self.lots().values())
+        return [tr.Lot(**row) for row in self.ctx.store.registered_rows("lot")]
 
     def instruments_kept(self) -> list[tr.Instrument]:
         """Every registered instrument, read from its table (without the calibration
@@ -117,12 +126,12 @@ class MaterialsService:
         payload = {"lot": lot, "material": material.strip(), "expiry": expiry, "supplier": supplier}
         payload |= lineage.counted(quantity, unit)
 
-        def decide(events: list[Event]) -> list[NewEvent]:
-            if (same := ids.same(lot, lineage.fold_materials(events))) is not None:
-                raise Refused(f"lot {lot} is already registered" + _as(same, lot))
+        def decide(known: lineage.Known) -> list[NewEvent]:
+            if (same := known.named(lot)) is not None:
+                raise Refused(f"lot {lot} is already registered" + _as(same.lot, lot))
             return [NewEvent(tr.LOT_REGISTERED, actor, payload)]
 
-        written = self.ctx.append_system(tr.MATERIALS_STREAM, decide)
+        written = write_materials(self.ctx, decide)
         return tr.lot_of(written[0])
 
     def register_equipment(
@@ -150,13 +159,13 @@ class MaterialsService:
             "rotor_radius_cm": rotor_radius_cm,
         }
 
-        def decide(events: list[Event]) -> list[NewEvent]:
-            if (same := ids.same(ident, tr.fold_equipment(events))) is not None:
-                raise Refused(f"equipment {ident} is already registered" + _as(same, ident))
+        def decide() -> list[NewEvent]:
+            if (same := self.instrument_named(ident)) is not None:
+                raise Refused(f"equipment {ident} is already registered" + _as(same.id, ident))
             return [NewEvent(tr.EQUIPMENT_REGISTERED, actor, payload)]
 
-        self.ctx.append_system(tr.EQUIPMENT_STREAM, decide)
-        return self.instruments()[ident]
+        self.ctx.append_keyed(tr.EQUIPMENT_STREAM, decide, self._keep_instruments)
+        return self._instrument(ident)
 
     def record_calibration(
         self, ident: str, next_due: str, actor: str, certificate: str | None = None
@@ -173,19 +182,34 @@ class MaterialsService:
                 "date the next calibration is due, from the certificate"
             )
 
-        def decide(events: list[Event]) -> list[NewEvent]:
-            known = tr.fold_equipment(events)
-            found = ids.same(ident, known)
+        def decide() -> list[NewEvent]:
+            found = self.instrument_named(ident)
             if found is None:
+                near = self.instruments_near(ident)
                 raise NotFound(
-                    f"no equipment {ident!r}{ids.suggestion(ident, known)}",
+                    f"no equipment {ident!r}{ids.suggestion(ident, near)}",
                     hint=Hint("register_equipment", equipment=ident),
                 )
-            payload = {"id": found, "calibration_due": due, "certificate": certificate}
+            payload = {"id": found.id, "calibration_due": due, "certificate": certificate}
             return [NewEvent(tr.CALIBRATION_RECORDED, actor, payload)]
 
-        written = self.ctx.append_system(tr.EQUIPMENT_STREAM, decide)
-        return self.instruments()[written[-1].payload["id"]]
+        written = self.ctx.append_keyed(tr.EQUIPMENT_STREAM, decide, self._keep_instruments)
+        return self._instrument(written[-1].payload["id"])
+
+    def _keep_instruments(self, unit: UnitOfWork, written: list[Event]) -> None:
+        """Each instrument's register row as WRITTEN leaves it, in the write's unit (read
+        by key: a calibration changes its row's due date)."""
+        for e in written:
+            ident = str(e.payload.get("id"))
+            if row := tr.instrument_row(self.ctx.store.registered("instrument", ident), e):
+                unit.put_registered("instrument", row)
+
+    def _instrument(self, ident: str) -> tr.Instrument:
+        """The instrument IDENT names (as registered), after a write to it."""
+        found = self.instrument_named(ident)
+        if found is None:  # the write just made or changed it
+            raise AssertionError(f"instrument {ident} was written but is not found")
+        return found
 
     def where_used(self, lot: str) -> list[dict[str, Any]]:
         """Every batch and step that named this lot (in any case): the list a recall starts

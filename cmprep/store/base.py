@@ -97,9 +97,10 @@ class UnitOfWork(Protocol):
         ...
 
     def put_registered(self, kind: str, row: dict[str, Any]) -> None:
-        """Keep a registered lot's or instrument's query row (``query.REGISTERS``: KIND
-        ``lot`` or ``instrument``) as it now is, by its id, in this unit: what a step naming
-        it reads, one row by key, however long its stream."""
+        """Keep a registered lot's, instrument's or material's query row
+        (``query.REGISTERS``: KIND ``lot``, ``instrument`` or ``material``) as it now is, by
+        its id, in this unit: what a step naming it, or a write deciding from it, reads one
+        row by key, however long its stream."""
         ...
 
     # --- lineage (new block: the material graph) ---------------------------------------
@@ -383,14 +384,16 @@ class EventStore(Protocol):
         already recorded, until it is rebuilt (a recall then reads the batches' logs)."""
         ...
 
-    # --- registered lots and instruments (query tables) ----------------------------------
+    # --- registered lots, instruments and materials (query tables) --------------------
     def registered(self, kind: str, ident: str) -> dict[str, Any] | None:
         """The KIND row kept for IDENT (its id exactly as stored; ``ids_near(KIND, ...)``
         finds it in any case), or None."""
         ...
 
-    def registered_rows(self, kind: str) -> list[dict[str, Any]]:
-        """Every KIND row, by id: what verification compares with the log."""
+    def registered_rows(self, kind: str, *, batch_id: str | None = None) -> list[dict[str, Any]]:
+        """Every KIND row, by id: what verification compares with the log; with BATCH_ID,
+        only those it names (a register searched by it: ``query.REGISTER_FIELDS``), read
+        through its index."""
         ...
 
     def register_whole(self, kind: str) -> bool:

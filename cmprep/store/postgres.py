@@ -68,6 +68,8 @@ from cmprep.store.query import (
     lot_use_values,
     qc_point_values,
     query_values,
+    register_columns,
+    register_field,
     register_of,
     register_values,
 )
@@ -253,6 +255,16 @@ CREATE TABLE lot_uses (
 CREATE INDEX lot_uses_lot ON lot_uses (lower(lot), used_at);
 INSERT INTO meta (key, value) SELECT 'uses_indexed', '1'
     WHERE NOT EXISTS (SELECT 1 FROM batches);
+""",
+    # 7: every lineage material as its events leave it, read by lot (a write to @materials
+    # decides from the rows it names, not the whole stream); whole in a new database,
+    # filled by a rebuild in an upgraded one (meta materials_indexed)
+    """
+CREATE TABLE materials (lot TEXT PRIMARY KEY, batch_id TEXT, data TEXT NOT NULL);
+CREATE INDEX materials_id_key ON materials ((lower(lot) COLLATE "C"));
+CREATE INDEX materials_batch ON materials (batch_id);
+INSERT INTO meta (key, value) SELECT 'materials_indexed', '1'
+    WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '@materials');
 """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -469,9 +481,12 @@ def _put_registered(
     conn: psycopg.Connection[tuple[Any, ...]], kind: str, row: dict[str, Any]
 ) -> None:
     table, key = register_of(kind)
+    columns = register_columns(kind)
+    changed = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     conn.execute(
-        f"INSERT INTO {table} ({key}, data) VALUES (%s, %s) "
-        f"ON CONFLICT ({key}) DO UPDATE SET data = excluded.data",
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {changed}",
         register_values(kind, row),
     )
 
@@ -915,9 +930,16 @@ class PostgresStore:
         rows = self._all(f"SELECT data FROM {table} WHERE {key} = %s", (ident,))
         return dict(json.loads(rows[0][0])) if rows else None
 
-    def registered_rows(self, kind: str) -> list[dict[str, Any]]:
+    def registered_rows(self, kind: str, *, batch_id: str | None = None) -> list[dict[str, Any]]:
         table, key = register_of(kind)
-        rows = self._all(f'SELECT data FROM {table} ORDER BY {key} COLLATE "C"')
+        if batch_id is None:
+            rows = self._all(f'SELECT data FROM {table} ORDER BY {key} COLLATE "C"')
+        else:
+            column = register_field(kind, "batch_id")
+            rows = self._all(
+                f'SELECT data FROM {table} WHERE {column} = %s ORDER BY {key} COLLATE "C"',
+                (batch_id,),
+            )
         return [json.loads(r[0]) for r in rows]
 
     def register_whole(self, kind: str) -> bool:

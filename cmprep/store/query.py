@@ -88,12 +88,20 @@ ID_COLUMNS = {
     "deviation": ("deviations", "deviation_id"),
     "lot": ("lots", "lot"),
     "instrument": ("instruments", "id"),
+    "material": ("materials", "lot"),
 }
 
 # The registers kept as query tables, one row per registered thing read by its id (what a
 # step naming a lot or an instrument reads, not the whole stream): kind -> (table, the
 # row's id key). A table is whole when its meta flag ``<table>_indexed`` is set.
-REGISTERS = {"lot": ("lots", "lot"), "instrument": ("instruments", "id")}
+REGISTERS = {
+    "lot": ("lots", "lot"),
+    "instrument": ("instruments", "id"),
+    "material": ("materials", "lot"),  # every lineage material as its events leave it
+}
+# the columns, besides its id, a register's rows are also found by: a material by the
+# batch that made it (what a batch's export and a reagent's recall list)
+REGISTER_FIELDS: dict[str, tuple[str, ...]] = {"material": ("batch_id",)}
 
 
 def register_of(kind: str) -> tuple[str, str]:
@@ -322,14 +330,31 @@ def lot_use_values(batch_id: str, rows: list[dict[str, Any]]) -> list[tuple[Any,
     return values
 
 
-def register_values(kind: str, row: dict[str, Any]) -> tuple[str, str]:
-    """(id, the row as JSON) of a KIND register's row: shared by the backends, so a row
-    without its id is refused alike by each."""
+def register_columns(kind: str) -> tuple[str, ...]:
+    """The columns a KIND register's row is written to: its id, its ``REGISTER_FIELDS``,
+    then ``data`` (the row as JSON)."""
+    _table, key = register_of(kind)
+    return (key, *REGISTER_FIELDS.get(kind, ()), "data")
+
+
+def register_values(kind: str, row: dict[str, Any]) -> tuple[str | None, ...]:
+    """The values of ``register_columns`` for a KIND register's row: shared by the
+    backends, so a row without its id is refused alike by each."""
     _table, key = register_of(kind)
     ident = row.get(key)
     if not isinstance(ident, str) or not ident:
         raise StoreError(f"a {kind} row needs its {key}, not {ident!r}; nothing was written")
-    return ident, json.dumps(row, sort_keys=True, ensure_ascii=False)
+    found = [row.get(column) for column in REGISTER_FIELDS.get(kind, ())]
+    return (ident, *(None if v is None else str(v) for v in found),
+            json.dumps(row, sort_keys=True, ensure_ascii=False))  # fmt: skip
+
+
+def register_field(kind: str, column: str) -> str:
+    """COLUMN, when a KIND register's rows are found by it; StoreError otherwise (names
+    reach SQL only from ``REGISTER_FIELDS``)."""
+    if column not in REGISTER_FIELDS.get(kind, ()):
+        raise StoreError(f"the {kind} register is not searched by {column!r}")
+    return column
 
 
 # --- lineage (the material graph) -----------------------------------------------------------
@@ -373,6 +398,7 @@ __all__ = [
     "LOT_USE_COLUMNS",
     "QC_POINT_COLUMNS",
     "REGISTERS",
+    "REGISTER_FIELDS",
     "ROW",
     "BatchFilter",
     "DeviationFilter",
@@ -385,6 +411,8 @@ __all__ = [
     "lot_use_values",
     "qc_point_values",
     "query_values",
+    "register_columns",
+    "register_field",
     "register_of",
     "register_values",
 ]

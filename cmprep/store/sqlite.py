@@ -59,11 +59,13 @@ from cmprep.store.query import (
     lot_use_values,
     qc_point_values,
     query_values,
+    register_columns,
+    register_field,
     register_of,
     register_values,
 )
 
-SCHEMA_VERSION = 9  # 2: sessions, login_failures, a database id; 3: qc_points;
+SCHEMA_VERSION = 10  # 2: sessions, login_failures, a database id; 3: qc_points;
 # 4: payloads kept as their canonical JSON (see _canonical_payloads); 5: batch and
 # deviation ids indexed lower-cased (ids_near); 6: qc_points.route (a baseline per
 # protocol x route x cell source; rebuilding the projections fills it for older batches)
@@ -74,11 +76,18 @@ SCHEMA_VERSION = 9  # 2: sessions, login_failures, a database id; 3: qc_points;
 # whole stream) and lot_uses (where each lot was used: a recall reads them by lot); whole
 # in a new file, filled by a rebuild in an upgraded one (meta lots_indexed,
 # instruments_indexed, uses_indexed)
+# 10: materials (every lineage material as its events leave it, read by lot: a write to
+# "@materials" decides from the rows it names, not the whole stream; meta
+# materials_indexed)
 # a new file (or one with nothing registered yet) has everything in its registers: none
 _REGISTERS_WHOLE_IF_EMPTY = [
     f"INSERT OR IGNORE INTO meta (key, value) SELECT '{table}_indexed', '1' "
     f"WHERE NOT EXISTS (SELECT 1 FROM events WHERE batch_id = '{stream}')"
-    for table, stream in (("lots", "@materials"), ("instruments", "@equipment"))
+    for table, stream in (
+        ("lots", "@materials"),
+        ("instruments", "@equipment"),
+        ("materials", "@materials"),
+    )
 ]
 _USES_WHOLE_IF_NO_BATCH = (
     "INSERT OR IGNORE INTO meta (key, value) SELECT 'uses_indexed', '1' "
@@ -182,6 +191,9 @@ CREATE TABLE IF NOT EXISTS lots (lot TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS lots_id_key ON lots (lower(lot));
 CREATE TABLE IF NOT EXISTS instruments (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS instruments_id_key ON instruments (lower(id));
+CREATE TABLE IF NOT EXISTS materials (lot TEXT PRIMARY KEY, batch_id TEXT, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS materials_id_key ON materials (lower(lot));
+CREATE INDEX IF NOT EXISTS materials_batch ON materials (batch_id);
 CREATE TABLE IF NOT EXISTS lineage_edges (
     parent TEXT NOT NULL,
     child TEXT NOT NULL,
@@ -555,9 +567,11 @@ def _insert_rows(
 
 def _put_registered(conn: sqlite3.Connection, kind: str, row: dict[str, Any]) -> None:
     table, key = register_of(kind)
+    columns = register_columns(kind)
+    changed = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     conn.execute(
-        f"INSERT INTO {table} ({key}, data) VALUES (?, ?) "
-        f"ON CONFLICT({key}) DO UPDATE SET data = excluded.data",
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT({key}) DO UPDATE SET {changed}",
         register_values(kind, row),
     )
 
@@ -1091,9 +1105,15 @@ class SQLiteStore:
         return dict(json.loads(row[0])) if row else None
 
     @_says("read")
-    def registered_rows(self, kind: str) -> list[dict[str, Any]]:
+    def registered_rows(self, kind: str, *, batch_id: str | None = None) -> list[dict[str, Any]]:
         table, key = register_of(kind)
-        rows = self.conn.execute(f"SELECT data FROM {table} ORDER BY {key}")
+        if batch_id is None:
+            rows = self.conn.execute(f"SELECT data FROM {table} ORDER BY {key}")
+        else:
+            column = register_field(kind, "batch_id")
+            rows = self.conn.execute(
+                f"SELECT data FROM {table} WHERE {column} = ? ORDER BY {key}", (batch_id,)
+            )
         return [json.loads(r[0]) for r in rows]
 
     @_says("read")

@@ -356,17 +356,18 @@ class ExportService:
         materials have lineage; ([], {}) when none has."""
         if self.lineage is None:
             return [], {}
-        known = self.lineage.materials()
-        own = [m.lot for m in known.values() if m.batch_id == batch.id]
+        made = self.lineage.made_in(batch.id)  # read by the batch, not every material
+        own = [m.lot for m in made]
+        known = self.lineage.known()
         trees: dict[str, dict[str, Any]] = {}
         for lot in dict.fromkeys([*used, *own]):
-            if lot not in known:
+            if lot not in own and known.named(lot) is None:
                 continue
             directions = ("up", "down") if lot in own else ("up",)
             found = {d: asdict(self.lineage.trace(lot, d)) for d in directions}
             if any(view["edges"] for view in found.values()):
                 trees[lot] = found
-        return [_plain(known[lot].row()) for lot in own], trees
+        return [_plain(m.row()) for m in made], trees
 
     # --- the long table ---------------------------------------------------------------------
     def rows(self, batch_id: str | None, since: str | None = None) -> Iterator[tuple[str, ...]]:
