@@ -13,6 +13,7 @@ import pytest
 from conftest import GOOD, PASSWORD, STANDARD, approve_bundled, present, seed_people
 
 from cmprep import events as ev
+from cmprep.domain import lineage as ln
 from cmprep.domain import people
 from cmprep.errors import ConcurrencyError, Refused
 from cmprep.service import Services
@@ -172,3 +173,55 @@ def test_two_admins_adding_the_same_user_at_once_give_one_user_and_one_refusal(
     assert len(added) == 1
     assert people.fold_users(events)["bob"].full_name == winners[0][1]
     assert ev.verify_chain(people.USERS_STREAM, events) is None
+
+
+def _draw(db: str, out: str, barrier, result) -> None:
+    """One technician drawing 7 mL from the 10 mL lot MED-1, writing only once the other
+    has decided too (both read MED-1's row with 10 mL left): the race at its worst."""
+    people.SCRYPT_N = 2**8  # a subprocess does not get the test's monkeypatch
+    store = SQLiteStore(db, timeout=30, create=True)
+    original = store.writing
+    met: list[bool] = []
+
+    def writing(stream, expected_seq):
+        if stream == ln.MATERIALS_STREAM and not met:  # meet once, after both decided
+            met.append(True)
+            barrier.wait(10)
+        return original(stream, expected_seq)
+
+    store.writing = writing  # type: ignore[method-assign]
+    try:
+        present(Services(store)).lineage.derive(
+            [("MED-1", "7")], [(out, "7")], ln.FILTRATE, "mL", "alice"
+        )
+        result.put(("drawn", out))
+    except (ConcurrencyError, Refused) as err:
+        result.put((type(err).__name__, "; ".join([str(err), *err.problems])))
+
+
+def test_two_technicians_drawing_the_last_of_a_lot_at_once_give_one_draw_and_one_refusal(
+    tmp_path: Path,
+):
+    """A write to @materials reads only the rows it names, checked against the head read
+    before them: the loser is decided again from the rows as they now are, and told what
+    is left, never both drawing 7 mL of 10."""
+    db = str(tmp_path / "materials.db")
+    svc = approve_bundled(seed_people(Services(SQLiteStore(db, create=True))))
+    svc.materials.register_lot("MED-1", "medium", "2027-12-31", "alice", quantity=10, unit="mL")
+    svc.close()
+    barrier, result = CTX.Barrier(2), CTX.Queue()
+    procs = [CTX.Process(target=_draw, args=(db, out, barrier, result)) for out in ("F1", "F2")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    outcomes = sorted(result.get(timeout=5) for _ in procs)
+    assert [p.exitcode for p in procs] == [0, 0]
+    winners = [o for o in outcomes if o[0] == "drawn"]
+    [(kind, message)] = [o for o in outcomes if o[0] != "drawn"]
+    assert len(winners) == 1, outcomes
+    assert kind == "Refused" and "7 mL of MED-1 is more than remains (3 mL)" in message
+    again = Services(SQLiteStore(db, create=True))
+    assert again.lineage.material("MED-1").remaining == 3
+    assert again.store.registered("material", "MED-1")["remaining"] == "3"
+    assert again.audit.verify().problems == []
