@@ -218,6 +218,20 @@ def svc(db_path: Path, clock: Clock, backend_name: str) -> Services:
     store.close()
 
 
+def whole_reads(svc: Services) -> list[str]:
+    """The streams whose whole log the store is asked for from now on (``events``): a test
+    that a command reads rows by key, not a stream, asserts its stream is not among them."""
+    asked: list[str] = []
+    real = svc.store.events
+
+    def events(stream: str) -> list[Any]:
+        asked.append(stream)
+        return real(stream)
+
+    svc.store.events = events  # type: ignore[method-assign]
+    return asked
+
+
 def run_to(
     svc: Services,
     clock: Clock,

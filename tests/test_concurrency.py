@@ -114,23 +114,28 @@ def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_pa
     )
 
 
+def _meet_before_writing(store: SQLiteStore, stream: str, barrier) -> None:
+    """Make STORE's first write to STREAM wait at BARRIER: both processes have then
+    decided from the same state before either writes."""
+    original = store.writing
+    met: list[bool] = []
+
+    def writing(name, expected_seq):
+        if name == stream and not met:  # meet once, after both decided
+            met.append(True)
+            barrier.wait(10)
+        return original(name, expected_seq)
+
+    store.writing = writing  # type: ignore[method-assign]
+
+
 def _add_bob(db: str, full_name: str, meet_at_write: bool, barrier, result) -> None:
     """One admin adding bob. With MEET_AT_WRITE, wait until the other process has also
     decided (both read @users without bob) before writing: the race at its worst."""
     people.SCRYPT_N = 2**8  # a subprocess does not get the test's monkeypatch
     store = SQLiteStore(db, timeout=30, create=True)
-    original = store.writing
-
-    met = []
-
-    def writing(stream, expected_seq):
-        if stream == people.USERS_STREAM and not met:  # meet once, after both decided
-            met.append(True)
-            barrier.wait(10)
-        return original(stream, expected_seq)
-
     if meet_at_write:
-        store.writing = writing  # type: ignore[method-assign]
+        _meet_before_writing(store, people.USERS_STREAM, barrier)
     else:
         barrier.wait(10)  # only start together
     try:
@@ -180,16 +185,7 @@ def _draw(db: str, out: str, barrier, result) -> None:
     has decided too (both read MED-1's row with 10 mL left): the race at its worst."""
     people.SCRYPT_N = 2**8  # a subprocess does not get the test's monkeypatch
     store = SQLiteStore(db, timeout=30, create=True)
-    original = store.writing
-    met: list[bool] = []
-
-    def writing(stream, expected_seq):
-        if stream == ln.MATERIALS_STREAM and not met:  # meet once, after both decided
-            met.append(True)
-            barrier.wait(10)
-        return original(stream, expected_seq)
-
-    store.writing = writing  # type: ignore[method-assign]
+    _meet_before_writing(store, ln.MATERIALS_STREAM, barrier)
     try:
         present(Services(store)).lineage.derive(
             [("MED-1", "7")], [(out, "7")], ln.FILTRATE, "mL", "alice"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import STANDARD, approve_bundled, present, seed_people
+from conftest import STANDARD, approve_bundled, present, seed_people, whole_reads
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -405,25 +405,12 @@ def test_db_rebuild_fills_the_edges_of_an_older_database(tmp_path, clock):
 
 
 # --- writes read the materials they name, by key ------------------------------------------------
-def _whole_reads(svc) -> list[str]:
-    """The streams whose whole log the store is asked for, from now on."""
-    asked: list[str] = []
-    real = svc.store.events
-
-    def events(stream: str):
-        asked.append(stream)
-        return real(stream)
-
-    svc.store.events = events
-    return asked
-
-
 def test_every_write_to_materials_reads_the_rows_it_names_not_the_stream(lab):
     """A registration, a derivation, a split, a release, a rejection, a label print and a
     recall cost the same beside a lab's years of materials: none folds "@materials"."""
     for n in range(40):  # more materials the writes below never read
         lab.materials.register_lot(f"PBS-{n:03d}", "PBS", "2027-12-31", "alice")
-    asked = _whole_reads(lab)
+    asked = whole_reads(lab)
     lab.lineage.register_donor("D-0009", "ELIG-9", "ICF-9", "alice")
     lab.materials.register_lot("DMEM-1", "DMEM", "2027-01-31", "alice", quantity=500, unit="mL")
     lab.lineage.release("k1", "quinn")  # any case

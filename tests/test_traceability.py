@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import GOOD, STANDARD, run_to
+from conftest import GOOD, STANDARD, run_to, whole_reads
 
 from cmprep.errors import NotFound, Refused
 
@@ -104,7 +104,7 @@ def test_where_used_lists_every_batch_that_used_a_lot(stocked, clock):
         stocked.batches.start(STANDARD, "alice", b)
         run_to(stocked, clock, b, stop_before="expansion")
         stocked.batches.record(b, "expansion", GOOD["expansion"], "alice", lots=["FBS-1"])
-    asked = _materials_reads(stocked)
+    asked = whole_reads(stocked)
     rows = stocked.materials.where_used("fbs-1")  # any case, read by the lot
     assert [(r["batch_id"], r["step"]) for r in rows] == [("B1", "expansion"), ("B2", "expansion")]
     assert rows[0]["lot"] == "FBS-1" and rows[0]["by"] == "alice" and rows[0]["material"] == "FBS"
@@ -156,25 +156,12 @@ def test_registrations_are_chained_and_verified(stocked):
 
 
 # --- a step naming a lot reads the lot's row, not the whole @materials stream -----------------
-def _materials_reads(svc) -> list[str]:
-    """The streams whose whole log the store is asked for, from now on."""
-    asked: list[str] = []
-    real = svc.store.events
-
-    def events(stream: str):
-        asked.append(stream)
-        return real(stream)
-
-    svc.store.events = events
-    return asked
-
-
 def test_a_step_naming_a_lot_reads_that_lot_by_key_in_any_case(stocked, clock):
     for n in range(30):  # more lots: the step reads none of them
         stocked.materials.register_lot(f"PBS-{n:03d}", "PBS", "2027-12-31", "alice")
     stocked.batches.start(STANDARD, "alice", "B1")
     run_to(stocked, clock, "B1", stop_before="expansion")
-    asked = _materials_reads(stocked)
+    asked = whole_reads(stocked)
     out = stocked.batches.record("B1", "expansion", GOOD["expansion"], "alice", lots=["fbs-1"])
     assert "@materials" not in asked
     assert out.batch.steps["expansion"].lots[0]["lot"] == "FBS-1"  # as registered
@@ -240,7 +227,7 @@ def test_a_step_naming_an_instrument_reads_it_by_key_whatever_its_calibrations(s
         stocked.materials.record_calibration("CF-02", f"2027-02-{n + 1:02d}", "alice")
     stocked.batches.start(STANDARD, "alice", "B1")
     run_to(stocked, clock, "B1", stop_before="spin")
-    asked = _materials_reads(stocked)
+    asked = whole_reads(stocked)
     out = stocked.batches.record("B1", "spin", GOOD["spin"], "alice", equipment=["cf-02"])
     assert "@equipment" not in asked
     [used] = out.batch.steps["spin"].equipment
@@ -297,7 +284,7 @@ def test_registering_and_calibrating_read_the_instruments_row_not_the_stream(sto
     """A registration and a calibration read the instrument's row by key and keep it, so
     they cost the same after years of calibrations; verification finds the row as the log
     folds it."""
-    asked = _materials_reads(stocked)
+    asked = whole_reads(stocked)
     for n in range(6):
         clock.advance(days=1)
         inst = stocked.materials.record_calibration("cf-02", f"2027-03-{n + 1:02d}", "alice")
