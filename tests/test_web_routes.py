@@ -987,6 +987,43 @@ def test_qc_page_explains_what_is_missing_and_charts_are_svg_images(web, alice, 
     assert alice.get("/qc/compare.svg?analyte=vegf&by=protocol").status_code == 200
 
 
+def test_qc_page_offers_each_baseline_as_a_link_when_the_values_fall_in_several(
+    web, alice, svc, clock
+):
+    """Concentrates and lyophilisates are two baselines: the page says why it draws no chart,
+    lists each with its batches as a link, and each link draws that baseline's chart."""
+    for i, arm in enumerate(
+        ("concentrate", "concentrate", "lyophilise", "lyophilise", "lyophilise")
+    ):
+        batch = f"R{i}"
+        svc.batches.start(STANDARD, "alice", batch)
+        run_to(svc, clock, batch, "qc", arm=arm)
+        svc.batches.record(batch, "qc", {**GOOD["qc"], "vegf": f"{240 + 10 * i} pg/mL"}, "alice")
+        for step in ("filtration", "qc"):
+            svc.quality.verify_step(batch, step, "bob", PASSWORD)
+        svc.quality.sign_review(batch, "rita", PASSWORD, "complete")
+        svc.quality.release(batch, "quinn", PASSWORD)
+    alice = tablet_for(web, "alice")  # the clock moved on: a new session
+    page = alice.get("/qc?analyte=vegf").text
+    assert "vegf is measured in 2 baselines" in page and "<img" not in page.split("cmp-h")[0]
+    links = re.findall(r'<a href="(/qc\?[^"]+)">([^<]+)</a>: (\d+) batch', page)
+    by_words = {words: (href.replace("&amp;", "&"), int(n)) for href, words, n in links}
+    fresh = f"{STANDARD}, route lyophilise, cell source UC"
+    assert set(by_words) == {f"{STANDARD}, route concentrate, cell source UC", fresh}
+    href, n = by_words[fresh]
+    assert n == 3 and "route=lyophilise" in href and "source=UC" in href
+    chart = alice.get(href).text
+    assert f"baseline {fresh}: 3 batches" in chart and 'aria-current="page"' in chart
+    [src] = re.findall(r'src="(/qc/trend\.svg\?[^"]+)"', chart)
+    svg = alice.get(src.replace("&amp;", "&"))
+    assert svg.status_code == 200 and "<svg" in svg.text and "route lyophilise" in svg.text
+    by_route = alice.get("/qc?analyte=vegf&by=route").text
+    assert '<option value="route" selected>' in by_route
+    assert (
+        "<td>lyophilise</td><td>3</td>" in by_route and "<td>concentrate</td><td>2</td>" in by_route
+    )
+
+
 def test_unknown_things_are_404_pages_with_a_way_on(web, alice):
     r = alice.get("/batches/NOPE")
     assert r.status_code == 404 and "no batch" in r.text and "Start a batch" in r.text

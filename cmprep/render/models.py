@@ -229,6 +229,20 @@ class TrendView(View):
 
 
 @dataclass(frozen=True)
+class QCStratum(View):
+    """One baseline a control chart can show: a protocol x downstream route x cell source,
+    and how many of the newest batches with the analyte fall in it."""
+
+    protocol: str
+    route: str  # "" when the protocol has no downstream arm
+    source: str
+    batches: int
+
+    def words(self) -> str:
+        return f"{self.protocol}, route {self.route or 'none'}, cell source {self.source}"
+
+
+@dataclass(frozen=True)
 class CompareRow(View):
     analyte: str
     group: str  # printed under the grouping's name (protocol, source, preconditioning)

@@ -24,7 +24,7 @@ from cmprep.errors import Refused
 from cmprep.protocol import units
 from cmprep.protocol.models import Parameter, Step
 from cmprep.protocol.reference import load_all, short_citation
-from cmprep.render.models import CompareRow, CompareView, QCSummaryRow, TrendView
+from cmprep.render.models import CompareRow, CompareView, QCStratum, QCSummaryRow, TrendView
 from cmprep.service.batches import BatchService, step_of
 from cmprep.service.consistency import ConsistencyService
 from cmprep.service.context import Context, Outcome
@@ -217,34 +217,16 @@ class QCService:
         refused, naming each (a chart mixing protocols or routes would flag what is only
         their difference). Before the site's minimum of released batches, only 1-2s
         warnings are shown."""
-        key = analyte_key(analyte)
-        known = self.known_analytes()
-        if key not in known:
-            names = ", ".join(sorted(set(known.values()))) or "none (no protocol measures one)"
-            raise Refused(f"unknown analyte {analyte!r}; known analytes: {names}")
-        where = QCPointFilter(
-            protocol_id=protocol_id, key=key, since=since, route=route, source=source
-        )
-        found = self.ctx.store.qc_points(replace(where, last=TREND_POINTS))
-        if not found:
-            raise Refused(
-                f"no batch has a value for {analyte!r}"
-                + (f" in protocol {protocol_id}" if protocol_id else "")
-                + (f" on route {route}" if route else "")
-                + (f" from cell source {source}" if source else "")
-            )
-        strata = Counter((str(p["protocol_id"]), str(p["route"]), str(p["source"])) for p in found)
+        found = self._newest(analyte, protocol_id, since, route, source)
+        strata = _strata(found)
         if len(strata) > 1:
             raise Refused(
                 f"{analyte} is measured in {len(strata)} baselines (protocol, route, cell "
                 "source); a control chart shows one, so name its protocol, route and cell "
                 "source:",
-                [
-                    f"{p}, route {r or 'none'}, cell source {c}: {n} batch(es)"
-                    for (p, r, c), n in sorted(strata.items())
-                ],
+                [f"{s.words()}: {s.batches} batch(es)" for s in strata],
             )
-        (protocol, route_taken, cells) = next(iter(strata))
+        protocol, route_taken, cells = strata[0].protocol, strata[0].route, strata[0].source
         label, unit = str(found[0]["label"]), str(found[0]["unit"])
         points = [
             (str(p["batch_id"]), _in_unit(p, unit), str(p["state"])) for p in found
@@ -274,6 +256,48 @@ class QCService:
             stratum=f"{protocol}, route {route_taken or 'none'}, cell source {cells}",
             rules_from=minimum,
         )
+
+    def strata(
+        self,
+        analyte: str,
+        protocol_id: str | None = None,
+        *,
+        route: str | None = None,
+        source: str | None = None,
+    ) -> list[QCStratum]:
+        """The baselines the newest ``TREND_POINTS`` values of ANALYTE fall in (of the
+        protocol, route and cell source named), each with its number of batches: what a
+        control chart picks one of. Refused as ``trend`` is for an unknown analyte or no
+        value."""
+        return _strata(self._newest(analyte, protocol_id, None, route, source))
+
+    def _newest(
+        self,
+        analyte: str,
+        protocol_id: str | None,
+        since: str | None,
+        route: str | None,
+        source: str | None,
+    ) -> list[dict[str, Any]]:
+        """The newest ``TREND_POINTS`` QC points of ANALYTE in what is named (one indexed
+        query); Refused naming the known analytes, or what has no value."""
+        key = analyte_key(analyte)
+        known = self.known_analytes()
+        if key not in known:
+            names = ", ".join(sorted(set(known.values()))) or "none (no protocol measures one)"
+            raise Refused(f"unknown analyte {analyte!r}; known analytes: {names}")
+        where = QCPointFilter(
+            protocol_id=protocol_id, key=key, since=since, route=route, source=source
+        )
+        found = self.ctx.store.qc_points(replace(where, last=TREND_POINTS))
+        if not found:
+            raise Refused(
+                f"no batch has a value for {analyte!r}"
+                + (f" in protocol {protocol_id}" if protocol_id else "")
+                + (f" on route {route}" if route else "")
+                + (f" from cell source {source}" if source else "")
+            )
+        return found
 
     def compare(
         self, by: str, analytes: list[str] | None = None, *, released_only: bool = True
@@ -403,3 +427,12 @@ def _in_unit(point: dict[str, Any], unit: str) -> float:
     """A QC point's value in UNIT (the first point's unit: a chart has one axis)."""
     value, own = float(point["value"]), str(point["unit"])
     return units.convert(value, own, unit) if own and unit else value
+
+
+def _strata(found: list[dict[str, Any]]) -> list[QCStratum]:
+    """The baselines (protocol x route x cell source) of FOUND, each with its number of
+    points, in order."""
+    counted = Counter(
+        (str(p["protocol_id"]), str(p["route"] or ""), str(p["source"])) for p in found
+    )
+    return [QCStratum(p, r, c, n) for (p, r, c), n in sorted(counted.items())]

@@ -137,18 +137,28 @@ def _analytes(r: Req) -> list[tuple[str, str, bool]]:
 
 
 def qc_page(r: Req) -> Response:
+    """The control chart of one baseline and the comparison of groups. When the newest
+    values of the analyte fall in several baselines (protocols, routes, cell sources), each
+    is a link that shows its chart: one tap at the bench, nothing to type."""
     analyte, protocol, by = r.arg("analyte", "vegf"), r.arg("protocol"), r.arg("by", "protocol")
+    route, source = r.arg("route") or None, r.arg("source") or None
     trend, trend_problem, compare, compare_problem = None, "", None, ""
     try:
-        trend = r.app.qc.trend(analyte, protocol or None)
+        trend = r.app.qc.trend(analyte, protocol or None, route=route, source=source)
     except Refused as err:
         trend_problem = err.message
     except ValueError as err:  # a baseline without spread: no control limits to draw
         trend_problem = str(err)
+    try:  # every baseline of the protocol chosen: the links to pick one
+        strata = r.app.qc.strata(analyte, protocol or None)
+    except Refused:
+        strata = []
     try:
         compare = r.app.qc.compare(by, [analyte])
     except Refused as err:
         compare_problem = err.message
+    from cmprep.service.qc import GROUPS
+
     protocols = sorted({p.id for p in r.app.protocols.versions() if p.status == "approved"})
     return r.page(
         "qc.html",
@@ -156,6 +166,10 @@ def qc_page(r: Req) -> Response:
         protocols=protocols,
         analyte=analyte,
         protocol=protocol,
+        route=route or "",
+        source=source or "",
+        strata=strata,
+        groups=GROUPS,
         by=by,
         trend=trend,
         trend_problem=trend_problem,
@@ -172,11 +186,14 @@ def trend_svg(r: Req) -> Response:
     from cmprep.render.charts import trend_chart
 
     analyte, protocol = r.arg("analyte", "vegf"), r.arg("protocol")
+    route, source = r.arg("route") or None, r.arg("source") or None
     try:
-        view = r.app.qc.trend(analyte, protocol or None)
+        view = r.app.qc.trend(analyte, protocol or None, route=route, source=source)
     except ValueError as err:  # a baseline without spread: no control limits to draw
         raise Refused(str(err)) from None
-    title = view.label + (f" — {protocol}" if protocol else "")
+    title = view.label + (
+        f" — {view.stratum}" if route or source else f" — {protocol}" if protocol else ""
+    )
     return _svg(trend_chart(view, title))
 
 
