@@ -12,15 +12,15 @@ it: one Ed25519 verification costs about twenty SHA-256 hashes of an event, and 
 mix about one event in four carries one (every performed step, check, review and
 release is signed). The hash part alone is printed too ("hash floor"). Beside them:
 
-- log checks: every chain, recorded head, signature and the global ledger (what a
-  checkpoint needs before it is signed);
+- log checks: every chain, recorded head, signature and the global ledger (the log's own
+  proof, no query table);
 - log checks anchored: the same with a checkpoint (below) vouching for the seals before
-  it: what `audit anchor` runs once a checkpoint is in its folder;
+  it;
 - audit verify: those, plus each batch folded and its query-table rows compared, and the
   database's protections;
 - audit verify anchored: the same with a checkpoint of the ledger's head (signed by the
   QA person with `audit anchor`, in a folder beside the database): the seals it vouches
-  for are not checked again;
+  for are not checked again, nor the batches whose tables it lists folded again;
 - audit verify BATCH: one batch (the first), whatever the size of the log.
 
 Each runs in a process of its own, so its peak RSS (``resource.getrusage``) is its own; the
@@ -124,7 +124,7 @@ def child(kind: str, db: Path) -> dict[str, Any]:
     elif kind == "hash floor":
         events = _floor(db, seals=False)
     elif kind == "log checks":
-        found = svc.audit._check_log(None, tables=False)  # what `audit anchor` runs first
+        found = svc.audit._check_log(None, tables=False)  # the log's own proof
         events, problems = found.events, len(found.breaks)
     elif kind == "log checks anchored":
         trusted = svc.audit.check_checkpoints(_anchors(db)).trusted
@@ -166,7 +166,7 @@ def anchor(db: Path) -> None:
 
     folder = _anchors(db)
     folder.mkdir(exist_ok=True)
-    for old in folder.glob("ledger-*.json"):
+    for old in [*folder.glob("ledger-*.json"), *folder.glob("ledger-*.tables")]:
         old.unlink()
     store = SQLiteStore(db)
     tail = store.ledger_tail()

@@ -187,7 +187,8 @@ def test_a_reviewer_anchors_the_ledger_head_into_a_signed_file(lab, clock, folde
     cp = _anchor(lab, clock, folder)
     assert (cp.position, cp.ledger_hash, cp.anchored_by) == (mark.pos, mark.hash, "rita")
     stamp = clock.now.strftime("%Y%m%dT%H%M%SZ")
-    assert _files(folder) == [f"ledger-{mark.pos:012d}-{stamp}.json"]
+    name = f"ledger-{mark.pos:012d}-{stamp}"
+    assert _files(folder) == [f"{name}.json", f"{name}.tables"]  # and its list of batches
     data = json.loads((folder / _files(folder)[0]).read_text())
     assert data["format"] == anchors.FORMAT and data["position"] == mark.pos
     assert data["ledger_hash"] == mark.hash
@@ -209,7 +210,7 @@ def test_qa_and_admin_may_anchor_a_technician_may_not_and_the_refusal_is_logged(
         Refused, match="alice is technician; to anchor one must be: admin, qa, reviewer"
     ):
         _anchor(lab, clock, folder, "alice")
-    assert len(_files(folder)) == 2
+    assert len(_files(folder)) == 4  # two checkpoints, each with its list of batches
     assert lab.people.security_log()[-1]["reason"] == "role technician may not anchor"
 
 
@@ -250,7 +251,9 @@ def test_checkpoints_sort_by_position_and_none_is_ever_replaced(lab, clock, fold
     lab.batches.record("B2", "isolation", GOOD["isolation"], "bob")
     second = _anchor(lab, clock, folder)
     assert second.position == first.position + 1
-    assert _files(folder) == [first.file_name, second.file_name]
+    assert _files(folder) == [
+        first.file_name, first.tables_file_name, second.file_name, second.tables_file_name
+    ]  # fmt: skip
     before = (folder / second.file_name).read_text()
     with pytest.raises(Refused, match=f"a checkpoint {second.file_name} already exists"):
         lab.audit.anchor("quinn", PASSWORD, str(folder))  # same position, same second
@@ -359,25 +362,26 @@ def test_seals_up_to_the_newest_checkpoint_that_holds_are_vouched_for_not_checke
     every, plain = _seals_checked(seal_checks, lab.audit.verify)
     assert every >= 5 and plain.vouched == 0 and plain.vouched_by is None
     cp = _anchor(lab, clock, folder)
-    # the checkpoint's own seal is the one checked; every seal of the log is vouched for
+    # the checkpoint's own seals (the ledger's, its table list's) are the ones checked;
+    # every seal of the log is vouched for
     checked, result = _seals_checked(seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder)))
-    assert (checked, result.problems) == (1, [])
+    assert (checked, result.problems) == (2, [])
     assert (result.vouched, result.vouched_by) == (every, cp.file_name)
     # a seal made after the checkpoint is checked; those before stay vouched for
     clock.advance(minutes=1)
     lab.batches.record("B2", "isolation", GOOD["isolation"], "bob", password=PASSWORD)
     checked, result = _seals_checked(seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder)))
-    assert (checked, result.vouched, result.problems) == (2, every, [])
+    assert (checked, result.vouched, result.problems) == (3, every, [])
     # --all-seals checks them all, and BATCH checks all of that batch's
     checked, result = _seals_checked(
         seal_checks, lambda: lab.audit.verify(anchors_dir=str(folder), all_seals=True)
     )
-    assert (checked, result.vouched, result.vouched_by) == (1 + every + 1, 0, None)
+    assert (checked, result.vouched, result.vouched_by) == (2 + every + 1, 0, None)
     alone, _ = _seals_checked(seal_checks, lambda: lab.audit.verify("B1"))
     checked, result = _seals_checked(
         seal_checks, lambda: lab.audit.verify("B1", anchors_dir=str(folder))
     )
-    assert (checked, result.vouched) == (1 + alone, 0) and alone >= 1
+    assert (checked, result.vouched) == (2 + alone, 0) and alone >= 1
 
 
 def test_a_failing_checkpoint_vouches_for_nothing(lab, clock, folder, seal_checks):
@@ -436,7 +440,7 @@ def test_a_log_rewritten_since_a_checkpoint_is_not_anchored_again(lab, clock, fo
     with pytest.raises(Refused, match="1 problem\\(s\\) with the checkpoints already in") as err:
         _anchor(lab, clock, folder)
     assert err.value.problems and err.value.problems[0].startswith(f"checkpoint {cp.file_name}")
-    assert _files(folder) == [cp.file_name]
+    assert _files(folder) == [cp.file_name, cp.tables_file_name]
 
 
 def test_a_checkpoint_edited_to_match_a_forged_log_fails_its_own_signature(
@@ -494,6 +498,114 @@ def test_a_checkpoint_of_the_wrong_shape_names_every_problem():
     ]
 
 
+# --- query tables a checkpoint vouches for ---------------------------------------------------
+@pytest.fixture
+def folds(lab) -> list[str]:
+    """The first event's stream of every batch folded from here on (one item per fold)."""
+    folded: list[str] = []
+    real = lab.audit.ctx.fold
+
+    def counted(events, *args, **kwargs):
+        folded.append(events[0].batch_id if events else "")
+        return real(events, *args, **kwargs)
+
+    lab.audit.ctx.fold = counted
+    return folded
+
+
+def test_a_checkpoint_vouches_for_the_tables_of_batches_unchanged_since(
+    lab, clock, folder, folds, db_path
+):
+    """Folding every batch is most of what comparing the tables costs: a batch whose head
+    and rows are those the checkpoint found equal to its log is not folded again; one
+    written since is, and so is one whose rows were edited, which is then named."""
+    cp = _anchor(lab, clock, folder)
+    assert sorted(folds) == ["B1", "B2"] and cp.tables and cp.tables["batches"] == 2
+    with open(folder / cp.tables_file_name, newline="") as f:
+        listed = anchors.VouchedTables.read(f)
+    assert len(listed) == 2 and listed.get("B3") is None
+    assert listed.get("B1") == (*lab.store.head("B1"), listed.get("B1").digest)
+    folds.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert (result.problems, folds, result.tables_vouched, result.tables_folded) == ([], [], 2, 0)
+    clock.advance(minutes=1)
+    lab.batches.record("B2", "isolation", GOOD["isolation"], "bob")
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert (result.problems, folds, result.tables_vouched) == ([], ["B2"], 1)
+    conn = sqlite3.connect(db_path)  # B1's row edited: its digest no longer holds
+    conn.execute("UPDATE batches SET state = 'released' WHERE batch_id = 'B1'")
+    conn.commit()
+    conn.close()
+    folds.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert sorted(folds) == ["B1", "B2"] and result.tables_vouched == 0
+    assert [f"{p.label} {p}" for p in result.problems] == [
+        "DIFFERS batches table, B1: a search by state = 'awaiting_review' misses it, though "
+        "the log says it matches"
+    ]
+    folds.clear()
+    every = lab.audit.verify(anchors_dir=str(folder), all_seals=True)
+    assert sorted(folds) == ["B1", "B2"] and every.tables_vouched == 0
+
+
+def test_a_new_checkpoint_carries_on_what_the_last_vouched_for(lab, clock, folder, folds):
+    """`audit anchor` trusts the newest checkpoint that holds as `verify` does: a batch
+    unchanged since is listed again without folding its log."""
+    _anchor(lab, clock, folder)
+    clock.advance(minutes=1)
+    lab.batches.record("B2", "isolation", GOOD["isolation"], "bob")
+    folds.clear()
+    second = _anchor(lab, clock, folder)
+    assert folds == ["B2"] and second.tables and second.tables["batches"] == 2
+    folds.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert (result.problems, folds, result.tables_vouched) == ([], [], 2)
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (lambda text: text.replace("\t1", "\t2", 1), "was changed since it was signed"),
+        (None, "cannot be read"),
+    ],
+    ids=["an entry changed", "the list removed"],
+)  # fmt: skip
+def test_a_table_list_changed_or_removed_vouches_for_nothing_and_is_named(
+    lab, clock, folder, folds, edit, said
+):
+    cp = _anchor(lab, clock, folder)
+    path = folder / cp.tables_file_name
+    if edit is None:
+        path.unlink()
+    else:
+        path.write_text(edit(path.read_text()))
+    folds.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert sorted(folds) == ["B1", "B2"] and result.tables_vouched == 0
+    shown = [f"{p.label} {p}" for p in result.problems]
+    assert len(shown) == 1 and shown[0].startswith(f"BROKEN checkpoint {cp.file_name}: ")
+    assert said in shown[0]
+    with pytest.raises(Refused, match="problem\\(s\\) with the checkpoints already in"):
+        _anchor(lab, clock, folder)  # a tampered folder is not anchored on
+
+
+def test_a_table_list_signed_by_someone_else_vouches_for_nothing(lab, clock, folder, folds):
+    """Its hash recorded again to match an edited list, and the list's signature moved to
+    another person: the signature no longer holds."""
+    cp = _anchor(lab, clock, folder)
+    path = folder / cp.tables_file_name
+    path.write_text(path.read_text().replace("\t1", "\t2", 1))
+    data = json.loads((folder / cp.file_name).read_text())
+    data["tables"]["sha256"] = anchors.tables_sha256([path.read_text()])
+    data["tables"]["signature"]["content_hash"] = data["tables"]["sha256"]
+    (folder / cp.file_name).write_text(json.dumps(data))
+    folds.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert sorted(folds) == ["B1", "B2"] and result.tables_vouched == 0
+    [problem] = [str(p) for p in result.problems]
+    assert problem.startswith(f"checkpoint {cp.file_name}: its table list's signature: ")
+
+
 # --- records and reports say which state of the log they were made from ---------------------
 def test_the_record_and_the_audit_report_print_the_ledger_position_and_short_head(lab):
     mark = lab.audit.ledger_mark()
@@ -530,11 +642,12 @@ def test_anchor_and_verify_from_the_command_line(cli, lab, folder, db_path):
         input=PASSWORD + "\n",
     )  # fmt: skip
     assert out.exit_code == 0, out.output
-    (name,) = _files(folder)
+    (name, tables) = _files(folder)
     mark = lab.audit.ledger_mark()
     assert out.output == (
         f"Ledger anchored at position {mark.pos} ({mark.hash[:16]}…), signed by rita: "
-        f"{folder / name}\n"
+        f"{folder / name}\nQuery tables of 2 batch(es) found equal to their logs, listed and "
+        f"signed beside it: {folder / tables}\n"
     )
     ok = cli("audit", "verify", "--anchors", str(folder))
     assert ok.exit_code == 0, ok.output
@@ -544,8 +657,14 @@ def test_anchor_and_verify_from_the_command_line(cli, lab, folder, db_path):
         f"Seals: the {vouched} signed event(s) up to checkpoint {name} were checked when it "
         "was signed and are unchanged since (--all-seals checks them again)."
     ) in " ".join(ok.output.split())
+    assert (
+        f"Tables: the rows of 2 batch(es) are those checkpoint {name} found equal to their "
+        "logs, and their logs are unchanged since; 0 batch(es) were folded and compared "
+        "(--all-seals compares them all)."
+    ) in " ".join(ok.output.split())
     every = cli("audit", "verify", "--anchors", str(folder), "--all-seals")
     assert every.exit_code == 0 and "Seals:" not in every.output, every.output
+    assert "Tables:" not in every.output
     assert f"Ledger head: {mark.hash} at position {mark.pos}" in ok.output
     truncate(db_path, lab, keep=mark.pos - 1)
     assert cli("audit", "verify").exit_code == 0

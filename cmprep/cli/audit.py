@@ -72,8 +72,8 @@ def audit_trail(app: Services, batch_id: str, fmt: str) -> None:
 @click.option(
     "--all-seals",
     is_flag=True,
-    help="Also check the seals of signatures made before the newest checkpoint that holds "
-    "(it vouches for them otherwise).",
+    help="Trust no checkpoint: check every seal, and fold every batch to compare its query "
+    "tables (the newest checkpoint that holds vouches for those it checked otherwise).",
 )
 @with_app
 def audit_verify(
@@ -86,7 +86,8 @@ def audit_verify(
 
     Signature seals made before the newest checkpoint that holds were checked when it
     was signed, and the ledger proves those events unchanged since: they are not checked
-    again unless --all-seals.
+    again unless --all-seals. Nor is the log of a batch folded again when its head and its
+    query-table rows are those that checkpoint found equal (unless --all-seals).
 
     \b
     Example:
@@ -126,6 +127,13 @@ def _say_verified(result: Verification) -> None:
             "were checked when it was signed and are unchanged since (--all-seals checks "
             "them again)."
         )
+    if result.tables_vouched:
+        click.echo(
+            f"Tables: the rows of {result.tables_vouched} batch(es) are those checkpoint "
+            f"{result.vouched_by} found equal to their logs, and their logs are unchanged "
+            f"since; {result.tables_folded} batch(es) were folded and compared (--all-seals "
+            "compares them all)."
+        )
 
 
 VERIFY_ADVICE = {  # a problem's label -> what to do about it
@@ -151,7 +159,9 @@ VERIFY_ADVICE = {  # a problem's label -> what to do about it
 def audit_anchor(app: Services, to: str | None, password_stdin: bool, actor: str) -> None:
     """Sign the ledger's head into a checkpoint file outside the database (reviewer, QA
     or admin). `audit verify --anchors DIR` then fails if the log was cut short or
-    rewritten since. Every checkpoint is a new file; none is ever replaced.
+    rewritten since. Every checkpoint is a new file; none is ever replaced. Beside it, a
+    signed list of the batches whose query tables matched their logs: `audit verify`
+    need not fold those again while they stay unchanged.
 
     \b
     Example:
@@ -162,6 +172,11 @@ def audit_anchor(app: Services, to: str | None, password_stdin: bool, actor: str
         f"Ledger anchored at position {cp.position} ({cp.ledger_hash[:16]}…), "
         f"signed by {cp.anchored_by}: {path}"
     )
+    if cp.tables is not None:
+        click.echo(
+            f"Query tables of {cp.tables['batches']} batch(es) found equal to their logs, "
+            f"listed and signed beside it: {path.with_name(cp.tables_file_name)}"
+        )
 
 
 @audit.command("report")

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from itertools import chain, groupby
@@ -40,6 +40,7 @@ from cmprep.domain.audit import (
     ledger_breaks,
     lineage_differences,
     missed_searches,
+    rows_digest,
     signature_breaks,
     unledgered_breaks,
 )
@@ -118,6 +119,12 @@ class AuditService:
         With BATCH_ID every seal of that batch is checked (the ledger is not recomputed
         whole, so the checkpoint cannot vouch for it).
 
+        That checkpoint's list of batches (``anchors.Vouched``) spares the fold of each
+        batch whose head (seq and hash) and query-table rows (their digest) are what it
+        recorded: its rows were then found equal to its log's fold, and the same chain
+        folds to the same rows. Any other batch is folded and compared. ALL_SEALS, or
+        BATCH_ID, trusts no checkpoint for this either.
+
         The log is read once as a stream (see ``_check_log``): memory stays that of one
         stream's events, and with BATCH_ID only that batch's events and ledger entries
         (and the entry before each) are read.
@@ -133,7 +140,10 @@ class AuditService:
             )
         checked = self.check_checkpoints(folder) if folder is not None else None
         trusted = checked.trusted if checked and not (all_seals or batch_id) else None
-        log = self._check_log(batch_id, tables=True, trust=trusted.position if trusted else 0)
+        vouching = checked.tables if checked and trusted else None
+        log = self._check_log(
+            batch_id, tables=True, trust=trusted.position if trusted else 0, vouching=vouching
+        )
         if log.breaks and trusted:  # a broken log vouches for nothing: every seal again
             trusted, log = None, self._check_log(batch_id, tables=True)
         problems: list[Problem] = list(log.breaks)
@@ -148,9 +158,18 @@ class AuditService:
             str(folder) if folder else None,
             vouched=log.vouched,
             vouched_by=trusted.file_name if trusted else None,
+            tables_vouched=log.tables_vouched,
+            tables_folded=log.tables_folded,
         )
 
-    def _check_log(self, only: str | None, tables: bool, trust: int = 0) -> _LogCheck:
+    def _check_log(
+        self,
+        only: str | None,
+        tables: bool,
+        trust: int = 0,
+        vouching: anchors.VouchedTables | None = None,
+        collect: anchors.VouchedTables | None = None,
+    ) -> _LogCheck:
         """Every stream's chain, recorded head and signatures, the global ledger, and (with
         TABLES) each batch's query-table rows, from one read of the log.
 
@@ -159,10 +178,19 @@ class AuditService:
         hash. ONLY: that stream alone, and its ledger entries each linked to the entry
         before it. TRUST: the ledger position up to which a checkpoint vouches for the
         seals (0: none); a stream wholly before it is not even parsed for its signatures.
+        VOUCHING: the batches whose tables that checkpoint vouches for; COLLECT: where to
+        note each batch whose rows are found equal to its log's fold (what ``anchor``
+        signs).
         """
         store = self.ctx.store
         users = store.events(people.USERS_STREAM)
-        found = _LogCheck(ring=people.key_ring(users), trust=trust, uses=store.uses_indexed())
+        found = _LogCheck(
+            ring=people.key_ring(users),
+            trust=trust,
+            uses=store.uses_indexed(),
+            vouching=vouching,
+            collect=collect,
+        )
         for stream, group in groupby(store.iter_events(only), key=_stream_of):
             rows = iter(group)
             first, head = next(rows)
@@ -172,13 +200,13 @@ class AuditService:
             else:
                 self._check_batch(stream, list(stored), head, tables, found)
             if tables and is_system(stream):  # no batch here: any row under its id is extra
-                found.tables += self._batch_tables(stream, [], found.uses)
+                found.tables += self._batch_tables(stream, [], found.uses)[0]
         found.breaks += emptied_breaks(store.emptied_streams(only))
         found.breaks += ledger_breaks(store.iter_ledger(only), self._hash_at if only else None)
         found.breaks += unledgered_breaks(store.unledgered(only))
         if tables and only is None:  # rows of batches the log does not have at all
             for batch_id in store.unlogged_batches():
-                found.tables += self._batch_tables(batch_id, [], found.uses)
+                found.tables += self._batch_tables(batch_id, [], found.uses)[0]
             found.tables += lineage_differences(self._logged_edges(), store.iter_lineage_edges())
             found.tables += self._register_tables()
         return found
@@ -244,11 +272,26 @@ class AuditService:
         signed = [r.seq for r in stored if is_signed(r)] if check.whole else []
         after = self._vouched(stream, signed, found)
         unchecked = bool(signed) and after < signed[-1]
-        events = _parsed(stored) if tables or unchecked else []
+        intact = check.whole and not check.breaks and head is not None
+        kept, fold = None, tables
+        vouching = found.vouching if tables and intact else None
+        known = vouching.get(stream) if vouching is not None else None
+        if known is not None and head is not None and (known.seq, known.head) == head:
+            kept = self._kept(stream, found.uses)
+            if kept.digest() == known.digest:  # the rows the checkpoint found equal, unchanged
+                fold = False
+                found.tables_vouched += 1
+                if found.collect is not None:
+                    found.collect.add(stream, known)
+        events = _parsed(stored) if fold or unchecked else []
         if unchecked and events:
             found.breaks += signature_breaks(stream, events, found.ring, after)
-        if tables:
-            found.tables += self._batch_tables(stream, events, found.uses)
+        if fold:
+            diffs, kept = self._batch_tables(stream, events, found.uses, kept)
+            found.tables += diffs
+            found.tables_folded += 1
+            if found.collect is not None and intact and events and head and not diffs:
+                found.collect.add(stream, anchors.Vouched(*head, kept.digest()))
 
     def _check_system(
         self,
@@ -302,19 +345,45 @@ class AuditService:
         Compared batch by batch as the log is read (``_batch_tables``)."""
         return self._check_log(None, tables=True).tables
 
+    def _kept(self, batch_id: str, kept_uses: bool) -> _Kept:
+        """BATCH_ID's query-table rows as kept, each read by the batch's key: its batch row
+        (with the columns searched), its deviations, QC points and (KEPT_USES) lot uses."""
+        store = self.ctx.store
+        return _Kept(
+            list(store.batch_table(BatchFilter(batch_id=batch_id), (*_BATCH_SEARCHED, ROW))),
+            list(
+                store.deviation_table(
+                    DeviationFilter(batch_id=batch_id), (*_DEVIATION_SEARCHED, ROW)
+                )
+            ),
+            store.qc_points(QCPointFilter(batch_id=batch_id)),
+            store.lot_uses(batch_id=batch_id) if kept_uses else [],
+        )
+
+    def _deviations_kept(
+        self, where: DeviationFilter
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return _parsed_rows(
+            _DEVIATION_SEARCHED, self.ctx.store.deviation_table(where, (*_DEVIATION_SEARCHED, ROW))
+        )
+
     def _batch_tables(
-        self, batch_id: str, events: list[ev.Event] | None, kept_uses: bool = False
-    ) -> list[TableDiff]:
-        """BATCH_ID's query-table rows (its batch row, deviations, QC points and, with
-        KEPT_USES, the lots it used, read by the batch's key) against the rows its EVENTS
-        fold to ([]: the log has no batch there, so every row is extra; None: an event of
-        it cannot be read)."""
+        self,
+        batch_id: str,
+        events: list[ev.Event] | None,
+        kept_uses: bool = False,
+        kept: _Kept | None = None,
+    ) -> tuple[list[TableDiff], _Kept]:
+        """BATCH_ID's query-table rows (KEPT, else read: ``_kept``) against the rows its
+        EVENTS fold to ([]: the log has no batch there, so every row is extra; None: an
+        event of it cannot be read), and the rows compared."""
+        kept = kept or self._kept(batch_id, kept_uses)
         if events is None:
             return [
                 TableDiff(
                     "batches", batch_id, batch_id, "cannot be rebuilt: an event cannot be read"
                 )
-            ]
+            ], kept
         batches: list[dict[str, Any]] = []
         deviations: list[dict[str, Any]] = []
         points: list[dict[str, Any]] = []
@@ -323,33 +392,30 @@ class AuditService:
             try:
                 b = self.ctx.fold(events)
             except CorruptLog as err:
-                return [
-                    TableDiff("batches", batch_id, batch_id, f"cannot be rebuilt: {err.message}")
-                ]
+                problem = f"cannot be rebuilt: {err.message}"
+                return [TableDiff("batches", batch_id, batch_id, problem)], kept
             batches, deviations, points = [b.projection()], _deviation_rows(b), qc_points.points(b)
             used = uses.lot_uses(b)
-        store = self.ctx.store
-        kept = [
-            (dict(zip(_BATCH_SEARCHED, r[:-1], strict=True)), json.loads(r[-1]))
-            for r in store.batch_table(BatchFilter(batch_id=batch_id), (*_BATCH_SEARCHED, ROW))
-        ]
-        found = compare_rows("batches", "batch_id", batches, [row for _, row in kept])
+        kept_batches = _parsed_rows(_BATCH_SEARCHED, kept.batches)
+        found = compare_rows("batches", "batch_id", batches, [row for _, row in kept_batches])
         for want in batches:
-            have = kept[0][0] if kept else None
+            have = kept_batches[0][0] if kept_batches else None
             found += missed_searches("batches", batch_id, batch_id, want, have, _BATCH_SEARCHES)
-        found += self._deviation_tables(batch_id, deviations)
+        kept_deviations = _parsed_rows(_DEVIATION_SEARCHED, kept.deviations)
+        found += self._deviation_tables(batch_id, deviations, kept_deviations)
         found += compare_rows(  # flat rows: a column edited is the row edited
-            "qc_points",
-            "point",
-            _keyed(points),
-            _keyed(store.qc_points(QCPointFilter(batch_id=batch_id))),
+            "qc_points", "point", _keyed(points), _keyed(kept.points)
         )
         if kept_uses:
-            kept_rows = store.lot_uses(batch_id=batch_id)
-            found += compare_rows("lot_uses", "use", _use_keyed(used), _use_keyed(kept_rows))
-        return found
+            found += compare_rows("lot_uses", "use", _use_keyed(used), _use_keyed(kept.uses))
+        return found, kept
 
-    def _deviation_tables(self, batch_id: str, deviations: list[dict[str, Any]]) -> list[TableDiff]:
+    def _deviation_tables(
+        self,
+        batch_id: str,
+        deviations: list[dict[str, Any]],
+        kept: list[tuple[dict[str, Any], dict[str, Any]]],
+    ) -> list[TableDiff]:
         """The deviation rows kept under BATCH_ID against DEVIATIONS, those its log has.
 
         A row is read by its batch's column, and one the log has but that column does not
@@ -357,20 +423,10 @@ class AuditService:
         A row kept under the batch that the log gives another batch is said as a search
         that finds it; its own batch compares the rest of it.
         """
-        store = self.ctx.store
-
-        def read(where: DeviationFilter) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-            rows = store.deviation_table(where, (*_DEVIATION_SEARCHED, ROW))
-            return [
-                (dict(zip(_DEVIATION_SEARCHED, r[:-1], strict=True)), json.loads(r[-1]))
-                for r in rows
-            ]
-
-        kept = read(DeviationFilter(batch_id=batch_id))
         ids = {str(columns["deviation_id"]) for columns, _ in kept}
         for d in deviations:
             if str(d["deviation_id"]) not in ids:
-                kept += read(DeviationFilter(deviation_id=str(d["deviation_id"])))
+                kept += self._deviations_kept(DeviationFilter(deviation_id=str(d["deviation_id"])))
         logged = {str(d["deviation_id"]) for d in deviations}
         found: list[TableDiff] = []
         mine = []
@@ -459,9 +515,15 @@ class AuditService:
         head = store.ledger_tail()  # read first: what is signed below was checked below
         checked = self.check_checkpoints(folder)
         trusted = checked.trusted
-        log = self._check_log(None, tables=False, trust=trusted.position if trusted else 0)
+        log = self._check_log(
+            None,
+            tables=True,
+            trust=trusted.position if trusted else 0,
+            vouching=checked.tables,
+            collect=anchors.VouchedTables(),
+        )
         if log.breaks and trusted:  # every seal checked again, so every break is named
-            log = self._check_log(None, tables=False)
+            log = self._check_log(None, tables=True, collect=anchors.VouchedTables())
         breaks = log.breaks
         if breaks:
             raise Refused(
@@ -492,7 +554,21 @@ class AuditService:
             anchors.MEANING, signer, now, anchors.subject(head.pos), head.hash
         )
         cp = Checkpoint(head.pos, head.hash, iso(now), name, signature)
-        return _write_new(folder / cp.file_name, cp.text()), cp
+        listed = log.collect or anchors.VouchedTables()
+        digest = anchors.tables_sha256(listed.lines())
+        tables = {
+            "file": cp.tables_file_name,
+            "sha256": digest,
+            "batches": len(listed),
+            "signature": self.gate.signature(
+                anchors.MEANING, signer, now, anchors.tables_subject(head.pos), digest
+            ),
+        }
+        cp = replace(cp, tables=tables)
+        if (folder / cp.file_name).exists():  # said by the checkpoint's name, not its list's
+            raise Refused(f"a checkpoint {cp.file_name} already exists; nothing was written")
+        _write_new(folder / cp.tables_file_name, listed.lines())  # first: a checkpoint never
+        return _write_new(folder / cp.file_name, [cp.text()]), cp  # names a list not written
 
     def check_checkpoints(self, folder: Path) -> _Checkpoints:
         """The problems of every checkpoint file in FOLDER (oldest first), how many were
@@ -522,7 +598,36 @@ class AuditService:
             found += problems
             if cp and not problems and (trusted is None or cp.position >= trusted.position):
                 trusted = cp
-        return _Checkpoints(found, len(files), trusted)
+        vouching, broken = self._vouched_tables(folder, trusted, ring)
+        return _Checkpoints(found + broken, len(files), trusted, vouching)
+
+    def _vouched_tables(
+        self, folder: Path, cp: Checkpoint | None, ring: KeyRing
+    ) -> tuple[anchors.VouchedTables | None, list[CheckpointBreak]]:
+        """The batches whose query tables CP (the newest checkpoint that holds) vouches
+        for, read from its list beside it once its hash and second signature hold; none,
+        and why, when they do not (the folder was tampered with: the tables are then all
+        compared with the log). Only this checkpoint's list is read: older ones are not
+        used, and reading each would cost more with every checkpoint taken."""
+        if cp is None or cp.tables is None:
+            return None, []
+        path = folder / cp.tables_file_name
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                digest: str | None = anchors.tables_sha256(f)  # read as it passes
+        except (OSError, UnicodeDecodeError):
+            digest = None
+        problems = anchors.tables_problems(cp, digest)
+        sig = cp.tables.get("signature")
+        if not problems and isinstance(sig, dict) and (bad := seal_problem(sig, ring)):
+            problems.append(f"its table list's signature: {bad}")
+        if not problems:
+            try:
+                with open(path, encoding="utf-8", newline="") as f:
+                    return anchors.VouchedTables.read(f), []
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                problems.append(f"its table list {cp.tables_file_name}: {err}")
+        return None, [CheckpointBreak(cp.file_name, p) for p in problems]
 
     # --- the report --------------------------------------------------------------------------
     def report(self, since: str | None = None, until: str | None = None) -> dict[str, Any]:
@@ -542,6 +647,25 @@ class _LogCheck:
     uses: bool = False  # whether the lot uses are kept (compared batch by batch)
     breaks: list[Break] = field(default_factory=list)
     tables: list[TableDiff] = field(default_factory=list)
+    vouching: anchors.VouchedTables | None = None  # whose tables the checkpoint vouches for
+    collect: anchors.VouchedTables | None = None  # what an anchor will vouch for
+    tables_vouched: int = 0  # batches not folded: their head and rows as vouched for
+    tables_folded: int = 0  # batches folded and compared
+
+
+@dataclass
+class _Kept:
+    """One batch's query-table rows as kept: what is compared with its log's fold, and
+    what a checkpoint's digest is of. The batch and deviation rows stay as read (their
+    columns searched, then their JSON text): a digest needs no parsing."""
+
+    batches: Sequence[Sequence[Any]]
+    deviations: Sequence[Sequence[Any]]
+    points: list[dict[str, Any]]
+    uses: list[dict[str, Any]]
+
+    def digest(self) -> str:
+        return rows_digest(self.batches, self.deviations, self.points, self.uses)
 
 
 @dataclass
@@ -552,6 +676,7 @@ class _Checkpoints:
     breaks: list[CheckpointBreak]
     count: int
     trusted: Checkpoint | None
+    tables: anchors.VouchedTables | None = None  # the batches whose tables it vouches for
 
 
 class _Signed:
@@ -581,6 +706,14 @@ def _parsed(stored: list[ev.StoredEvent]) -> list[ev.Event] | None:
         return None
 
 
+def _parsed_rows(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(the columns searched, the row) of each query-table row read as COLUMNS then its
+    JSON text."""
+    return [(dict(zip(columns, r[:-1], strict=True)), json.loads(r[-1])) for r in rows]
+
+
 def _deviation_rows(batch: Any) -> list[dict[str, Any]]:
     return [d.row() for d in batch.deviations.values()]
 
@@ -607,8 +740,9 @@ def _next_second(moment: str) -> str:
     return iso(from_iso(moment) + timedelta(seconds=1))
 
 
-def _write_new(path: Path, text: str) -> Path:
-    """Write TEXT to PATH whole or not at all, never replacing a file already there.
+def _write_new(path: Path, text: Iterable[str]) -> Path:
+    """Write TEXT (its parts in order) to PATH whole or not at all, never replacing a file
+    already there.
 
     The text goes to a temporary file first, flushed to disk, and is then linked under
     its name: a reader sees the whole checkpoint or none, and a link fails where a rename
@@ -616,8 +750,8 @@ def _write_new(path: Path, text: str) -> Path:
     shares), the file is created exclusively instead.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "x", encoding="utf-8") as f:
-        f.write(text)
+    with open(tmp, "x", encoding="utf-8", newline="") as f:
+        f.writelines(text)
         f.flush()
         os.fsync(f.fileno())
     try:
@@ -626,8 +760,11 @@ def _write_new(path: Path, text: str) -> Path:
         raise Refused(f"a checkpoint {path.name} already exists; nothing was written") from None
     except OSError:  # no hard links here: exclusive creation still never replaces a file
         try:
-            with open(path, "x", encoding="utf-8") as f:
-                f.write(text)
+            with (
+                open(path, "x", encoding="utf-8", newline="") as f,
+                open(tmp, encoding="utf-8", newline="") as done,
+            ):
+                f.writelines(done)
                 f.flush()
                 os.fsync(f.fileno())
         except FileExistsError:
