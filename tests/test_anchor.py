@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import GOOD, PASSWORD, STANDARD, forger_connect, run_to
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmprep.cli import Shell, main
 from cmprep.domain import anchors
@@ -704,3 +706,55 @@ def test_anchor_without_a_folder_says_how_to_give_one(cli):
 def test_verify_with_a_missing_checkpoint_folder_fails_naming_it(cli, tmp_path):
     out = cli("audit", "verify", "--anchors", str(tmp_path / "nowhere"))
     assert out.exit_code == 1 and "nowhere does not exist or is not a folder" in out.output
+
+
+# --- the list of vouched batches, as a parser ---------------------------------------------------
+BATCH_IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", fullmatch=True)
+VOUCHED = st.builds(
+    anchors.Vouched,
+    st.integers(1, 2**40),
+    st.text("0123456789abcdef", min_size=64, max_size=64),
+    st.text("0123456789abcdef", min_size=32, max_size=32),
+)
+
+
+@settings(max_examples=200)
+@given(entries=st.dictionaries(BATCH_IDS, VOUCHED, max_size=40), other=BATCH_IDS)
+def test_a_list_of_vouched_batches_reads_back_what_was_written_in_any_order(entries, other):
+    written = anchors.VouchedTables()
+    for batch_id, vouched in entries.items():
+        written.add(batch_id, vouched)
+    text = "".join(written.lines())
+    read = anchors.VouchedTables.read(text.splitlines(keepends=True))
+    assert len(read) == len(entries)
+    for batch_id, vouched in entries.items():
+        assert read.get(batch_id) == vouched
+    if other not in entries:
+        assert read.get(other) is None
+    assert anchors.tables_sha256(written.lines()) == anchors.tables_sha256([text])
+
+
+@settings(max_examples=200)
+@given(
+    entries=st.dictionaries(BATCH_IDS, VOUCHED, min_size=2, max_size=20),
+    data=st.data(),
+)
+def test_a_list_line_broken_or_moved_is_refused_naming_its_line(entries, data):
+    written = anchors.VouchedTables()
+    for batch_id, vouched in entries.items():
+        written.add(batch_id, vouched)
+    lines = list(written.lines())
+    n = data.draw(st.integers(0, len(lines) - 1))
+    broken = data.draw(
+        st.sampled_from(
+            [
+                lines[n].replace("\t", " ", 1),  # a field lost
+                lines[n][:16] + "\tX" + lines[n][16:],  # the key no longer the batch's
+                lines[n].rstrip("\n")[:-1] + "g\n",  # a digest that is not hexadecimal
+            ]
+        )
+    )
+    with pytest.raises(ValueError, match=f"line {n + 1} is not"):
+        anchors.VouchedTables.read([*lines[:n], broken, *lines[n + 1 :]])
+    with pytest.raises(ValueError, match="line 2 is out of order"):
+        anchors.VouchedTables.read([lines[1], lines[0]])
