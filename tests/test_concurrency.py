@@ -114,6 +114,20 @@ def test_two_processes_hammering_one_batch_never_duplicate_or_fork_events(tmp_pa
     )
 
 
+def _race(target, args: list[tuple]) -> list[tuple[str, str]]:
+    """TARGET run at once in one process per ARGS (each given the shared barrier and the
+    result queue after its own), joined: their outcomes, sorted; each process ended well."""
+    barrier, result = CTX.Barrier(len(args)), CTX.Queue()
+    procs = [CTX.Process(target=target, args=(*a, barrier, result)) for a in args]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    outcomes = sorted(result.get(timeout=5) for _ in procs)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    return outcomes
+
+
 def _meet_before_writing(store: SQLiteStore, stream: str, barrier) -> None:
     """Make STORE's first write to STREAM wait at BARRIER: both processes have then
     decided from the same state before either writes."""
@@ -153,17 +167,7 @@ def test_two_admins_adding_the_same_user_at_once_give_one_user_and_one_refusal(
 ):
     db = str(tmp_path / "users.db")
     Services(SQLiteStore(db, create=True)).people.add("root", "Ada Admin", "admin", PASSWORD, None)
-    barrier, result = CTX.Barrier(2), CTX.Queue()
-    procs = [
-        CTX.Process(target=_add_bob, args=(db, name, meet_at_write, barrier, result))
-        for name in ("Bob Baker", "Bob Brown")
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(30)
-    outcomes = sorted(result.get(timeout=5) for _ in procs)
-    assert [p.exitcode for p in procs] == [0, 0]
+    outcomes = _race(_add_bob, [(db, name, meet_at_write) for name in ("Bob Baker", "Bob Brown")])
     winners = [o for o in outcomes if o[0] == "added"]
     losers = [o for o in outcomes if o[0] != "added"]
     assert len(winners) == 1 and len(losers) == 1, outcomes
@@ -205,14 +209,7 @@ def test_two_technicians_drawing_the_last_of_a_lot_at_once_give_one_draw_and_one
     svc = approve_bundled(seed_people(Services(SQLiteStore(db, create=True))))
     svc.materials.register_lot("MED-1", "medium", "2027-12-31", "alice", quantity=10, unit="mL")
     svc.close()
-    barrier, result = CTX.Barrier(2), CTX.Queue()
-    procs = [CTX.Process(target=_draw, args=(db, out, barrier, result)) for out in ("F1", "F2")]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(30)
-    outcomes = sorted(result.get(timeout=5) for _ in procs)
-    assert [p.exitcode for p in procs] == [0, 0]
+    outcomes = _race(_draw, [(db, out) for out in ("F1", "F2")])
     winners = [o for o in outcomes if o[0] == "drawn"]
     [(kind, message)] = [o for o in outcomes if o[0] != "drawn"]
     assert len(winners) == 1, outcomes

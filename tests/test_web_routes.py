@@ -967,18 +967,22 @@ def test_checklist_audit_report_and_trail_pages(web, alice, svc, clock, b1):
     assert alice.get("/protocols/nope/checklist").status_code == 404
 
 
+def _released_with_vegf(svc, clock, batch: str, vegf: int, arm: str = "concentrate") -> None:
+    """BATCH run on ARM to its QC with VEGF pg/mL, verified, reviewed and released."""
+    svc.batches.start(STANDARD, "alice", batch)
+    run_to(svc, clock, batch, "qc", arm=arm)
+    svc.batches.record(batch, "qc", {**GOOD["qc"], "vegf": f"{vegf} pg/mL"}, "alice")
+    for step in ("filtration", "qc"):
+        svc.quality.verify_step(batch, step, "bob", PASSWORD)
+    svc.quality.sign_review(batch, "rita", PASSWORD, "complete")
+    svc.quality.release(batch, "quinn", PASSWORD)
+
+
 def test_qc_page_explains_what_is_missing_and_charts_are_svg_images(web, alice, svc, clock):
     page = alice.get("/qc?analyte=vegf").text
     assert "a control chart needs at least 2" in page or "no batch has a value" in page
     for i in (1, 2, 3):
-        batch = f"R{i}"
-        svc.batches.start(STANDARD, "alice", batch)
-        run_to(svc, clock, batch, "qc")
-        svc.batches.record(batch, "qc", {**GOOD["qc"], "vegf": f"{240 + 10 * i} pg/mL"}, "alice")
-        for step in ("filtration", "qc"):
-            svc.quality.verify_step(batch, step, "bob", PASSWORD)
-        svc.quality.sign_review(batch, "rita", PASSWORD, "complete")
-        svc.quality.release(batch, "quinn", PASSWORD)
+        _released_with_vegf(svc, clock, f"R{i}", 240 + 10 * i)
     alice = tablet_for(web, "alice")  # the clock moved on: a new session
     page = alice.get("/qc?analyte=vegf&by=protocol").text
     assert 'src="/qc/trend.svg?analyte=vegf"' in page and "baseline from 3 released" in page
@@ -995,14 +999,7 @@ def test_qc_page_offers_each_baseline_as_a_link_when_the_values_fall_in_several(
     for i, arm in enumerate(
         ("concentrate", "concentrate", "lyophilise", "lyophilise", "lyophilise")
     ):
-        batch = f"R{i}"
-        svc.batches.start(STANDARD, "alice", batch)
-        run_to(svc, clock, batch, "qc", arm=arm)
-        svc.batches.record(batch, "qc", {**GOOD["qc"], "vegf": f"{240 + 10 * i} pg/mL"}, "alice")
-        for step in ("filtration", "qc"):
-            svc.quality.verify_step(batch, step, "bob", PASSWORD)
-        svc.quality.sign_review(batch, "rita", PASSWORD, "complete")
-        svc.quality.release(batch, "quinn", PASSWORD)
+        _released_with_vegf(svc, clock, f"R{i}", 240 + 10 * i, arm)
     alice = tablet_for(web, "alice")  # the clock moved on: a new session
     page = alice.get("/qc?analyte=vegf").text
     assert "vegf is measured in 2 baselines" in page and "<img" not in page.split("cmp-h")[0]
