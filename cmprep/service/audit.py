@@ -212,36 +212,39 @@ class AuditService:
         return found
 
     def _register_tables(self) -> list[TableDiff]:
-        """The lots and instruments tables (what a step naming one reads) against what
-        their streams registered; a table an upgraded database has not filled yet is not
-        compared. Each stream is read as it passes; only its registrations are parsed."""
+        """The lots, instruments and materials registers (what a step naming one, or a
+        write to its stream, reads) against what their streams give; a table an upgraded
+        database has not filled yet is not compared. Each stream is read once, and only
+        the events a register folds are parsed."""
         found: list[TableDiff] = []
         registers: list[tuple[str, str, Collection[str], Callable[[list[Event]], list[Any]]]] = [
             ("lot", tr.MATERIALS_STREAM, {tr.LOT_REGISTERED},
              lambda es: [x.row() for x in tr.fold_lots(es).values()]),
-            ("instrument", tr.EQUIPMENT_STREAM, tr.EQUIPMENT_TYPES,
-             lambda es: [x.row() for x in tr.fold_equipment(es).values()]),
             ("material", lineage.MATERIALS_STREAM, {tr.LOT_REGISTERED, *lineage.LINEAGE_EVENTS},
              lambda es: [x.stored() for x in lineage.fold_materials(es).values()]),
+            ("instrument", tr.EQUIPMENT_STREAM, tr.EQUIPMENT_TYPES,
+             lambda es: [x.row() for x in tr.fold_equipment(es).values()]),
         ]  # fmt: skip
-        for kind, stream, types, fold in registers:
-            store = self.ctx.store
-            if not store.register_whole(kind):
-                continue
+        store = self.ctx.store
+        whole = [r for r in registers if store.register_whole(r[0])]
+        for stream in dict.fromkeys(r[1] for r in whole):
+            mine = [r for r in whole if r[1] == stream]
+            wanted = set().union(*(r[2] for r in mine))
             events = []
             for stored, _ in store.iter_events(stream):
-                if stored.type in types:
+                if stored.type in wanted:
                     try:
                         events.append(stored.event())
                     except ValueError:  # the log's checks name its break
                         continue
-            try:
-                logged = fold(events)
-            except (KeyError, TypeError, ArithmeticError):  # an event cmprep did not write
-                continue
-            table, key = register_of(kind)
-            diffs = compare_rows(table, key, logged, store.registered_rows(kind))
-            found += [replace(d, stream=stream) for d in diffs]
+            for kind, _stream, types, fold in mine:
+                try:
+                    logged = fold([e for e in events if e.type in types])
+                except (KeyError, TypeError, ArithmeticError):  # an event cmprep did not write
+                    continue
+                table, key = register_of(kind)
+                diffs = compare_rows(table, key, logged, store.registered_rows(kind))
+                found += [replace(d, stream=stream) for d in diffs]
         return found
 
     def _logged_edges(self) -> Iterator[dict[str, Any]]:
