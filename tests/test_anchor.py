@@ -608,6 +608,63 @@ def test_a_table_list_signed_by_someone_else_vouches_for_nothing(lab, clock, fol
     assert problem.startswith(f"checkpoint {cp.file_name}: its table list's signature: ")
 
 
+@pytest.fixture
+def keyed(monkeypatch) -> list[str]:
+    """The batch of every read of a batch's query-table rows by its key (one per read)."""
+    import cmprep.service.audit as audit_service
+
+    read: list[str] = []
+    real = audit_service.kept_by_key
+
+    def counted(store, batch_id, kept_uses):
+        read.append(batch_id)
+        return real(store, batch_id, kept_uses)
+
+    monkeypatch.setattr(audit_service, "kept_by_key", counted)
+    return read
+
+
+def test_with_a_checkpoint_each_table_is_read_once_beside_the_log_not_by_batch(
+    lab, clock, folder, keyed, db_path
+):
+    """Reading each batch's rows by its key (four reads a batch) was most of an anchored
+    verification of years of batches: each table is streamed once in the log's order, and
+    a batch's rows are read by key only when they are not as vouched for."""
+    _anchor(lab, clock, folder)
+    keyed.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert (result.problems, result.tables_vouched) == ([], 2)
+    assert [k for k in keyed if not k.startswith("@")] == []  # the system streams': no rows
+    conn = sqlite3.connect(db_path)  # B1's row edited: read again by key, folded, named
+    conn.execute("UPDATE batches SET state = 'released' WHERE batch_id = 'B1'")
+    conn.commit()
+    conn.close()
+    keyed.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert [k for k in keyed if not k.startswith("@")] == ["B1"]
+    assert result.tables_vouched == 1 and len(result.problems) == 1
+    assert "B1: a search by state = 'awaiting_review' misses it" in str(result.problems[0])
+
+
+def test_rows_streamed_out_of_the_logs_order_cost_reads_never_a_verdict(
+    lab, clock, folder, keyed, folds, monkeypatch
+):
+    """Should a database ever order ids otherwise for a table than for the log, a batch is
+    handed no rows (or another's): its digest disagrees, it is read again by key, and it
+    is still vouched for; nothing is said that is not so."""
+    _anchor(lab, clock, folder)
+    real = lab.store.iter_logged_rows
+    monkeypatch.setattr(
+        lab.store, "iter_logged_rows", lambda table, columns: reversed(list(real(table, columns)))
+    )
+    keyed.clear()
+    folds.clear()
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert (result.problems, result.tables_vouched, folds) == ([], 2, [])
+    # B2's rows come first: B1 is handed none and read by key; B2 then takes its own
+    assert [k for k in keyed if not k.startswith("@")] == ["B1"]
+
+
 # --- records and reports say which state of the log they were made from ---------------------
 def test_the_record_and_the_audit_report_print_the_ledger_position_and_short_head(lab):
     mark = lab.audit.ledger_mark()

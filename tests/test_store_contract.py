@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
+from itertools import groupby
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from cmprep.errors import ClockBehind, ConcurrencyError, CorruptLog, StoreError
 from cmprep.events import GENESIS, LedgerEntry, NewEvent, canonical_json, ledger_hash
 from cmprep.store import EventStore, UnitOfWork
 from cmprep.store.query import (
+    LOT_USE_COLUMNS,
     QC_POINT_COLUMNS,
     ROW,
     BatchFilter,
@@ -1198,6 +1201,63 @@ def test_rows_of_batches_the_log_does_not_have_are_listed_by_batch(projections: 
     append(projections, "B1", 1)
     append(projections, "B9", 1)
     assert projections.unlogged_batches() == ["B2", "B3"]
+
+
+def test_rows_of_logged_batches_stream_grouped_in_the_logs_order_of_streams(
+    projections: EventStore,
+):
+    """What verification takes each batch's rows from as it reads the log: each table's
+    rows of batches with events, each batch's together, in the order ``iter_events``
+    gives the streams, each row as the read by the batch's key gives it. Ids a collation
+    may order otherwise than by code point are among them."""
+    odd = ["b-2", "B_10", "B-10", "B10", "a1", "Ä1"]
+    with projections.writing("__more__", 0) as unit:
+        for b in odd:
+            unit.put_batch(batch_row(b))
+            unit.put_qc_points(b, [point_row(b, "qc", "vegf"), point_row(b, "qc", "il6")])
+            unit.put_lot_uses(b, [use_row(b, "expansion", "FBS-1"), use_row(b, "spin", "T-1")])
+            unit.put_deviation(deviation_row(f"DEV-{b}", batch_id=b))
+    for b in ("B2", "B1", *reversed(odd)):
+        append(projections, b, 2)
+    streams = [s for s, _ in groupby(projections.iter_events(), key=lambda r: r[0].batch_id)]
+    searched = ("batch_id", "state", ROW)
+    dev_searched = ("deviation_id", "status", "message", ROW)
+    tables: list[tuple[str, tuple[str, ...], Callable[[str], list[tuple[Any, ...]]]]] = [
+        ("batches", searched,
+         lambda b: list(projections.batch_table(BatchFilter(batch_id=b), searched))),
+        ("deviations", dev_searched,
+         lambda b: list(projections.deviation_table(DeviationFilter(batch_id=b), dev_searched))),
+        ("qc_points", QC_POINT_COLUMNS,
+         lambda b: [tuple(p.values()) for p in projections.qc_points(QCPointFilter(batch_id=b))]),
+        ("lot_uses", LOT_USE_COLUMNS,
+         lambda b: [tuple(u.values()) for u in projections.lot_uses(batch_id=b)]),
+    ]  # fmt: skip
+    for table, columns, by_key in tables:
+        rows = list(projections.iter_logged_rows(table, columns))
+        ids = [k for k, _ in groupby(r[0] for r in rows)]
+        assert ids == [s for s in streams if s in ids], table  # together, in the log's order
+        assert "B3" not in ids  # no events: ``unlogged_batches`` names its rows
+        for b in ids:
+            mine = [r[1:] for r in rows if r[0] == b]
+            assert sorted(map(repr, mine)) == sorted(map(repr, by_key(b))), (table, b)
+        expected = {"batches": 8, "deviations": 8, "qc_points": 6, "lot_uses": 6}[table]
+        assert len(ids) == expected, table
+
+
+@pytest.mark.parametrize(
+    ("table", "columns", "said"),
+    [
+        ("events", ("batch_id",), "no query table 'events' kept by batch; tables: batches, "),
+        ("qc_points", ("nonsense",), "the qc_points table has no column 'nonsense'; it has "),
+        ("lot_uses", (), "the lot_uses table has no column (none asked)"),
+        ("batches", ("nonsense",), "the batches table has no column 'nonsense'"),
+    ],
+)
+def test_streaming_rows_of_a_table_or_column_not_kept_by_batch_is_refused(
+    store: EventStore, table: str, columns: tuple[str, ...], said: str
+):
+    with pytest.raises(StoreError, match=re.escape(said)):
+        store.iter_logged_rows(table, columns)
 
 
 # --- the log cannot be edited ------------------------------------------------------------------

@@ -40,7 +40,6 @@ from cmprep.domain.audit import (
     ledger_breaks,
     lineage_differences,
     missed_searches,
-    rows_digest,
     signature_breaks,
     unledgered_breaks,
 )
@@ -54,14 +53,21 @@ from cmprep.events import Event
 from cmprep.service import report
 from cmprep.service.access import Gate
 from cmprep.service.context import Context
+from cmprep.service.kept_rows import (
+    BATCH_SEARCHED,
+    BATCH_SEARCHES,
+    DEVIATION_SEARCHED,
+    DEVIATION_SEARCHES,
+    Kept,
+    StreamedRows,
+    kept_by_key,
+)
 from cmprep.service.report import LedgerMark
 from cmprep.store.chain import Head, is_system
 from cmprep.store.query import (
     ROW,
-    BatchFilter,
     DeviationFilter,
     Projected,
-    QCPointFilter,
     register_of,
 )
 
@@ -191,14 +197,17 @@ class AuditService:
             vouching=vouching,
             collect=collect,
         )
+        # with a checkpoint's list, each table is read once beside the log (StreamedRows)
+        streamed = StreamedRows(store, found.uses) if tables and vouching and not only else None
         for stream, group in groupby(store.iter_events(only), key=_stream_of):
             rows = iter(group)
             first, head = next(rows)
             stored = chain([first], (r for r, _ in rows))
+            taken = streamed.take(stream) if streamed is not None else None
             if is_system(stream):
                 self._check_system(stream, stored, head, users, found)
             else:
-                self._check_batch(stream, list(stored), head, tables, found)
+                self._check_batch(stream, list(stored), head, tables, found, taken)
             if tables and is_system(stream):  # no batch here: any row under its id is extra
                 found.tables += self._batch_tables(stream, [], found.uses)[0]
         found.breaks += emptied_breaks(store.emptied_streams(only))
@@ -265,10 +274,12 @@ class AuditService:
         head: Head | None,
         tables: bool,
         found: _LogCheck,
+        taken: Kept | None = None,
     ) -> None:
         """One batch, its events kept while it is checked: its signatures and its fold
         read all of them. They are parsed only when something reads them: the fold (for
-        the query tables) or a signature."""
+        the query tables) or a signature. TAKEN: its rows as streamed beside the log, if
+        they were; read again by key when their digest is not the one vouched for."""
         check = check_stream(stream, stored, head)
         found.events += check.events
         found.breaks += check.breaks
@@ -280,8 +291,12 @@ class AuditService:
         vouching = found.vouching if tables and intact else None
         known = vouching.get(stream) if vouching is not None else None
         if known is not None and head is not None and (known.seq, known.head) == head:
-            kept = self._kept(stream, found.uses)
-            if kept.digest() == known.digest:  # the rows the checkpoint found equal, unchanged
+            kept = taken
+            same = kept is not None and kept.digest() == known.digest
+            if not same:  # not streamed, or not as vouched for: as read by its key
+                kept = kept_by_key(self.ctx.store, stream, found.uses)
+                same = kept.digest() == known.digest
+            if same:  # the rows the checkpoint found equal, unchanged
                 fold = False
                 found.tables_vouched += 1
                 if found.collect is not None:
@@ -348,26 +363,11 @@ class AuditService:
         Compared batch by batch as the log is read (``_batch_tables``)."""
         return self._check_log(None, tables=True).tables
 
-    def _kept(self, batch_id: str, kept_uses: bool) -> _Kept:
-        """BATCH_ID's query-table rows as kept, each read by the batch's key: its batch row
-        (with the columns searched), its deviations, QC points and (KEPT_USES) lot uses."""
-        store = self.ctx.store
-        return _Kept(
-            list(store.batch_table(BatchFilter(batch_id=batch_id), (*_BATCH_SEARCHED, ROW))),
-            list(
-                store.deviation_table(
-                    DeviationFilter(batch_id=batch_id), (*_DEVIATION_SEARCHED, ROW)
-                )
-            ),
-            store.qc_points(QCPointFilter(batch_id=batch_id)),
-            store.lot_uses(batch_id=batch_id) if kept_uses else [],
-        )
-
     def _deviations_kept(
         self, where: DeviationFilter
     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         return _parsed_rows(
-            _DEVIATION_SEARCHED, self.ctx.store.deviation_table(where, (*_DEVIATION_SEARCHED, ROW))
+            DEVIATION_SEARCHED, self.ctx.store.deviation_table(where, (*DEVIATION_SEARCHED, ROW))
         )
 
     def _batch_tables(
@@ -375,12 +375,12 @@ class AuditService:
         batch_id: str,
         events: list[ev.Event] | None,
         kept_uses: bool = False,
-        kept: _Kept | None = None,
-    ) -> tuple[list[TableDiff], _Kept]:
+        kept: Kept | None = None,
+    ) -> tuple[list[TableDiff], Kept]:
         """BATCH_ID's query-table rows (KEPT, else read: ``_kept``) against the rows its
         EVENTS fold to ([]: the log has no batch there, so every row is extra; None: an
         event of it cannot be read), and the rows compared."""
-        kept = kept or self._kept(batch_id, kept_uses)
+        kept = kept or kept_by_key(self.ctx.store, batch_id, kept_uses)
         if events is None:
             return [
                 TableDiff(
@@ -399,12 +399,12 @@ class AuditService:
                 return [TableDiff("batches", batch_id, batch_id, problem)], kept
             batches, deviations, points = [b.projection()], _deviation_rows(b), qc_points.points(b)
             used = uses.lot_uses(b)
-        kept_batches = _parsed_rows(_BATCH_SEARCHED, kept.batches)
+        kept_batches = _parsed_rows(BATCH_SEARCHED, kept.batches)
         found = compare_rows("batches", "batch_id", batches, [row for _, row in kept_batches])
         for want in batches:
             have = kept_batches[0][0] if kept_batches else None
-            found += missed_searches("batches", batch_id, batch_id, want, have, _BATCH_SEARCHES)
-        kept_deviations = _parsed_rows(_DEVIATION_SEARCHED, kept.deviations)
+            found += missed_searches("batches", batch_id, batch_id, want, have, BATCH_SEARCHES)
+        kept_deviations = _parsed_rows(DEVIATION_SEARCHED, kept.deviations)
         found += self._deviation_tables(batch_id, deviations, kept_deviations)
         found += compare_rows(  # flat rows: a column edited is the row edited
             "qc_points", "point", _keyed(points), _keyed(kept.points)
@@ -445,7 +445,7 @@ class AuditService:
         for d in deviations:
             ident, opened = str(d["deviation_id"]), str(d["opened_at"])
             have = by_id.get(ident)
-            found += missed_searches("deviations", ident, batch_id, d, have, _DEVIATION_SEARCHES)
+            found += missed_searches("deviations", ident, batch_id, d, have, DEVIATION_SEARCHES)
             at = str(have.get("opened_at")) if have else ""
             if not opened <= at < _next_second(opened):  # each id and opening time, to the second
                 search = f"deviation_id = {ident!r}, opened at {opened}"
@@ -657,21 +657,6 @@ class _LogCheck:
 
 
 @dataclass
-class _Kept:
-    """One batch's query-table rows as kept: what is compared with its log's fold, and
-    what a checkpoint's digest is of. The batch and deviation rows stay as read (their
-    columns searched, then their JSON text): a digest needs no parsing."""
-
-    batches: Sequence[Sequence[Any]]
-    deviations: Sequence[Sequence[Any]]
-    points: list[dict[str, Any]]
-    uses: list[dict[str, Any]]
-
-    def digest(self) -> str:
-        return rows_digest(self.batches, self.deviations, self.points, self.uses)
-
-
-@dataclass
 class _Checkpoints:
     """What the checkpoint folder held: the problems of its files, how many were read,
     and the newest one that holds (its position is as far as the ledger is vouched for)."""
@@ -719,13 +704,6 @@ def _parsed_rows(
 
 def _deviation_rows(batch: Any) -> list[dict[str, Any]]:
     return [d.row() for d in batch.deviations.values()]
-
-
-# the columns a list or a report searches by, checked beside each stored row
-_BATCH_SEARCHES = ("protocol_id", "state")
-_BATCH_SEARCHED = ("batch_id", *_BATCH_SEARCHES)
-_DEVIATION_SEARCHES = ("batch_id", "protocol_id", "step", "severity", "status", "opened_by")
-_DEVIATION_SEARCHED = ("deviation_id", *_DEVIATION_SEARCHES, "opened_at")
 
 
 def _use_keyed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -307,6 +307,19 @@ class EventStore(Protocol):
         by stream then seq: events slipped in behind the ledger's back."""
         ...
 
+    def iter_logged_rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+        """Every row of the query table TABLE (one of ``query.BATCH_TABLES``) whose batch
+        has events in the log, as (its batch id, *COLUMNS), ordered by batch id exactly as
+        ``iter_events`` orders its streams (by the database's own comparison of ids, the
+        same column type and collation), read as the caller iterates.
+
+        Each row's COLUMNS are those ``batch_table``, ``deviation_table`` (a field of the
+        stored row, ``ROW``), ``qc_points`` or ``lot_uses`` give for it. Verification takes
+        a batch's rows from these streams as it reaches the batch in the log: four reads
+        in all instead of four per batch. Rows of batches without events are left to
+        ``unlogged_batches``, so every id here is one of ``iter_events``' streams."""
+        ...
+
     def unlogged_batches(self) -> list[str]:
         """Batch ids that a query-table row (a batch, a deviation or a QC point) names but
         that have no event in the log, sorted: rows an edit invented, or left behind when

@@ -65,6 +65,7 @@ from cmprep.store.query import (
     id_column,
     lineage_query,
     lineage_values,
+    logged_columns,
     lot_use_values,
     qc_point_values,
     query_values,
@@ -763,6 +764,14 @@ class PostgresStore:
             args,
         )
         return ((r[0], r[1]) for r in rows)
+
+    def iter_logged_rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+        select = _selected(columns) if logged_columns(table, columns) else ", ".join(columns)
+        return self._stream(
+            f"SELECT t.batch_id, {select} FROM {table} t WHERE EXISTS "
+            "(SELECT 1 FROM events e WHERE e.batch_id = t.batch_id) ORDER BY t.batch_id",
+            [],
+        )
 
     def unlogged_batches(self) -> list[str]:
         rows = self._all(

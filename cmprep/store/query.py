@@ -416,3 +416,36 @@ __all__ = [
     "register_of",
     "register_values",
 ]
+
+
+# The query tables kept batch by batch, each with the columns it keeps and the fields a
+# read may take from its stored row (the flat ones have no row): what verification streams
+# in the log's order (``iter_logged_rows``) instead of reading each batch's rows by key.
+BATCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "batches": (BATCH_COLUMNS, ()),
+    "deviations": (DEVIATION_COLUMNS, DEVIATION_FIELDS),
+    "qc_points": (QC_POINT_COLUMNS, None),
+    "lot_uses": (LOT_USE_COLUMNS, None),
+}
+
+
+def logged_columns(table: str, columns: tuple[str, ...]) -> bool:
+    """Refuse a TABLE that is not kept batch by batch, or COLUMNS it cannot give (names
+    reach SQL only from ``BATCH_TABLES``). True when the columns go through the backend's
+    select list of a table with a stored row (fields, ``ROW``); False when they are its
+    plain columns."""
+    if table not in BATCH_TABLES:
+        raise StoreError(
+            f"no query table {table!r} kept by batch; tables: {', '.join(BATCH_TABLES)}"
+        )
+    kept, in_row = BATCH_TABLES[table]
+    if in_row is not None:
+        asked_columns(columns, kept, in_row, table)
+        return True
+    unknown = [c for c in columns if c not in kept]
+    if not columns or unknown:
+        raise StoreError(
+            f"the {table} table has no column {', '.join(map(repr, unknown)) or '(none asked)'}; "
+            f"it has {', '.join(kept)}"
+        )
+    return False
