@@ -665,6 +665,35 @@ def test_rows_streamed_out_of_the_logs_order_cost_reads_never_a_verdict(
     assert [k for k in keyed if not k.startswith("@")] == ["B1"]
 
 
+def test_without_a_checkpoint_the_tables_are_streamed_too_and_an_edit_is_read_by_key(
+    lab, keyed, folds, db_path, monkeypatch
+):
+    """Every batch is folded, and compared with its rows as streamed beside the log; a
+    batch whose streamed rows differ from its fold is read again by key, and what differs
+    then is said. Streamed in another order than the log's, nothing false is said."""
+    result = lab.audit.verify()
+    assert (result.problems, sorted(folds), result.tables_folded) == ([], ["B1", "B2"], 2)
+    assert [k for k in keyed if not k.startswith("@")] == []
+    conn = sqlite3.connect(db_path)
+    conn.execute("UPDATE qc_points SET value = value + 1 WHERE batch_id = 'B1'")
+    conn.execute("UPDATE batches SET state = 'released' WHERE batch_id = 'B2'")
+    conn.commit()
+    conn.close()
+    keyed.clear()
+    said = [str(p) for p in lab.audit.verify().problems]
+    assert [k for k in keyed if not k.startswith("@")] == ["B1", "B2"]
+    assert any(p.startswith("qc_points table, B1/qc/") for p in said), said
+    assert (
+        "batches table, B2: a search by state = 'isolation' misses it, though the log says it matches"
+        in said
+    )
+    real = lab.store.iter_logged_rows
+    monkeypatch.setattr(
+        lab.store, "iter_logged_rows", lambda table, columns: reversed(list(real(table, columns)))
+    )
+    assert [str(p) for p in lab.audit.verify().problems] == said
+
+
 # --- records and reports say which state of the log they were made from ---------------------
 def test_the_record_and_the_audit_report_print_the_ledger_position_and_short_head(lab):
     mark = lab.audit.ledger_mark()

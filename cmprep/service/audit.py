@@ -197,8 +197,8 @@ class AuditService:
             vouching=vouching,
             collect=collect,
         )
-        # with a checkpoint's list, each table is read once beside the log (StreamedRows)
-        streamed = StreamedRows(store, found.uses) if tables and vouching and not only else None
+        # each table read once beside the log, not four reads a batch (StreamedRows)
+        streamed = StreamedRows(store, found.uses) if tables and not only else None
         for stream, group in groupby(store.iter_events(only), key=_stream_of):
             rows = iter(group)
             first, head = next(rows)
@@ -305,7 +305,9 @@ class AuditService:
         if unchecked and events:
             found.breaks += signature_breaks(stream, events, found.ring, after)
         if fold:
-            diffs, kept = self._batch_tables(stream, events, found.uses, kept)
+            kept = kept or taken
+            streamed = taken is not None and kept is taken
+            diffs, kept = self._batch_tables(stream, events, found.uses, kept, streamed)
             found.tables += diffs
             found.tables_folded += 1
             if found.collect is not None and intact and events and head and not diffs:
@@ -376,10 +378,13 @@ class AuditService:
         events: list[ev.Event] | None,
         kept_uses: bool = False,
         kept: Kept | None = None,
+        streamed: bool = False,
     ) -> tuple[list[TableDiff], Kept]:
-        """BATCH_ID's query-table rows (KEPT, else read: ``_kept``) against the rows its
+        """BATCH_ID's query-table rows (KEPT, else read by key) against the rows its
         EVENTS fold to ([]: the log has no batch there, so every row is extra; None: an
-        event of it cannot be read), and the rows compared."""
+        event of it cannot be read), and the rows compared. Rows STREAMED beside the log
+        that differ are read again by key and compared again: only what the rows kept
+        under the batch's key differ in is said."""
         kept = kept or kept_by_key(self.ctx.store, batch_id, kept_uses)
         if events is None:
             return [
@@ -399,6 +404,23 @@ class AuditService:
                 return [TableDiff("batches", batch_id, batch_id, problem)], kept
             batches, deviations, points = [b.projection()], _deviation_rows(b), qc_points.points(b)
             used = uses.lot_uses(b)
+        found = self._compared(batch_id, kept, kept_uses, batches, deviations, points, used)
+        if found and streamed:
+            kept = kept_by_key(self.ctx.store, batch_id, kept_uses)
+            found = self._compared(batch_id, kept, kept_uses, batches, deviations, points, used)
+        return found, kept
+
+    def _compared(
+        self,
+        batch_id: str,
+        kept: Kept,
+        kept_uses: bool,
+        batches: list[dict[str, Any]],
+        deviations: list[dict[str, Any]],
+        points: list[dict[str, Any]],
+        used: list[dict[str, Any]],
+    ) -> list[TableDiff]:
+        """KEPT, BATCH_ID's rows, against those its log folds to."""
         kept_batches = _parsed_rows(BATCH_SEARCHED, kept.batches)
         found = compare_rows("batches", "batch_id", batches, [row for _, row in kept_batches])
         for want in batches:
@@ -411,7 +433,7 @@ class AuditService:
         )
         if kept_uses:
             found += compare_rows("lot_uses", "use", _use_keyed(used), _use_keyed(kept.uses))
-        return found, kept
+        return found
 
     def _deviation_tables(
         self,

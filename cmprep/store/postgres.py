@@ -663,7 +663,8 @@ class PostgresStore:
     ) -> Iterator[tuple[Any, ...]]:
         asked_columns(columns, BATCH_COLUMNS, (), "batch")
         sql, args = _where(f"SELECT {_selected(columns)} FROM batches", where or BatchFilter())
-        return self._stream(sql + " ORDER BY started_at, batch_id", args)
+        keyed = where.batch_id if where else None
+        return self._rows(sql + " ORDER BY started_at, batch_id", args, keyed)
 
     def deviation_table(
         self, where: DeviationFilter | None, columns: tuple[str, ...]
@@ -672,7 +673,8 @@ class PostgresStore:
         sql, args = _where(
             f"SELECT {_selected(columns)} FROM deviations", where or DeviationFilter()
         )
-        return self._stream(sql + " ORDER BY deviation_id", args)
+        one = (where.deviation_id or where.batch_id) if where else None
+        return self._rows(sql + " ORDER BY deviation_id", args, one)
 
     def batch_count(self, where: BatchFilter | None = None) -> int:
         sql, args = _where("SELECT count(*) FROM batches", where or BatchFilter())
@@ -691,6 +693,13 @@ class PostgresStore:
         )
         rows = self._all(f"{sql} GROUP BY {keys} ORDER BY {keys}", tuple(args))
         return [(tuple(r[: len(columns)]), int(r[-2]), str(r[-1])) for r in rows]
+
+    def _rows(self, sql: str, args: list[Any], keyed: str | None) -> Iterator[tuple[Any, ...]]:
+        """The rows of SQL: streamed (``_stream``) for a list, but one round trip on the
+        store's own connection when the filter is KEYED to one batch or deviation, whose
+        rows are few: a connection of its own for each (what verification asked for a
+        batch at a time) cost more than the read itself."""
+        return iter(self._all(sql, tuple(args))) if keyed else self._stream(sql, args)
 
     def _stream(self, sql: str, args: list[Any] | tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
         """The rows of SQL fetched as the caller iterates (a server-side cursor of its
