@@ -158,6 +158,12 @@ def test_the_fixed_states_a_list_knows_without_the_pipeline_are_the_pipelines():
 # --- batch status folds the stored protocol without the schema or the machine ----------------
 STATUS_HEAVY = ("pydantic", "transitions", "yaml", "cryptography", "jinja2")
 SCHEMA = ("cmprep.protocol.schema", "cmprep.protocol.loader")
+NOT_YET = (
+    "cmprep.domain.conditional",
+    "cmprep.domain.validation",
+    "cmprep.protocol.expressions",
+    "cmprep.protocol.units",
+)
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
@@ -179,3 +185,5 @@ def test_batch_status_reads_the_stored_protocol_without_pydantic_yaml_or_the_mac
     assert "cmprep.domain.batch" in loaded  # it did fold the batch
     assert not {m for m in loaded if m.split(".")[0] in STATUS_HEAVY}
     assert not loaded & set(SCHEMA)
+    # no conditional release and no downstream arm yet: neither rules nor units are loaded
+    assert not loaded & set(NOT_YET)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from cmprep.domain.batch import Batch
 from cmprep.domain.numbers import format_number, usable_number
-from cmprep.protocol import units
 from cmprep.protocol.models import DOWNSTREAM_BRANCH, Parameter, Protocol, Step
 
 if TYPE_CHECKING:  # findings are made by validation on the write path; a status only reads
@@ -104,7 +103,11 @@ def routed(param: Parameter, route: str) -> Parameter:
 
 def dilutes(unit: str | None) -> bool:
     """Whether a value in UNIT scales with concentration (pg/mL, particles/mL, EU/mL), so
-    that dividing it by the factor gives the CM's; an amount per 10^6 cells does not."""
+    that dividing it by the factor gives the CM's; an amount per 10^6 cells does not.
+    The unit table is loaded here, not with the module: ``batch status`` of a batch on
+    no concentrating route reads the route and never a unit."""
+    from cmprep.protocol import units
+
     if not unit:
         return False
     try:

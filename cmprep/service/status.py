@@ -140,7 +140,13 @@ def route_lines(batch: Batch) -> list[str]:
 
 
 def conditional_lines(batch: Batch) -> list[str]:
-    """The batch's conditional release and what followed it, in words ([] without one)."""
+    """The batch's conditional release and what followed it, in words ([] without one).
+    A batch without one does not load the release rules (and the validation they judge
+    with): most batches asked about at the bench have none."""
+    from cmprep import events as ev
+
+    if not any(e.type == ev.BATCH_CONDITIONALLY_RELEASED for e in batch.events):
+        return []
     from cmprep.domain import conditional
 
     found = conditional.chain(batch)
