@@ -154,21 +154,28 @@ def anchor(db: Path) -> None:
     """A checkpoint of DB's ledger head in ``_anchors(db)``, signed by quinn (QA) with
     `audit anchor` (which first checks the whole log, every seal), at a time after the
     log's newest entry."""
-    from datetime import UTC, datetime, timedelta
-
-    from cmprep.demo import DEMO_PASSWORD
-    from cmprep.domain.clock import from_iso
-    from cmprep.service import Services
     from cmprep.store.sqlite import SQLiteStore
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from conftest import PASSWORD
 
     folder = _anchors(db)
     folder.mkdir(exist_ok=True)
     for old in [*folder.glob("ledger-*.json"), *folder.glob("ledger-*.tables")]:
         old.unlink()
     store = SQLiteStore(db)
+    anchor_store(store, folder)
+    store.close()
+
+
+def anchor_store(store: Any, folder: Path) -> None:
+    """A checkpoint of STORE's ledger head in FOLDER, signed by quinn (QA)."""
+    from datetime import UTC, datetime, timedelta
+
+    from cmprep.demo import DEMO_PASSWORD
+    from cmprep.domain.clock import from_iso
+    from cmprep.service import Services
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from conftest import PASSWORD
+
     tail = store.ledger_tail()
     assert tail is not None
     newest = max(r.recorded_at for r, _ in store.iter_events(tail.stream))
@@ -177,7 +184,6 @@ def anchor(db: Path) -> None:
     password = DEMO_PASSWORD if svc.gate.user("admin") else PASSWORD  # bench mix: the demo's
     svc.gate.prove("quinn", password, "log in")
     svc.audit.anchor("quinn", password, str(folder))
-    store.close()
 
 
 def synthetic(db: Path, events: int) -> None:
