@@ -665,6 +665,31 @@ def test_rows_streamed_out_of_the_logs_order_cost_reads_never_a_verdict(
     assert [k for k in keyed if not k.startswith("@")] == ["B1"]
 
 
+def test_how_far_the_checkpoint_vouches_for_each_stream_is_read_once_beside_the_log(
+    lab, clock, folder, monkeypatch
+):
+    """One read of the ledger gives how far the checkpoint vouches for every stream's
+    seals, not one read per stream with a signature; a stream not in it (or read out of
+    the log's order) is asked by itself, and vouches for the same seals."""
+    _anchor(lab, clock, folder)
+    asked: list[str] = []
+    real = lab.store.ledgered_through
+
+    def counted(stream: str, pos: int) -> int:
+        asked.append(stream)
+        return real(stream, pos)
+
+    monkeypatch.setattr(lab.store, "ledgered_through", counted)
+    result = lab.audit.verify(anchors_dir=str(folder))
+    assert (result.problems, asked) == ([], []) and result.vouched > 0
+    streamed = lab.store.iter_ledgered_through
+    monkeypatch.setattr(
+        lab.store, "iter_ledgered_through", lambda pos: reversed(list(streamed(pos)))
+    )
+    again = lab.audit.verify(anchors_dir=str(folder))
+    assert (again.problems, again.vouched) == ([], result.vouched) and asked
+
+
 def test_without_a_checkpoint_the_tables_are_streamed_too_and_an_edit_is_read_by_key(
     lab, keyed, folds, db_path, monkeypatch
 ):

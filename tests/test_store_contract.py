@@ -13,8 +13,8 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
-from itertools import groupby
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -1172,6 +1172,24 @@ def test_the_ledger_streams_by_position_each_entry_with_its_events_hash(store: E
     assert [store.ledgered_through("B2", p) for p in (2, 3)] == [0, 1]
     assert store.ledgered_through("B9", 4) == 0
     assert list(store.unledgered()) == [] and store.emptied_streams() == []
+
+
+def test_how_far_each_stream_is_ledgered_is_read_at_once_in_the_logs_order(store: EventStore):
+    """``ledgered_through`` of every stream in one read, as verification with a checkpoint
+    takes it stream by stream beside the log (ids a collation may order otherwise too)."""
+    for stream, n in (("B2", 2), ("b-1", 1), ("B1", 3), ("B_1", 1), ("B2", 1)):
+        append(store, stream, n)
+    streams = [s for s, _ in groupby(store.iter_events(), key=lambda r: r[0].batch_id)]
+    tail = store.ledger_tail()
+    assert tail is not None
+    for pos in range(tail.pos + 1):
+        got = list(store.iter_ledgered_through(pos))
+        assert [s for s, _ in got] == [s for s in streams if store.ledgered_through(s, pos)]
+        assert got == [(s, store.ledgered_through(s, pos)) for s, _ in got]
+    assert list(store.iter_ledgered_through(tail.pos)) == [
+        (s, store.head(s).seq)
+        for s in streams  # type: ignore[union-attr]
+    ]
 
 
 def test_verifications_reads_see_each_forgery_for_what_it_is(backend: Backend, store: EventStore):

@@ -58,6 +58,7 @@ from cmprep.service.kept_rows import (
     BATCH_SEARCHES,
     DEVIATION_SEARCHED,
     DEVIATION_SEARCHES,
+    ByStream,
     Kept,
     StreamedRows,
     kept_by_key,
@@ -197,17 +198,21 @@ class AuditService:
             vouching=vouching,
             collect=collect,
         )
-        # each table read once beside the log, not four reads a batch (StreamedRows)
+        # each table read once beside the log, not four reads a batch (StreamedRows), and
+        # how far the checkpoint vouches for each stream, not one read a stream
         streamed = StreamedRows(store, found.uses) if tables and not only else None
+        through = ByStream(store.iter_ledgered_through(trust)) if trust and not only else None
         for stream, group in groupby(store.iter_events(only), key=_stream_of):
             rows = iter(group)
             first, head = next(rows)
             stored = chain([first], (r for r, _ in rows))
             taken = streamed.take(stream) if streamed is not None else None
+            vouched = through.take(stream) if through is not None else []
+            upto = int(vouched[0][0]) if vouched else None
             if is_system(stream):
-                self._check_system(stream, stored, head, users, found)
+                self._check_system(stream, stored, head, users, found, upto)
             else:
-                self._check_batch(stream, list(stored), head, tables, found, taken)
+                self._check_batch(stream, list(stored), head, tables, found, taken, upto)
             if tables and is_system(stream):  # no batch here: any row under its id is extra
                 found.tables += self._batch_tables(stream, [], found.uses)[0]
         found.breaks += emptied_breaks(store.emptied_streams(only))
@@ -275,16 +280,18 @@ class AuditService:
         tables: bool,
         found: _LogCheck,
         taken: Kept | None = None,
+        upto: int | None = None,
     ) -> None:
         """One batch, its events kept while it is checked: its signatures and its fold
         read all of them. They are parsed only when something reads them: the fold (for
         the query tables) or a signature. TAKEN: its rows as streamed beside the log, if
-        they were; read again by key when their digest is not the one vouched for."""
+        they were; read again by key when their digest is not the one vouched for. UPTO:
+        how far the trusted checkpoint vouches for its seals, if read beside the log."""
         check = check_stream(stream, stored, head)
         found.events += check.events
         found.breaks += check.breaks
         signed = [r.seq for r in stored if is_signed(r)] if check.whole else []
-        after = self._vouched(stream, signed, found)
+        after = self._vouched(stream, signed, found, upto)
         unchecked = bool(signed) and after < signed[-1]
         intact = check.whole and not check.breaks and head is not None
         kept, fold = None, tables
@@ -320,6 +327,7 @@ class AuditService:
         head: Head | None,
         users: list[ev.Event],
         found: _LogCheck,
+        upto: int | None = None,
     ) -> None:
         """One system stream, checked as its events pass (``@security`` grows with every
         refusal); read again, parsed, only when one of its events is signed."""
@@ -327,7 +335,7 @@ class AuditService:
         check = check_stream(stream, read, head)
         found.events += check.events
         found.breaks += check.breaks
-        after = self._vouched(stream, read.signed, found) if check.whole else 0
+        after = self._vouched(stream, read.signed, found, upto) if check.whole else 0
         if check.whole and read.signed and after < read.signed[-1]:
             store = self.ctx.store
             events = (
@@ -337,12 +345,15 @@ class AuditService:
             )
             found.breaks += signature_breaks(stream, events, found.ring, after)
 
-    def _vouched(self, stream: str, signed: list[int], found: _LogCheck) -> int:
+    def _vouched(
+        self, stream: str, signed: list[int], found: _LogCheck, upto: int | None = None
+    ) -> int:
         """The seq up to which STREAM's seals are vouched for by the checkpoint FOUND
-        trusts (0: none), counting the signed events (SIGNED: their seqs) it covers."""
+        trusts (0: none), counting the signed events (SIGNED: their seqs) it covers. UPTO:
+        that seq as read beside the log; else (the stream had no entry there) asked."""
         if not signed or not found.trust:
             return 0
-        after = self.ctx.store.ledgered_through(stream, found.trust)
+        after = upto if upto is not None else self.ctx.store.ledgered_through(stream, found.trust)
         found.vouched += sum(1 for seq in signed if seq <= after)
         return after
 

@@ -58,8 +58,9 @@ def kept_by_key(store: EventStore, batch_id: str, kept_uses: bool) -> Kept:
     )
 
 
-class _Table:
-    """One table's rows of logged batches, in the log's order, taken a batch at a time."""
+class ByStream:
+    """Rows whose first column is a stream, in the log's order of streams (each stream's
+    rows together), taken a stream at a time as the log is read."""
 
     def __init__(self, rows: Iterator[tuple[Any, ...]]) -> None:
         self.rows = rows
@@ -87,11 +88,11 @@ class StreamedRows:
     (``kept_by_key``), so the order can cost time, never a wrong verdict."""
 
     def __init__(self, store: EventStore, kept_uses: bool) -> None:
-        self.batches = _Table(store.iter_logged_rows("batches", (*BATCH_SEARCHED, ROW)))
-        self.deviations = _Table(store.iter_logged_rows("deviations", (*DEVIATION_SEARCHED, ROW)))
-        self.points = _Table(store.iter_logged_rows("qc_points", QC_POINT_COLUMNS))
+        self.batches = ByStream(store.iter_logged_rows("batches", (*BATCH_SEARCHED, ROW)))
+        self.deviations = ByStream(store.iter_logged_rows("deviations", (*DEVIATION_SEARCHED, ROW)))
+        self.points = ByStream(store.iter_logged_rows("qc_points", QC_POINT_COLUMNS))
         self.uses = (
-            _Table(store.iter_logged_rows("lot_uses", LOT_USE_COLUMNS)) if kept_uses else None
+            ByStream(store.iter_logged_rows("lot_uses", LOT_USE_COLUMNS)) if kept_uses else None
         )
 
     def take(self, stream: str) -> Kept:

@@ -331,6 +331,14 @@ class EventStore(Protocol):
         """The ledger entry at position POS, or None when there is none."""
         ...
 
+    def iter_ledgered_through(self, pos: int) -> Iterator[tuple[str, int]]:
+        """(stream, its highest seq whose ledger entry is at position POS or before) for
+        every stream with events and such an entry, ordered by stream exactly as
+        ``iter_events`` orders them, read as the caller iterates: ``ledgered_through`` of
+        every stream in one read (verification with a checkpoint asks it of each stream
+        with a signature; on a server each ask was a round trip)."""
+        ...
+
     def ledgered_through(self, stream: str, pos: int) -> int:
         """The highest seq of STREAM whose ledger entry is at position POS or before (0
         when none is): how much of the stream a checkpoint at POS vouches for. One read

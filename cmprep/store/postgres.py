@@ -797,6 +797,14 @@ class PostgresStore:
         )
         return _entry(rows[0]) if rows else None
 
+    def iter_ledgered_through(self, pos: int) -> Iterator[tuple[str, int]]:
+        return self._stream(
+            "SELECT l.batch_id, MAX(l.seq) FROM ledger l WHERE l.pos <= %s AND EXISTS "
+            "(SELECT 1 FROM events e WHERE e.batch_id = l.batch_id) "
+            "GROUP BY l.batch_id ORDER BY l.batch_id",
+            [pos],
+        )
+
     def ledgered_through(self, stream: str, pos: int) -> int:
         rows = self._all(
             "SELECT MAX(seq) FROM ledger WHERE batch_id = %s AND pos <= %s", (stream, pos)

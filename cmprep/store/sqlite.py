@@ -969,6 +969,15 @@ class SQLiteStore:
         return _row_to_entry(row) if row else None
 
     @_says("read")
+    def iter_ledgered_through(self, pos: int) -> Iterator[tuple[str, int]]:
+        return self._stream(
+            "SELECT l.batch_id, MAX(l.seq) FROM ledger l WHERE l.pos <= ? AND EXISTS "
+            "(SELECT 1 FROM events e WHERE e.batch_id = l.batch_id) "
+            "GROUP BY l.batch_id ORDER BY l.batch_id",
+            [pos],
+        )
+
+    @_says("read")
     def ledgered_through(self, stream: str, pos: int) -> int:
         row = self.conn.execute(
             "SELECT MAX(seq) FROM ledger WHERE batch_id = ? AND pos <= ?", (stream, pos)
