@@ -134,7 +134,10 @@ class VouchedTables:
     def __init__(self) -> None:
         self.keys = array("Q")
         self.entries = bytearray()
-        self.ids: list[str] | None = []  # kept while entries are added, for writing
+        # the ids, kept while entries are added, for writing: their UTF-8 bytes one after
+        # another and where each ends (a list of strings would be about 60 bytes a batch)
+        self.names: bytearray | None = bytearray()
+        self.ends = array("Q")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -145,8 +148,9 @@ class VouchedTables:
         self.entries += _ENTRY.pack(
             vouched.seq, bytes.fromhex(vouched.head), bytes.fromhex(vouched.digest)
         )
-        if self.ids is not None:
-            self.ids.append(batch_id)
+        if self.names is not None:
+            self.names += batch_id.encode("utf-8")
+            self.ends.append(len(self.names))
 
     def get(self, batch_id: str) -> Vouched | None:
         k = _key(batch_id)
@@ -158,17 +162,18 @@ class VouchedTables:
 
     def lines(self) -> Iterator[str]:
         """The list file's lines, sorted by key."""
-        ids = self.ids or []
+        names, ends = self.names or bytearray(), self.ends
         for i in sorted(range(len(self.keys)), key=self.keys.__getitem__):
             seq, head, digest = _ENTRY.unpack_from(self.entries, i * _ENTRY.size)
-            yield f"{self.keys[i]:016x}\t{ids[i]}\t{seq}\t{head.hex()}\t{digest.hex()}\n"
+            name = names[ends[i - 1] if i else 0 : ends[i]].decode("utf-8")
+            yield f"{self.keys[i]:016x}\t{name}\t{seq}\t{head.hex()}\t{digest.hex()}\n"
 
     @classmethod
     def read(cls, lines: Iterable[str]) -> VouchedTables:
         """The list in LINES (as ``lines`` wrote them); ValueError naming the first line
         that is not one, or out of order."""
         found = cls()
-        found.ids = None  # a list read back is only searched
+        found.names = None  # a list read back is only searched
         last = -1
         for n, line in enumerate(lines, 1):
             parts = line.rstrip("\n").split("\t")
