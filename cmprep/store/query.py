@@ -449,3 +449,22 @@ def logged_columns(table: str, columns: tuple[str, ...]) -> bool:
             f"it has {', '.join(kept)}"
         )
     return False
+
+
+def logged_rows_sql(table: str, select: str) -> str:
+    """The query of ``iter_logged_rows``: TABLE's rows (SELECT: the backend's select list)
+    of batches with events, ordered by batch id as ``iter_events`` orders streams; TABLE
+    is checked by ``logged_columns`` first. Portable SQL, one text for every backend."""
+    return (
+        f"SELECT t.batch_id, {select} FROM {table} t WHERE EXISTS "
+        "(SELECT 1 FROM events e WHERE e.batch_id = t.batch_id) ORDER BY t.batch_id"
+    )
+
+
+def ledgered_through_sql(mark: str) -> str:
+    """The query of ``iter_ledgered_through``, MARK being the backend's placeholder."""
+    return (
+        f"SELECT l.batch_id, MAX(l.seq) FROM ledger l WHERE l.pos <= {mark} AND EXISTS "
+        "(SELECT 1 FROM events e WHERE e.batch_id = l.batch_id) "
+        "GROUP BY l.batch_id ORDER BY l.batch_id"
+    )

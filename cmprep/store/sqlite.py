@@ -54,9 +54,11 @@ from cmprep.store.query import (
     QCPointFilter,
     asked_columns,
     id_column,
+    ledgered_through_sql,
     lineage_query,
     lineage_values,
     logged_columns,
+    logged_rows_sql,
     lot_use_values,
     qc_point_values,
     query_values,
@@ -947,11 +949,7 @@ class SQLiteStore:
     @_says("read")
     def iter_logged_rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
         select = _selected(columns) if logged_columns(table, columns) else ", ".join(columns)
-        return self._stream(
-            f"SELECT t.batch_id, {select} FROM {table} t WHERE EXISTS "
-            "(SELECT 1 FROM events e WHERE e.batch_id = t.batch_id) ORDER BY t.batch_id",
-            [],
-        )
+        return self._stream(logged_rows_sql(table, select), [])
 
     @_says("read")
     def unlogged_batches(self) -> list[str]:
@@ -970,12 +968,7 @@ class SQLiteStore:
 
     @_says("read")
     def iter_ledgered_through(self, pos: int) -> Iterator[tuple[str, int]]:
-        return self._stream(
-            "SELECT l.batch_id, MAX(l.seq) FROM ledger l WHERE l.pos <= ? AND EXISTS "
-            "(SELECT 1 FROM events e WHERE e.batch_id = l.batch_id) "
-            "GROUP BY l.batch_id ORDER BY l.batch_id",
-            [pos],
-        )
+        return self._stream(ledgered_through_sql("?"), [pos])
 
     @_says("read")
     def ledgered_through(self, stream: str, pos: int) -> int:
