@@ -533,6 +533,10 @@ class AuditService:
         fails (the new one would launder a rewrite), and when the clock is behind the log.
         The seals before the newest checkpoint that holds are vouched for by it, as in
         ``verify``.
+
+        The password is checked first: a mistyped one is said at once, not after the whole
+        log was read (minutes, for years of batches), and the memory its key derivation
+        takes (scrypt) is given back before the log's check takes its own.
         """
         name = self.gate.person(actor, "anchor")
         folder = self.anchors_folder(to)
@@ -547,6 +551,7 @@ class AuditService:
                 "share mounted?); nothing was signed",
                 hint=Hint("anchor_folder"),
             )
+        signer = self.gate.authenticate(name, password, anchors.MEANING)
         store = self.ctx.store
         head = store.ledger_tail()  # read first: what is signed below was checked below
         checked = self.check_checkpoints(folder)
@@ -585,7 +590,6 @@ class AuditService:
                 f"({newest}); nothing was signed",
                 hint=Hint("check_clock"),
             )
-        signer = self.gate.authenticate(name, password, anchors.MEANING)
         signature = self.gate.signature(
             anchors.MEANING, signer, now, anchors.subject(head.pos), head.hash
         )
