@@ -62,6 +62,35 @@ def test_a_batch_from_start_to_release_on_postgresql_verifies(pg_url, clock):
     assert [r["deviation_id"] for r in svc.quality.deviations()] == ["DEV-0001"]
 
 
+def test_a_step_recorded_while_verify_runs_is_not_said_to_differ(pg_url, clock, monkeypatch):
+    """QA verifies the live server while a technician records: the batch written meanwhile
+    is checked as it stood when the verification began (its events and its rows read in
+    the same moment), not its old log against its new rows; the next verification sees the
+    step. Reading each batch's rows by key, when it was reached, said it differed."""
+    svc = _lab(pg_url, clock)
+    for batch in ("B1", "B2"):
+        svc.batches.start(STANDARD, "alice", batch)
+    clock.advance(minutes=5)
+    bench = Services(open_store(pg_url), clock=clock)  # the technician's terminal
+    bench.gate.prove("alice", PASSWORD, "log in")
+    real = svc.audit._check_batch
+    wrote: list[str] = []
+
+    def meanwhile(stream, *args, **kwargs):
+        if not wrote:  # B1 is being checked: B2's next step is recorded at the bench
+            bench.batches.record("B2", "isolation", GOOD["isolation"], "alice")
+            wrote.append(stream)
+        return real(stream, *args, **kwargs)
+
+    monkeypatch.setattr(svc.audit, "_check_batch", meanwhile)
+    result = svc.audit.verify()
+    assert (wrote, [str(p) for p in result.problems]) == (["B1"], [])
+    monkeypatch.undo()
+    again = svc.audit.verify()
+    assert again.problems == [] and again.checked == result.checked + 1
+    bench.close()
+
+
 def test_a_non_cmprep_postgresql_database_is_refused_untouched(pg_url):
     import psycopg
 
