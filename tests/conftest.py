@@ -251,6 +251,18 @@ def run_to(
         svc.batches.record(batch_id, step.id, GOOD[step.id], "alice")
 
 
+def edit_tables(path: str | Path, *statements: str) -> None:
+    """Run STATEMENTS on the query tables of the SQLite file at PATH behind cmprep's back
+    (one transaction, committed): what verification must then name."""
+    conn = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def forger_connect(path: str | Path) -> sqlite3.Connection:
     """A connection to a cmprep SQLite file as a forger who knows its format opens it: SQL can
     read a packed payload's text with ``unpacked(payload)`` and pack text with

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import GOOD, PASSWORD, STANDARD, forger_connect, run_to
+from conftest import GOOD, PASSWORD, STANDARD, edit_tables, forger_connect, run_to
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -540,10 +540,8 @@ def test_a_checkpoint_vouches_for_the_tables_of_batches_unchanged_since(
     lab.batches.record("B2", "isolation", GOOD["isolation"], "bob")
     result = lab.audit.verify(anchors_dir=str(folder))
     assert (result.problems, folds, result.tables_vouched) == ([], ["B2"], 1)
-    conn = sqlite3.connect(db_path)  # B1's row edited: its digest no longer holds
-    conn.execute("UPDATE batches SET state = 'released' WHERE batch_id = 'B1'")
-    conn.commit()
-    conn.close()
+    # B1's row edited: its digest no longer holds
+    edit_tables(db_path, "UPDATE batches SET state = 'released' WHERE batch_id = 'B1'")
     folds.clear()
     result = lab.audit.verify(anchors_dir=str(folder))
     assert sorted(folds) == ["B1", "B2"] and result.tables_vouched == 0
@@ -641,10 +639,8 @@ def test_with_a_checkpoint_each_table_is_read_once_beside_the_log_not_by_batch(
     result = lab.audit.verify(anchors_dir=str(folder))
     assert (result.problems, result.tables_vouched) == ([], 2)
     assert [k for k in keyed if not k.startswith("@")] == []  # the system streams': no rows
-    conn = sqlite3.connect(db_path)  # B1's row edited: read again by key, folded, named
-    conn.execute("UPDATE batches SET state = 'released' WHERE batch_id = 'B1'")
-    conn.commit()
-    conn.close()
+    # B1's row edited: read again by key, folded, named
+    edit_tables(db_path, "UPDATE batches SET state = 'released' WHERE batch_id = 'B1'")
     keyed.clear()
     result = lab.audit.verify(anchors_dir=str(folder))
     assert [k for k in keyed if not k.startswith("@")] == ["B1"]
@@ -705,11 +701,11 @@ def test_without_a_checkpoint_the_tables_are_streamed_too_and_an_edit_is_read_by
     result = lab.audit.verify()
     assert (result.problems, sorted(folds), result.tables_folded) == ([], ["B1", "B2"], 2)
     assert [k for k in keyed if not k.startswith("@")] == []
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE qc_points SET value = value + 1 WHERE batch_id = 'B1'")
-    conn.execute("UPDATE batches SET state = 'released' WHERE batch_id = 'B2'")
-    conn.commit()
-    conn.close()
+    edit_tables(
+        db_path,
+        "UPDATE qc_points SET value = value + 1 WHERE batch_id = 'B1'",
+        "UPDATE batches SET state = 'released' WHERE batch_id = 'B2'",
+    )
     keyed.clear()
     said = [str(p) for p in lab.audit.verify().problems]
     assert [k for k in keyed if not k.startswith("@")] == ["B1", "B2"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import STANDARD, approve_bundled, present, seed_people, whole_reads
+from conftest import STANDARD, approve_bundled, edit_tables, present, seed_people, whole_reads
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -438,12 +438,11 @@ def test_the_materials_register_is_what_the_log_folds_to_and_a_changed_row_is_na
     made = [r["lot"] for r in lab.store.registered_rows("material", batch_id="B1")]
     assert made == ["F1", "H1", "K1"]  # by the batch's index
     assert [m.lot for m in lab.lineage.made_in("B1")] == ["H1", "F1", "K1"]  # as made
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE materials SET data = json_set(data, '$.remaining', '500') "
-                 "WHERE lot = 'K1'")  # fmt: skip
-    conn.execute("DELETE FROM materials WHERE lot = 'H1'")
-    conn.commit()
-    conn.close()
+    edit_tables(
+        db_path,
+        "UPDATE materials SET data = json_set(data, '$.remaining', '500') WHERE lot = 'K1'",
+        "DELETE FROM materials WHERE lot = 'H1'",
+    )
     said = [f"{p.label} {p}" for p in lab.audit.verify().problems]
     assert said == [
         "DIFFERS materials table, H1: missing from the table; the log has it",

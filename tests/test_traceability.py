@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import GOOD, STANDARD, run_to, whole_reads
+from conftest import GOOD, STANDARD, edit_tables, run_to, whole_reads
 
 from cmprep.errors import NotFound, Refused
 
@@ -203,14 +203,13 @@ def test_an_upgraded_database_finds_its_lots_and_instruments_from_the_streams_un
     assert [r["lot"] for r in again.store.registered_rows("lot")] == ["FBS-1", "FBS-OLD"]
     ids = [r["id"] for r in again.store.registered_rows("instrument")]
     assert ids == ["CF-02", "CF-OLD", "INC-1"]
-    conn = sqlite3.connect(db_path)
-    conn.execute("UPDATE lots SET data = json_set(data, '$.expiry', '2099-12-31') "
-                 "WHERE lot = 'FBS-OLD'")  # fmt: skip
-    conn.execute("DELETE FROM lots WHERE lot = 'FBS-1'")
-    conn.execute("UPDATE instruments SET data = json_set(data, '$.calibration_due', "
-                 "'2099-01-01') WHERE id = 'CF-OLD'")  # fmt: skip
-    conn.commit()
-    conn.close()
+    edit_tables(
+        db_path,
+        "UPDATE lots SET data = json_set(data, '$.expiry', '2099-12-31') WHERE lot = 'FBS-OLD'",
+        "DELETE FROM lots WHERE lot = 'FBS-1'",
+        "UPDATE instruments SET data = json_set(data, '$.calibration_due', '2099-01-01') "
+        "WHERE id = 'CF-OLD'",
+    )
     said = [f"{p.label} {p}" for p in again.audit.verify().problems]
     assert said == [
         "DIFFERS lots table, FBS-1: missing from the table; the log has it",
