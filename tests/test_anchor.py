@@ -657,7 +657,9 @@ def test_rows_streamed_out_of_the_logs_order_cost_reads_never_a_verdict(
     _anchor(lab, clock, folder)
     real = lab.store.iter_logged_rows
     monkeypatch.setattr(
-        lab.store, "iter_logged_rows", lambda table, columns: reversed(list(real(table, columns)))
+        lab.store,
+        "iter_logged_rows",
+        lambda table, columns, span=None: reversed(list(real(table, columns, span))),
     )
     keyed.clear()
     folds.clear()
@@ -686,7 +688,9 @@ def test_how_far_the_checkpoint_vouches_for_each_stream_is_read_once_beside_the_
     assert (result.problems, asked) == ([], []) and result.vouched > 0
     streamed = lab.store.iter_ledgered_through
     monkeypatch.setattr(
-        lab.store, "iter_ledgered_through", lambda pos: reversed(list(streamed(pos)))
+        lab.store,
+        "iter_ledgered_through",
+        lambda pos, span=None: reversed(list(streamed(pos, span))),
     )
     again = lab.audit.verify(anchors_dir=str(folder))
     assert (again.problems, again.vouched) == ([], result.vouched) and asked
@@ -716,7 +720,9 @@ def test_without_a_checkpoint_the_tables_are_streamed_too_and_an_edit_is_read_by
     )
     real = lab.store.iter_logged_rows
     monkeypatch.setattr(
-        lab.store, "iter_logged_rows", lambda table, columns: reversed(list(real(table, columns)))
+        lab.store,
+        "iter_logged_rows",
+        lambda table, columns, span=None: reversed(list(real(table, columns, span))),
     )
     assert [str(p) for p in lab.audit.verify().problems] == said
 

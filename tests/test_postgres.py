@@ -62,6 +62,51 @@ def test_a_batch_from_start_to_release_on_postgresql_verifies(pg_url, clock):
     assert [r["deviation_id"] for r in svc.quality.deviations()] == ["DEV-0001"]
 
 
+def test_a_verification_in_parts_on_postgresql_says_what_one_process_says(
+    pg_url, clock, monkeypatch
+):
+    """Each part's process reads the server through connections of its own; the parent's
+    connection is left alone (it still works after), and the verdict is one process's."""
+    import threading
+
+    from cmprep.service import log_parts
+
+    svc = _lab(pg_url, clock)
+    _a_released_batch(svc, clock)
+    for batch in ("B2", "B3", "B4"):
+        svc.batches.start(STANDARD, "alice", batch)
+        run_to(svc, clock, batch, stop_before="filtration")
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a query table edited behind its back
+        conn.execute("UPDATE batches SET state = 'released' WHERE batch_id = 'B3'")
+    assert threading.active_count() == 1
+    monkeypatch.setattr(log_parts, "PARTS_FROM", 0)
+    monkeypatch.setattr(log_parts, "processes", lambda: 1)
+    alone = svc.audit.verify()
+    monkeypatch.setattr(log_parts, "processes", lambda: 3)
+    from cmprep.service.audit import AuditService
+
+    real, here = AuditService._part, []
+
+    def part(self, span, *args, **kwargs):  # called here only for a child that failed
+        here.append(kwargs.get("here", False))
+        return real(self, span, *args, **kwargs)
+
+    monkeypatch.setattr(AuditService, "_part", part)
+    split = svc.audit.verify()
+    assert here == []  # every child sent its part back
+    said = [str(p) for p in split.problems]
+    assert (split.parts, said, split.checked) == (
+        3,
+        [str(p) for p in alone.problems],
+        alone.checked,
+    )
+    assert len(said) == 1 and said[0].startswith("batches table, B3: a search by state")
+    svc.batches.record("B4", "filtration", GOOD["filtration"], "alice")  # the parent's store
+    assert svc.batches.batch("B4").steps["filtration"].status == "done"
+
+
 def test_a_step_recorded_while_verify_runs_is_not_said_to_differ(pg_url, clock, monkeypatch):
     """QA verifies the live server while a technician records: the batch written meanwhile
     is checked as it stood when the verification began (its events and its rows read in

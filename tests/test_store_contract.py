@@ -14,7 +14,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import groupby, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -1260,6 +1260,59 @@ def test_rows_of_logged_batches_stream_grouped_in_the_logs_order_of_streams(
             assert sorted(map(repr, mine)) == sorted(map(repr, by_key(b))), (table, b)
         expected = {"batches": 8, "deviations": 8, "qc_points": 6, "lot_uses": 6}[table]
         assert len(ids) == expected, table
+
+
+def test_a_log_cut_into_spans_gives_each_stream_in_exactly_one(projections: EventStore):
+    """What a verification in parts reads (``service.log_parts``): the streams at given
+    places of the log, and each read kept within a span between them. Every span's reads
+    put one after another are the whole log's reads, in order, whatever the collation
+    makes of the ids; a cut never falls inside a stream."""
+    odd = ["b-2", "B_10", "B-10", "B10", "a1", "Ä1"]
+    with projections.writing("__more__", 0) as unit:
+        for b in odd:
+            unit.put_batch(batch_row(b))
+            unit.put_qc_points(b, [point_row(b, "qc", "vegf")])
+    for b in ("B2", "B1", "@users", *reversed(odd)):
+        append(projections, b, 3)
+    whole = list(projections.iter_events())
+    streams = [s for s, _ in groupby(r.batch_id for r, _ in whole)]
+    places = list(range(-1, len(whole) + 2))
+    at = projections.streams_at(places)
+    assert at == [whole[max(p, 0)][0].batch_id if p < len(whole) else None for p in places]
+    tail = projections.ledger_tail()
+    assert tail is not None
+    for marks in ([], ["B1"], [streams[2], streams[5]], streams[1:], [streams[-1]]):
+        bounds = [None, *marks, None]
+        spans = list(pairwise(bounds))
+        parts = [list(projections.iter_events(span=span)) for span in spans]
+        assert [r for part in parts for r in part] == whole, marks
+        for table, columns in (("batches", ("state",)), ("qc_points", QC_POINT_COLUMNS)):
+            rows = [list(projections.iter_logged_rows(table, columns, span)) for span in spans]
+            assert [r for part in rows for r in part] == list(
+                projections.iter_logged_rows(table, columns)
+            ), (table, marks)
+        for pos in (1, tail.pos // 2, tail.pos):
+            through = [list(projections.iter_ledgered_through(pos, span)) for span in spans]
+            assert [r for part in through for r in part] == list(
+                projections.iter_ledgered_through(pos)
+            )
+    # one stream, within a span or not
+    assert list(projections.iter_events("B1", ("B1", None))) == list(projections.iter_events("B1"))
+    assert list(projections.iter_events("B1", ("B2", None))) == []
+
+
+def test_a_store_reopened_reads_the_same_database_on_connections_of_its_own(store: EventStore):
+    """What a process checking a part of the log reads with: the same events, and closing
+    it leaves the store it came from working."""
+    append(store, "B1", 2)
+    other = store.reopened()
+    try:
+        assert list(other.iter_events()) == list(store.iter_events())
+        append(store, "B1", 1)
+        assert [r.seq for r, _ in other.iter_events("B1")] == [1, 2, 3]
+    finally:
+        other.close()
+    assert [e.seq for e in store.events("B1")] == [1, 2, 3]
 
 
 @pytest.mark.parametrize(

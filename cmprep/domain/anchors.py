@@ -152,6 +152,16 @@ class VouchedTables:
             self.names += batch_id.encode("utf-8")
             self.ends.append(len(self.names))
 
+    def extend(self, other: VouchedTables) -> None:
+        """OTHER's entries after these (what a part of the log checked in another process
+        found, ``service.log_parts``)."""
+        self.keys.extend(other.keys)
+        self.entries += other.entries
+        if self.names is not None and other.names is not None:
+            start = len(self.names)
+            self.names += other.names
+            self.ends.extend(start + end for end in other.ends)
+
     def get(self, batch_id: str) -> Vouched | None:
         k = _key(batch_id)
         i = bisect_left(self.keys, k)

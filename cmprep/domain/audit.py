@@ -188,6 +188,7 @@ class Verification(NamedTuple):
     vouched_by: str | None = None  # the file of the newest checkpoint that holds, if trusted
     tables_vouched: int = 0  # batches whose rows it vouched for (their logs not folded)
     tables_folded: int = 0  # batches whose rows were compared with their log's fold
+    parts: int = 1  # the processes the log's streams were checked in (service.log_parts)
 
 
 def rows_digest(*tables: Iterable[Any]) -> str:

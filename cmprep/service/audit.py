@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from itertools import chain, groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cmprep import events as ev
 from cmprep.domain import anchors, ids, lineage, people, qc_points, uses
@@ -50,7 +51,7 @@ from cmprep.domain.settings import SETTINGS_STREAM
 from cmprep.domain.signatures import seal_problem
 from cmprep.errors import ClockBehind, CorruptLog, Hint, NotFound, Refused
 from cmprep.events import Event
-from cmprep.service import report
+from cmprep.service import log_parts, report
 from cmprep.service.access import Gate
 from cmprep.service.context import Context
 from cmprep.service.kept_rows import (
@@ -69,6 +70,7 @@ from cmprep.store.query import (
     ROW,
     DeviationFilter,
     Projected,
+    Span,
     register_of,
 )
 
@@ -167,6 +169,7 @@ class AuditService:
             vouched_by=trusted.file_name if trusted else None,
             tables_vouched=log.tables_vouched,
             tables_folded=log.tables_folded,
+            parts=log.parts,
         )
 
     def _check_log(
@@ -198,11 +201,54 @@ class AuditService:
             vouching=vouching,
             collect=collect,
         )
+        tail = store.ledger_tail() if only is None else None
+        spans = log_parts.spans(store, tail.pos) if tail is not None else [None]
+        # the spans after the first each in a process of its own (``log_parts``), started
+        # before this one checks the first span and walks the ledger
+        children = [
+            log_parts.Forked(partial(self._part, span, tables, users, found)) for span in spans[1:]
+        ]
+        try:
+            self._check_streams(found, only, spans[0], tables, users)
+            breaks = emptied_breaks(store.emptied_streams(only))
+            breaks += ledger_breaks(store.iter_ledger(only), self._hash_at if only else None)
+            breaks += unledgered_breaks(store.unledgered(only))
+            diffs: list[TableDiff] = []
+            if tables and only is None:  # rows of batches the log does not have at all
+                for batch_id in store.unlogged_batches():
+                    diffs += self._batch_tables(batch_id, [], found.uses)[0]
+                diffs += lineage_differences(self._logged_edges(), store.iter_lineage_edges())
+                diffs += self._register_tables()
+            for span, child in zip(spans[1:], children, strict=True):
+                # what a child found, in the order of the spans; one that failed: here
+                found.add(child.result() or self._part(span, tables, users, found, here=True))
+        finally:
+            for child in children:
+                child.stop()
+        found.parts = len(spans)
+        found.breaks += breaks
+        found.tables += diffs
+        return found
+
+    def _check_streams(
+        self,
+        found: _LogCheck,
+        only: str | None,
+        span: Span | None,
+        tables: bool,
+        users: list[Event],
+    ) -> None:
+        """Each stream of the log (ONLY, or those within SPAN), one at a time, each done
+        with before the next is read: its chain, head and seals, and (with TABLES) its
+        batch's query-table rows, noted in FOUND."""
+        store = self.ctx.store
         # each table read once beside the log, not four reads a batch (StreamedRows), and
         # how far the checkpoint vouches for each stream, not one read a stream
-        streamed = StreamedRows(store, found.uses) if tables and not only else None
-        through = ByStream(store.iter_ledgered_through(trust)) if trust and not only else None
-        for stream, group in groupby(store.iter_events(only), key=_stream_of):
+        streamed = StreamedRows(store, found.uses, span) if tables and not only else None
+        trust = found.trust
+        through = ByStream(store.iter_ledgered_through(trust, span)) if trust and not only else None
+        log = store.iter_events(only) if span is None else store.iter_events(span=span)
+        for stream, group in groupby(log, key=_stream_of):
             rows = iter(group)
             first, head = next(rows)
             stored = chain([first], (r for r, _ in rows))
@@ -215,15 +261,44 @@ class AuditService:
                 self._check_batch(stream, list(stored), head, tables, found, taken, upto)
             if tables and is_system(stream):  # no batch here: any row under its id is extra
                 found.tables += self._batch_tables(stream, [], found.uses)[0]
-        found.breaks += emptied_breaks(store.emptied_streams(only))
-        found.breaks += ledger_breaks(store.iter_ledger(only), self._hash_at if only else None)
-        found.breaks += unledgered_breaks(store.unledgered(only))
-        if tables and only is None:  # rows of batches the log does not have at all
-            for batch_id in store.unlogged_batches():
-                found.tables += self._batch_tables(batch_id, [], found.uses)[0]
-            found.tables += lineage_differences(self._logged_edges(), store.iter_lineage_edges())
-            found.tables += self._register_tables()
-        return found
+
+    def _part(
+        self,
+        span: Span | None,
+        tables: bool,
+        users: list[Event],
+        like: _LogCheck,
+        here: bool = False,
+    ) -> _Part:
+        """The streams within SPAN checked as ``_check_streams`` does, for a verification
+        made in parts (LIKE: what every part shares). In a forked child (not HERE) through
+        a store of its own: the parent's connection is kept open, untouched, until the
+        child ends, so nothing of it is closed under the parent."""
+        parents = self.ctx.store
+        if not here:
+            self.ctx.store = parents.reopened()
+        found = _LogCheck(
+            ring=like.ring,
+            trust=like.trust,
+            uses=like.uses,
+            vouching=like.vouching,
+            collect=anchors.VouchedTables() if like.collect is not None else None,
+        )
+        try:
+            self._check_streams(found, None, span, tables, users)
+        finally:
+            if not here:  # the parent's store back in place: never collected (and closed)
+                self.ctx.store.close()
+                self.ctx.store = parents
+        return _Part(
+            found.events,
+            found.vouched,
+            found.breaks,
+            found.tables,
+            found.tables_vouched,
+            found.tables_folded,
+            found.collect,
+        )
 
     def _register_tables(self) -> list[TableDiff]:
         """The lots, instruments and materials registers (what a step naming one, or a
@@ -691,6 +766,31 @@ class _LogCheck:
     collect: anchors.VouchedTables | None = None  # what an anchor will vouch for
     tables_vouched: int = 0  # batches not folded: their head and rows as vouched for
     tables_folded: int = 0  # batches folded and compared
+    parts: int = 1  # the processes the streams were checked in (``log_parts``)
+
+    def add(self, part: _Part) -> None:
+        """What a part of the log found (``AuditService._part``), after what this has."""
+        self.events += part.events
+        self.vouched += part.vouched
+        self.breaks += part.breaks
+        self.tables += part.tables
+        self.tables_vouched += part.tables_vouched
+        self.tables_folded += part.tables_folded
+        if self.collect is not None and part.collect is not None:
+            self.collect.extend(part.collect)
+
+
+class _Part(NamedTuple):
+    """What one part of the log found, as a forked child sends it back (no key ring, no
+    checkpoint list: the parent has both)."""
+
+    events: int
+    vouched: int
+    breaks: list[Break]
+    tables: list[TableDiff]
+    tables_vouched: int
+    tables_folded: int
+    collect: anchors.VouchedTables | None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from cmprep.store.query import (
     BatchFilter,
     DeviationFilter,
     QCPointFilter,
+    Span,
 )
 
 # the columns a list or a report searches by, checked beside each stored row
@@ -80,20 +81,22 @@ class ByStream:
 class StreamedRows:
     """Every logged batch's rows, each table read once, taken batch by batch in the order
     ``iter_events`` gives the streams (every stream taken, in that order, even one whose
-    rows are not wanted: a table does not pass a batch it was not asked for).
+    rows are not wanted: a table does not pass a batch it was not asked for). With SPAN,
+    only the batches within it (a part of the log: ``log_parts``).
 
     The store gives each table in the same order of ids as the log (its contract), so the
     rows taken are the batch's own. Should that ever not hold, a batch is only handed no
     rows: its digest then disagrees and the caller reads it again by key
     (``kept_by_key``), so the order can cost time, never a wrong verdict."""
 
-    def __init__(self, store: EventStore, kept_uses: bool) -> None:
-        self.batches = ByStream(store.iter_logged_rows("batches", (*BATCH_SEARCHED, ROW)))
-        self.deviations = ByStream(store.iter_logged_rows("deviations", (*DEVIATION_SEARCHED, ROW)))
-        self.points = ByStream(store.iter_logged_rows("qc_points", QC_POINT_COLUMNS))
-        self.uses = (
-            ByStream(store.iter_logged_rows("lot_uses", LOT_USE_COLUMNS)) if kept_uses else None
-        )
+    def __init__(self, store: EventStore, kept_uses: bool, span: Span | None = None) -> None:
+        def rows(table: str, columns: tuple[str, ...]) -> ByStream:
+            return ByStream(store.iter_logged_rows(table, columns, span))
+
+        self.batches = rows("batches", (*BATCH_SEARCHED, ROW))
+        self.deviations = rows("deviations", (*DEVIATION_SEARCHED, ROW))
+        self.points = rows("qc_points", QC_POINT_COLUMNS)
+        self.uses = rows("lot_uses", LOT_USE_COLUMNS) if kept_uses else None
 
     def take(self, stream: str) -> Kept:
         """STREAM's rows, as ``kept_by_key`` reads them."""

@@ -25,7 +25,14 @@ from typing import Any, Protocol, runtime_checkable
 from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent
 from cmprep.store.chain import Head, KeyUse
-from cmprep.store.query import BatchFilter, DeviationFilter, Group, Projected, QCPointFilter
+from cmprep.store.query import (
+    BatchFilter,
+    DeviationFilter,
+    Group,
+    Projected,
+    QCPointFilter,
+    Span,
+)
 
 
 @runtime_checkable
@@ -273,9 +280,12 @@ class EventStore(Protocol):
     # each also takes one stream (`audit verify BATCH`), read through the (stream, seq) keys
     # without touching any other stream's rows.
 
-    def iter_events(self, stream: str | None = None) -> Iterator[tuple[StoredEvent, Head | None]]:
-        """Every event (or STREAM's) as stored, ordered by stream then seq, each with the
-        head recorded for its stream (None when none is), read as the caller iterates.
+    def iter_events(
+        self, stream: str | None = None, span: Span | None = None
+    ) -> Iterator[tuple[StoredEvent, Head | None]]:
+        """Every event (or STREAM's; or, with SPAN, those of the streams within it) as
+        stored, ordered by stream then seq, each with the head recorded for its stream
+        (None when none is), read as the caller iterates.
 
         The payload is the text stored, which the write path keeps as
         ``events.canonical_json(payload)``, unchanged, so ``StoredEvent.body()`` is the
@@ -307,9 +317,12 @@ class EventStore(Protocol):
         by stream then seq: events slipped in behind the ledger's back."""
         ...
 
-    def iter_logged_rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    def iter_logged_rows(
+        self, table: str, columns: tuple[str, ...], span: Span | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         """Every row of the query table TABLE (one of ``query.BATCH_TABLES``) whose batch
-        has events in the log, as (its batch id, *COLUMNS), ordered by batch id exactly as
+        has events in the log (and, with SPAN, is within it), as (its batch id, *COLUMNS),
+        ordered by batch id exactly as
         ``iter_events`` orders its streams (by the database's own comparison of ids, the
         same column type and collation), read as the caller iterates.
 
@@ -331,12 +344,27 @@ class EventStore(Protocol):
         """The ledger entry at position POS, or None when there is none."""
         ...
 
-    def iter_ledgered_through(self, pos: int) -> Iterator[tuple[str, int]]:
+    def iter_ledgered_through(
+        self, pos: int, span: Span | None = None
+    ) -> Iterator[tuple[str, int]]:
         """(stream, its highest seq whose ledger entry is at position POS or before) for
-        every stream with events and such an entry, ordered by stream exactly as
+        every stream with events and such an entry (within SPAN, if given), ordered by
+        stream exactly as
         ``iter_events`` orders them, read as the caller iterates: ``ledgered_through`` of
         every stream in one read (verification with a checkpoint asks it of each stream
         with a signature; on a server each ask was a round trip)."""
+        ...
+
+    def streams_at(self, places: list[int]) -> list[str | None]:
+        """The stream of the event at each of PLACES (how many events come before it) in
+        ``iter_events``' order, None past the last: where a verification in parts cuts the
+        log (``query.Span``), so that each part holds about its share of the events."""
+        ...
+
+    def reopened(self) -> EventStore:
+        """Another store on the same database, on connections of its own: what a process
+        forked to check a part of the log reads with (a connection is never used on both
+        sides of a fork). It is opened as this one was, read-only if this one is."""
         ...
 
     def ledgered_through(self, stream: str, pos: int) -> int:

@@ -61,6 +61,7 @@ from cmprep.store.query import (
     Group,
     Projected,
     QCPointFilter,
+    Span,
     asked_columns,
     id_column,
     ledgered_through_sql,
@@ -69,12 +70,14 @@ from cmprep.store.query import (
     logged_columns,
     logged_rows_sql,
     lot_use_values,
+    part_mark_sql,
     qc_point_values,
     query_values,
     register_columns,
     register_field,
     register_of,
     register_values,
+    span_sql,
 )
 
 NOTIFY_CHANNEL = "cmprep_events"
@@ -732,8 +735,13 @@ class PostgresStore:
         return rows
 
     # --- verification, read as a stream --------------------------------------------------
-    def iter_events(self, stream: str | None = None) -> Iterator[tuple[StoredEvent, Head | None]]:
-        where, args = ("WHERE e.batch_id = %s ", [stream]) if stream is not None else ("", [])
+    def iter_events(
+        self, stream: str | None = None, span: Span | None = None
+    ) -> Iterator[tuple[StoredEvent, Head | None]]:
+        within, args = span_sql("e.batch_id", span, "%s")
+        if stream is not None:
+            within, args = f"{within} AND e.batch_id = %s", [*args, stream]
+        where = f"WHERE {within.removeprefix(' AND ')} " if within else ""
         rows = self._stream(
             "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
             "e.reason, e.payload, e.prev_hash, e.hash, h.seq, h.hash FROM events e "
@@ -776,9 +784,12 @@ class PostgresStore:
         )
         return ((r[0], r[1]) for r in rows)
 
-    def iter_logged_rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    def iter_logged_rows(
+        self, table: str, columns: tuple[str, ...], span: Span | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         select = _selected(columns) if logged_columns(table, columns) else ", ".join(columns)
-        return self._stream(logged_rows_sql(table, select), [])
+        within, args = span_sql("t.batch_id", span, "%s")
+        return self._stream(logged_rows_sql(table, select, within), args)
 
     def unlogged_batches(self) -> list[str]:
         rows = self._all(
@@ -795,8 +806,21 @@ class PostgresStore:
         )
         return _entry(rows[0]) if rows else None
 
-    def iter_ledgered_through(self, pos: int) -> Iterator[tuple[str, int]]:
-        return self._stream(ledgered_through_sql("%s"), [pos])
+    def iter_ledgered_through(
+        self, pos: int, span: Span | None = None
+    ) -> Iterator[tuple[str, int]]:
+        within, args = span_sql("l.batch_id", span, "%s")
+        return self._stream(ledgered_through_sql("%s", within), [pos, *args])
+
+    def streams_at(self, places: list[int]) -> list[str | None]:
+        found = []
+        for place in places:
+            rows = self._all(part_mark_sql("%s"), (max(place, 0),))
+            found.append(str(rows[0][0]) if rows else None)
+        return found
+
+    def reopened(self) -> PostgresStore:
+        return PostgresStore(self.url)
 
     def ledgered_through(self, stream: str, pos: int) -> int:
         rows = self._all(

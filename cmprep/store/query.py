@@ -451,20 +451,59 @@ def logged_columns(table: str, columns: tuple[str, ...]) -> bool:
     return False
 
 
-def logged_rows_sql(table: str, select: str) -> str:
+# A part of the log, for a verification made in parts (one process each): the streams
+# from the first id (included) to the stop id (excluded), in the database's own order of
+# ids, the order ``iter_events`` gives them in; None leaves that end open.
+Span = tuple[str | None, str | None]
+
+
+def span_sql(column: str, span: Span | None, mark: str) -> tuple[str, list[str]]:
+    """The condition (`` AND ...``, or nothing) keeping COLUMN within SPAN, and its
+    arguments; MARK is the backend's placeholder. The comparison is the column's own, so
+    a part holds exactly the streams ``iter_events`` gives between its ends."""
+    if span is None:
+        return "", []
+    first, stop = span
+    kept = [(">=", first), ("<", stop)]
+    return (
+        "".join(f" AND {column} {op} {mark}" for op, end in kept if end is not None),
+        [end for _, end in kept if end is not None],
+    )
+
+
+def logged_rows_sql(table: str, select: str, within: str = "") -> str:
     """The query of ``iter_logged_rows``: TABLE's rows (SELECT: the backend's select list)
     of batches with events, ordered by batch id as ``iter_events`` orders streams; TABLE
-    is checked by ``logged_columns`` first. Portable SQL, one text for every backend."""
+    is checked by ``logged_columns`` first. WITHIN: a part's condition on ``t.batch_id``
+    (``span_sql``). Portable SQL, one text for every backend."""
     return (
         f"SELECT t.batch_id, {select} FROM {table} t WHERE EXISTS "
-        "(SELECT 1 FROM events e WHERE e.batch_id = t.batch_id) ORDER BY t.batch_id"
+        f"(SELECT 1 FROM events e WHERE e.batch_id = t.batch_id){within} ORDER BY t.batch_id"
     )
 
 
-def ledgered_through_sql(mark: str) -> str:
-    """The query of ``iter_ledgered_through``, MARK being the backend's placeholder."""
+def ledgered_through_sql(mark: str, within: str = "") -> str:
+    """The query of ``iter_ledgered_through``, MARK being the backend's placeholder and
+    WITHIN a part's condition on ``l.batch_id``."""
     return (
         f"SELECT l.batch_id, MAX(l.seq) FROM ledger l WHERE l.pos <= {mark} AND EXISTS "
-        "(SELECT 1 FROM events e WHERE e.batch_id = l.batch_id) "
+        f"(SELECT 1 FROM events e WHERE e.batch_id = l.batch_id){within} "
         "GROUP BY l.batch_id ORDER BY l.batch_id"
     )
+
+
+def part_mark_sql(mark: str) -> str:
+    """The stream of the event at a given place (MARK: the backend's placeholder for the
+    number of events before it) in ``iter_events``' order: where a part of the log is cut.
+    An index-only walk of the events' key."""
+    return f"SELECT batch_id FROM events ORDER BY batch_id, seq LIMIT 1 OFFSET {mark}"
+
+
+def part_marks(found: list[str | None]) -> list[str]:
+    """The cuts between parts, from the streams FOUND at each place (None: past the end):
+    each once, in order, so no part is empty by being cut twice at one stream."""
+    marks: list[str] = []
+    for mark in found:
+        if mark is not None and mark not in marks:
+            marks.append(mark)
+    return marks

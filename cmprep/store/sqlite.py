@@ -52,6 +52,7 @@ from cmprep.store.query import (
     Group,
     Projected,
     QCPointFilter,
+    Span,
     asked_columns,
     id_column,
     ledgered_through_sql,
@@ -60,12 +61,14 @@ from cmprep.store.query import (
     logged_columns,
     logged_rows_sql,
     lot_use_values,
+    part_mark_sql,
     qc_point_values,
     query_values,
     register_columns,
     register_field,
     register_of,
     register_values,
+    span_sql,
 )
 
 SCHEMA_VERSION = 10  # 2: sessions, login_failures, a database id; 3: qc_points;
@@ -601,6 +604,7 @@ class SQLiteStore:
     def __init__(self, path: Path | str, *, timeout: float = 10.0, create: bool = False):
         self.path = Path(path)
         self.create = create
+        self.timeout = timeout
         if not create and not self.path.exists():
             raise StoreError(
                 f"no database at {self.path}; nothing was created",
@@ -900,8 +904,13 @@ class SQLiteStore:
     # Each runs its query when called (a damaged file is said then) and fetches as the
     # caller iterates (a page damaged further on is said when reached).
     @_says("read")
-    def iter_events(self, stream: str | None = None) -> Iterator[tuple[StoredEvent, Head | None]]:
-        where, args = ("WHERE e.batch_id = ? ", [stream]) if stream is not None else ("", [])
+    def iter_events(
+        self, stream: str | None = None, span: Span | None = None
+    ) -> Iterator[tuple[StoredEvent, Head | None]]:
+        within, args = span_sql("e.batch_id", span, "?")
+        if stream is not None:
+            within, args = f"{within} AND e.batch_id = ?", [*args, stream]
+        where = f"WHERE {within.removeprefix(' AND ')} " if within else ""
         rows = self._stream(
             "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
             f"e.reason, {_PAYLOAD}, e.prev_hash, e.hash, h.seq, h.hash FROM events e "
@@ -947,9 +956,12 @@ class SQLiteStore:
         return ((r[0], r[1]) for r in rows)
 
     @_says("read")
-    def iter_logged_rows(self, table: str, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    def iter_logged_rows(
+        self, table: str, columns: tuple[str, ...], span: Span | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         select = _selected(columns) if logged_columns(table, columns) else ", ".join(columns)
-        return self._stream(logged_rows_sql(table, select), [])
+        within, args = span_sql("t.batch_id", span, "?")
+        return self._stream(logged_rows_sql(table, select, within), args)
 
     @_says("read")
     def unlogged_batches(self) -> list[str]:
@@ -967,8 +979,22 @@ class SQLiteStore:
         return _row_to_entry(row) if row else None
 
     @_says("read")
-    def iter_ledgered_through(self, pos: int) -> Iterator[tuple[str, int]]:
-        return self._stream(ledgered_through_sql("?"), [pos])
+    def iter_ledgered_through(
+        self, pos: int, span: Span | None = None
+    ) -> Iterator[tuple[str, int]]:
+        within, args = span_sql("l.batch_id", span, "?")
+        return self._stream(ledgered_through_sql("?", within), [pos, *args])
+
+    @_says("read")
+    def streams_at(self, places: list[int]) -> list[str | None]:
+        found = []
+        for place in places:
+            row = self.conn.execute(part_mark_sql("?"), (max(place, 0),)).fetchone()
+            found.append(None if row is None else str(row[0]))
+        return found
+
+    def reopened(self) -> SQLiteStore:
+        return SQLiteStore(self.path, timeout=self.timeout)
 
     @_says("read")
     def ledgered_through(self, stream: str, pos: int) -> int:
