@@ -21,10 +21,15 @@ release is signed). The hash part alone is printed too ("hash floor"). Beside th
 - audit verify anchored: the same with a checkpoint of the ledger's head (signed by the
   QA person with `audit anchor`, in a folder beside the database): the seals it vouches
   for are not checked again, nor the batches whose tables it lists folded again;
+- verify / anchored, 1 process: the two above with the log checked in one process, as a
+  machine with one processor does (``service.log_parts``: a log of 40,000 events or more
+  is otherwise cut into parts, one process per processor, up to four);
 - audit verify BATCH: one batch (the first), whatever the size of the log.
 
-Each runs in a process of its own, so its peak RSS (``resource.getrusage``) is its own; the
-rounds are interleaved and each line gives the minimum and the median. The bench mix's
+Each runs in a process of its own, so its peak RSS (``resource.getrusage``) is its own;
+the processes forked for parts of the log are given apart (the largest one's peak). The
+rounds are interleaved and each line gives the median rate and the best. The floors are
+one process each. The bench mix's
 copied batches carry signatures made again for each copy (see generate.py), so its log
 has nothing to report; the problems found are printed, not judged. A synthetic log
 (``--events``) is batches of small events written straight through the store's units,
@@ -54,6 +59,8 @@ KINDS = (
     "log checks anchored",
     "audit verify",
     "audit verify anchored",
+    "verify, 1 process",
+    "anchored, 1 process",
     "audit verify BATCH",
 )
 
@@ -110,11 +117,13 @@ def _first_batch(db: Path) -> str:
 
 def child(kind: str, db: Path) -> dict[str, Any]:
     """Run one measurement in this process; what it read, how long, the peak RSS."""
-    from cmprep.service import Services
+    from cmprep.service import Services, log_parts
     from cmprep.store.sqlite import SQLiteStore
 
+    PARTS_FROM, ALONE = log_parts.PARTS_FROM, 10**15
     svc = Services(SQLiteStore(db))
     batch = _first_batch(db)
+    parts = 1
     if not kind.endswith("floor"):  # imports and protocols: once per process, not per event
         svc.audit.verify(batch)
     problems = 0
@@ -125,24 +134,35 @@ def child(kind: str, db: Path) -> dict[str, Any]:
         events = _floor(db, seals=False)
     elif kind == "log checks":
         found = svc.audit._check_log(None, tables=False)  # the log's own proof
-        events, problems = found.events, len(found.breaks)
+        events, problems, parts = found.events, len(found.breaks), found.parts
     elif kind == "log checks anchored":
         trusted = svc.audit.check_checkpoints(_anchors(db)).trusted
         assert trusted is not None, "the bench's checkpoint does not hold"
         found = svc.audit._check_log(None, tables=False, trust=trusted.position)
-        events, problems = found.events, len(found.breaks)
-    elif kind == "audit verify":
+        events, problems, parts = found.events, len(found.breaks), found.parts
+    elif kind in ("audit verify", "verify, 1 process"):
+        log_parts.PARTS_FROM = PARTS_FROM if kind == "audit verify" else ALONE
         result = svc.audit.verify()
-        events, problems = result.checked, len(result.problems)
-    elif kind == "audit verify anchored":
+        events, problems, parts = result.checked, len(result.problems), result.parts
+    elif kind in ("audit verify anchored", "anchored, 1 process"):
+        log_parts.PARTS_FROM = PARTS_FROM if kind == "audit verify anchored" else ALONE
         result = svc.audit.verify(anchors_dir=str(_anchors(db)))
-        events, problems = result.checked, len(result.problems)
+        events, problems, parts = result.checked, len(result.problems), result.parts
     else:
         result = svc.audit.verify(batch)
         events, problems = result.checked, len(result.problems)
     seconds = time.perf_counter() - began
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"events": events, "seconds": seconds, "rss_kib": rss, "problems": problems}
+    # the largest of the processes forked for parts of the log (each its own peak)
+    part_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "events": events,
+        "seconds": seconds,
+        "rss_kib": rss,
+        "part_rss_kib": part_rss,
+        "problems": problems,
+        "parts": parts,
+    }
 
 
 def _anchors(db: Path) -> Path:
@@ -225,16 +245,23 @@ def measure(db: Path, rounds: int = ROUNDS) -> None:
             )
             runs[kind].append(json.loads(out.stdout))
     floor = statistics.median(r["events"] / r["seconds"] for r in runs["floor"])
+    hashed = statistics.median(r["events"] / r["seconds"] for r in runs["hash floor"])
     print(f"{db}: {runs['floor'][0]['events']} events, {db.stat().st_size / 1e6:.0f} MB")
-    print(f"{'':20} {'events/s min..median':>24} {'of floor':>9} {'peak RSS':>9}  problems")
+    print(
+        f"{'':21} {'events/s median (max)':>22} {'of floor':>9} {'of hash':>8} "
+        f"{'peak RSS':>9} {'processes':>10}  problems"
+    )
     for kind, rs in runs.items():
         times = sorted(r["seconds"] for r in rs)
         n = rs[0]["events"]
         fast, typical = n / times[0], n / statistics.median(times)
         rss = max(r["rss_kib"] for r in rs) / 1024
+        part = max(r.get("part_rss_kib", 0) for r in rs) / 1024
+        parts = rs[0].get("parts", 1)
         print(
-            f"{kind:20} {typical:>11,.0f} ..{fast:>11,.0f} {typical / floor:>8.2f}x "
-            f"{rss:>6.0f} MB  {rs[0]['problems']}"
+            f"{kind:21} {typical:>11,.0f} ({fast:>8,.0f}) {typical / floor:>8.2f}x "
+            f"{typical / hashed:>7.2f}x {rss:>6.0f} MB {parts:>10}  {rs[0]['problems']}"
+            + (f"  (each part's process at most {part:.0f} MB)" if parts > 1 else "")
             + (f"  ({n} events, {times[0] * 1000:.0f} ms)" if kind.endswith("BATCH") else "")
         )
 
