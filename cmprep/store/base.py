@@ -20,19 +20,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cmprep.errors import ClockBehind, ConcurrencyError, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent
 from cmprep.store.chain import Head, KeyUse
-from cmprep.store.query import (
-    BatchFilter,
-    DeviationFilter,
-    Group,
-    Projected,
-    QCPointFilter,
-    Span,
-)
+from cmprep.store.query import BatchFilter, DeviationFilter, Group, Projected, QCPointFilter
+
+if TYPE_CHECKING:
+    from cmprep.store.query import Span  # a part of the log, for a verification in parts
 
 
 @runtime_checkable

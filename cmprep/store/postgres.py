@@ -78,6 +78,7 @@ from cmprep.store.query import (
     register_of,
     register_values,
     span_sql,
+    stream_where,
 )
 
 NOTIFY_CHANNEL = "cmprep_events"
@@ -738,10 +739,7 @@ class PostgresStore:
     def iter_events(
         self, stream: str | None = None, span: Span | None = None
     ) -> Iterator[tuple[StoredEvent, Head | None]]:
-        within, args = span_sql("e.batch_id", span, "%s")
-        if stream is not None:
-            within, args = f"{within} AND e.batch_id = %s", [*args, stream]
-        where = f"WHERE {within.removeprefix(' AND ')} " if within else ""
+        where, args = stream_where("e.batch_id", stream, span, "%s")
         rows = self._stream(
             "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
             "e.reason, e.payload, e.prev_hash, e.hash, h.seq, h.hash FROM events e "

@@ -471,6 +471,17 @@ def span_sql(column: str, span: Span | None, mark: str) -> tuple[str, list[str]]
     )
 
 
+def stream_where(
+    column: str, stream: str | None, span: Span | None, mark: str
+) -> tuple[str, list[str]]:
+    """The WHERE clause (with a space after it, or nothing) keeping COLUMN to STREAM and
+    within SPAN, and its arguments: how ``iter_events`` takes one stream or one part."""
+    within, args = span_sql(column, span, mark)
+    if stream is not None:
+        within, args = f"{within} AND {column} = {mark}", [*args, stream]
+    return (f"WHERE {within.removeprefix(' AND ')} " if within else ""), args
+
+
 def logged_rows_sql(table: str, select: str, within: str = "") -> str:
     """The query of ``iter_logged_rows``: TABLE's rows (SELECT: the backend's select list)
     of batches with events, ordered by batch id as ``iter_events`` orders streams; TABLE

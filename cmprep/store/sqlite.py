@@ -69,6 +69,7 @@ from cmprep.store.query import (
     register_of,
     register_values,
     span_sql,
+    stream_where,
 )
 
 SCHEMA_VERSION = 10  # 2: sessions, login_failures, a database id; 3: qc_points;
@@ -907,10 +908,7 @@ class SQLiteStore:
     def iter_events(
         self, stream: str | None = None, span: Span | None = None
     ) -> Iterator[tuple[StoredEvent, Head | None]]:
-        within, args = span_sql("e.batch_id", span, "?")
-        if stream is not None:
-            within, args = f"{within} AND e.batch_id = ?", [*args, stream]
-        where = f"WHERE {within.removeprefix(' AND ')} " if within else ""
+        where, args = stream_where("e.batch_id", stream, span, "?")
         rows = self._stream(
             "SELECT e.batch_id, e.seq, e.type, e.actor, e.recorded_at, e.performed_at, "
             f"e.reason, {_PAYLOAD}, e.prev_hash, e.hash, h.seq, h.hash FROM events e "
