@@ -10,6 +10,12 @@ and then walks the ledger, which is one chain and cannot be cut. What each child
 sent back pickled through a pipe and put after what this process found, in the order of
 the spans: the same problems, in the same order, as one process finds.
 
+A child never uses a connection it inherited: it opens its own, and leaves the parent's
+untouched until it ends with ``os._exit`` (no finalizer runs, so no PostgreSQL session is
+ended under the parent). The parent forks before its own reads begin, when it holds no
+read open on the database (SQLite's locks are kept per process, and a child inheriting a
+lock its process had taken would not take it again).
+
 A child that fails in any way (an error, a signal, nothing sent) costs time, never a
 verdict: its span is then checked here. Parts are used only where forking is safe (a
 platform with ``fork``, no other thread running in this process) and worth it (a log of
