@@ -9,6 +9,7 @@ The speed is in `make bench` (bench/bench_verify.py).
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -204,3 +205,22 @@ def test_with_another_thread_running_no_process_is_forked(monkeypatch):
         stop.set()
         other.join()
     assert log_parts.processes() >= 1
+
+
+def test_each_part_holds_about_its_share_of_the_events_and_no_stream_is_cut(lab, monkeypatch):
+    """The first process takes the smaller share (it walks the ledger after its span); a
+    cut falls where a stream begins, so a part's share is off by less than one stream."""
+    monkeypatch.setattr(log_parts, "PARTS_FROM", 0)
+    store = lab.store
+    tail = store.ledger_tail()
+    assert tail is not None
+    longest = max(len(store.events(s)) for s in store.stream_ids())
+    for parts in (2, 3, 4):
+        spans = log_parts.spans(store, tail.pos, parts)
+        assert len(spans) == parts and spans[0][0] is None and spans[-1][1] is None
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+        sizes = [len(list(store.iter_events(span=span))) for span in spans]
+        assert sum(sizes) == tail.pos
+        shares = [log_parts.HERE_SHARE, *[1.0] * (parts - 1)]
+        for size, share in zip(sizes, shares, strict=True):
+            assert abs(size - tail.pos * share / sum(shares)) <= longest, (parts, sizes)
