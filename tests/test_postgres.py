@@ -107,6 +107,51 @@ def test_a_verification_in_parts_on_postgresql_says_what_one_process_says(
     assert svc.batches.batch("B4").steps["filtration"].status == "done"
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+def test_a_verification_reads_the_server_at_one_moment_in_every_part(
+    pg_url, clock, monkeypatch, parts
+):
+    """A batch started and a step recorded at the bench while QA's verification runs are
+    not in it, in any part (each part's process imports the snapshot the verification
+    began with, and so does each of their connections): the events counted are those of
+    the moment it began, and nothing is said to differ. The next verification has them."""
+    import os
+    import threading
+
+    from cmprep.service import log_parts
+    from cmprep.service.audit import AuditService
+
+    svc = _lab(pg_url, clock)
+    for batch in ("B1", "B2", "B3"):
+        svc.batches.start(STANDARD, "alice", batch)
+        run_to(svc, clock, batch, stop_before="filtration")
+    clock.advance(minutes=5)
+    bench = Services(open_store(pg_url), clock=clock)  # the technician's terminal
+    bench.gate.prove("alice", PASSWORD, "log in")
+    before = svc.audit.verify()
+    assert threading.active_count() == 1
+    monkeypatch.setattr(log_parts, "PARTS_FROM", 0)
+    monkeypatch.setattr(log_parts, "processes", lambda: parts)
+    parent, real, wrote = os.getpid(), AuditService._check_streams, []
+
+    def meanwhile(self, found, only, span, tables, users):
+        if os.getpid() != parent:
+            time.sleep(0.5)  # each part's process reads only after the bench has written
+        elif not wrote:
+            bench.batches.record("B1", "filtration", GOOD["filtration"], "alice")
+            bench.batches.start(STANDARD, "alice", "Z9")  # the last id: the last part's
+            wrote.append(True)
+        return real(self, found, only, span, tables, users)
+
+    monkeypatch.setattr(AuditService, "_check_streams", meanwhile)
+    during = svc.audit.verify()
+    assert wrote and during.parts == parts
+    assert (during.checked, during.problems) == (before.checked, [])
+    after = svc.audit.verify()
+    assert after.checked > before.checked and after.problems == []
+    bench.close()
+
+
 def test_a_step_recorded_while_verify_runs_is_not_said_to_differ(pg_url, clock, monkeypatch):
     """QA verifies the live server while a technician records: the batch written meanwhile
     is checked as it stood when the verification began (its events and its rows read in
@@ -342,6 +387,7 @@ def test_a_write_on_a_streaming_standby_is_refused_as_read_only_and_reads_work(p
         while time.time() < deadline and not replica.store.events("B1"):
             time.sleep(0.1)
         assert replica.batches.batch("B1").protocol.id == STANDARD  # reads work
+        assert replica.audit.verify().problems == []  # at one moment, read only
         # proving a person writes (the wrong-password count), and so does any entry
         with pytest.raises(StoreError, match="this server is read-only \\(standby\\)"):
             present(replica)

@@ -191,7 +191,22 @@ class AuditService:
         VOUCHING: the batches whose tables that checkpoint vouches for; COLLECT: where to
         note each batch whose rows are found equal to its log's fold (what ``anchor``
         signs).
+
+        Every read is made at one moment where the store can give one (``one_moment``: on
+        PostgreSQL, every connection and every part's process reads one snapshot), so a
+        batch written while a verification of a live server runs is checked as it stood.
         """
+        with self.ctx.store.one_moment():
+            return self._check_log_at_once(only, tables, trust, vouching, collect)
+
+    def _check_log_at_once(
+        self,
+        only: str | None,
+        tables: bool,
+        trust: int,
+        vouching: anchors.VouchedTables | None,
+        collect: anchors.VouchedTables | None,
+    ) -> _LogCheck:
         store = self.ctx.store
         users = store.events(people.USERS_STREAM)
         found = _LogCheck(

@@ -357,6 +357,16 @@ class EventStore(Protocol):
         log (``query.Span``), so that each part holds about its share of the events."""
         ...
 
+    def one_moment(self) -> AbstractContextManager[None]:
+        """Within the block, every read of this store (its streams, and those of a store
+        ``reopened`` from it meanwhile) sees the database as it was when the block began,
+        where the backend can give one moment to several connections: what a verification
+        of a live server reads, so that a batch written while it runs is checked as it
+        stood, in every part. PostgreSQL: one exported snapshot, read only. SQLite: nothing
+        (each read is its own moment); a read held open would be inherited by the
+        processes forked to check parts of the log."""
+        ...
+
     def reopened(self) -> EventStore:
         """Another store on the same database, on connections of its own: what a process
         forked to check a part of the log reads with (a connection is never used on both

@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Composed, Literal
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cmprep.errors import ConcurrencyError, Hint, StoreError
@@ -548,6 +549,7 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self._pool = pool
+        self.snapshot: str | None = None  # in ``one_moment``: what every read imports
         try:
             if pool is not None:  # a server answering many requests: a connection lent
                 self.conn: psycopg.Connection[tuple[Any, ...]] = pool.getconn()
@@ -712,9 +714,54 @@ class PostgresStore:
         own connection, so a long list is never held in memory at once)."""
         try:
             conn = psycopg.connect(self.url, autocommit=False, row_factory=tuple_row)
+            if self.snapshot is not None:  # the moment ``one_moment`` holds
+                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                conn.read_only = True
+                conn.execute(_import_snapshot(self.snapshot))
         except psycopg.Error as err:
             raise StoreError(f"cannot read the database: {_first_line(err)}") from None
         return self._rows_of(conn, sql, tuple(args))
+
+    @contextmanager
+    def one_moment(self) -> Iterator[None]:
+        """One read-only REPEATABLE READ transaction on the store's connection, its snapshot
+        exported for every stream's connection (and a reopened store's) to import. Where
+        the server cannot export one (a standby before PostgreSQL 10), each read is its own
+        moment, as on SQLite."""
+        if self.snapshot is not None:  # already held: one moment for the whole block
+            yield
+            return
+        try:
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # a long verification leaves this connection idle in its transaction
+            self.conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
+        except psycopg.Error:
+            self._end_moment()
+            yield
+            return
+        self.snapshot = str(row[0]) if row else None
+        try:
+            yield
+        finally:
+            self.snapshot = None
+            self._end_moment()
+
+    def _end_moment(self) -> None:
+        with suppress(psycopg.Error):
+            self.conn.execute("ROLLBACK")  # read only: nothing to keep
+
+    def _join_moment(self, snapshot: str) -> None:
+        """Read, on this store's connection and its streams, at the moment SNAPSHOT holds
+        (a store reopened in a process checking a part of the log)."""
+        try:
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self.conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            self.conn.execute(_import_snapshot(snapshot))
+        except psycopg.Error as err:
+            self._end_moment()
+            raise StoreError(f"cannot read the database: {_first_line(err)}") from None
+        self.snapshot = snapshot
 
     @staticmethod
     def _rows_of(
@@ -818,7 +865,14 @@ class PostgresStore:
         return found
 
     def reopened(self) -> PostgresStore:
-        return PostgresStore(self.url)
+        store = PostgresStore(self.url)
+        if self.snapshot is not None:
+            try:
+                store._join_moment(self.snapshot)
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     def ledgered_through(self, stream: str, pos: int) -> int:
         rows = self._all(
@@ -1066,6 +1120,12 @@ class PostgresStore:
 
 
 _POOLS: dict[str, ConnectionPool[Any]] = {}
+
+
+def _import_snapshot(snapshot: str) -> Composed:
+    """SET TRANSACTION SNAPSHOT with SNAPSHOT quoted (a utility statement takes no
+    parameters)."""
+    return SQL("SET TRANSACTION SNAPSHOT {}").format(Literal(snapshot))
 
 
 def pooled(url: str, *, create: bool = False) -> PostgresStore:

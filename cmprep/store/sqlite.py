@@ -991,6 +991,10 @@ class SQLiteStore:
             found.append(None if row is None else str(row[0]))
         return found
 
+    @contextmanager
+    def one_moment(self) -> Iterator[None]:
+        yield  # each read is its own moment (see the contract)
+
     def reopened(self) -> SQLiteStore:
         return SQLiteStore(self.path, timeout=self.timeout)
 
