@@ -13,10 +13,13 @@ import itertools
 import os
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 from conftest import GOOD, PASSWORD, STANDARD, edit_tables, run_to
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cmprep.errors import StoreError
 from cmprep.service import Services, log_parts
@@ -224,3 +227,40 @@ def test_each_part_holds_about_its_share_of_the_events_and_no_stream_is_cut(lab,
         shares = [log_parts.HERE_SHARE, *[1.0] * (parts - 1)]
         for size, share in zip(sizes, shares, strict=True):
             assert abs(size - tail.pos * share / sum(shares)) <= longest, (parts, sizes)
+
+
+class _Layout:
+    """A log as ``spans`` sees it: streams in the database's order, each with its events."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.order = [s for i, n in enumerate(sizes) for s in [f"S{i:03d}"] * n]
+
+    def streams_at(self, places: list[int]) -> list[str | None]:
+        return [self.order[max(p, 0)] if p < len(self.order) else None for p in places]
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60),
+    parts=st.integers(min_value=2, max_value=6),
+)
+def test_spans_cut_the_log_into_ordered_parts_at_stream_starts(sizes, parts):
+    """Whatever the streams' lengths: the spans run end to end from the first stream to
+    past the last, each cut is the start of a stream, no part is empty, and each stream
+    falls in exactly one part."""
+    layout = _Layout(sizes)
+    events = len(layout.order)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(log_parts, "PARTS_FROM", 0)
+        spans = log_parts.spans(layout, events, parts)  # type: ignore[arg-type]
+    assert spans[0][0] is None and spans[-1][1] is None and 1 <= len(spans) <= parts
+    assert all(a[1] == b[0] for a, b in pairwise(spans))
+    streams = list(dict.fromkeys(layout.order))
+    cuts = [s[0] for s in spans[1:]]
+    assert all(c in streams for c in cuts) and cuts == sorted(cuts)
+
+    def within(span: Span, stream: str) -> bool:
+        first, stop = span
+        return (first is None or first <= stream) and (stop is None or stream < stop)
+
+    assert all(sum(within(span, s) for span in spans) == 1 for s in streams)
+    assert all(any(within(span, s) for s in streams) for span in spans)  # none empty

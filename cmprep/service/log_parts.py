@@ -68,7 +68,7 @@ def spans(store: EventStore, events: int, parts: int | None = None) -> list[Span
     shares = [HERE_SHARE, *[1.0] * (parts - 1)]
     total = sum(shares)
     places = [round(events * c / total) for c in list(accumulate(shares))[:-1]]
-    bounds: list[str | None] = [None, *part_marks(store.streams_at(places)), None]
+    bounds: list[str | None] = [None, *part_marks(store.streams_at([0, *places])), None]
     return list(pairwise(bounds))
 
 

@@ -511,10 +511,11 @@ def part_mark_sql(mark: str) -> str:
 
 
 def part_marks(found: list[str | None]) -> list[str]:
-    """The cuts between parts, from the streams FOUND at each place (None: past the end):
-    each once, in order, so no part is empty by being cut twice at one stream."""
+    """The cuts between parts, from the streams FOUND at the log's first event and then at
+    each part's place (None: past the end): each once, in order, and never the first
+    stream, so that no part is empty (cut twice at one stream, or before the first)."""
     marks: list[str] = []
-    for mark in found:
-        if mark is not None and mark not in marks:
+    for mark in found[1:]:
+        if mark is not None and mark != found[0] and mark not in marks:
             marks.append(mark)
     return marks
