@@ -714,27 +714,28 @@ class PostgresStore:
         own connection, so a long list is never held in memory at once)."""
         try:
             conn = psycopg.connect(self.url, autocommit=False, row_factory=tuple_row)
-            if self.snapshot is not None:  # the moment ``one_moment`` holds
+        except psycopg.Error as err:
+            raise StoreError(f"cannot read the database: {_first_line(err)}") from None
+        if self.snapshot is not None:  # the moment ``one_moment`` holds
+            try:
                 conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 conn.read_only = True
                 conn.execute(_import_snapshot(self.snapshot))
-        except psycopg.Error as err:
-            raise StoreError(f"cannot read the database: {_first_line(err)}") from None
+            except psycopg.Error as err:
+                conn.close()  # not left open behind a read that never began
+                raise StoreError(f"cannot read the database: {_first_line(err)}") from None
         return self._rows_of(conn, sql, tuple(args))
 
     @contextmanager
     def one_moment(self) -> Iterator[None]:
         """One read-only REPEATABLE READ transaction on the store's connection, its snapshot
         exported for every stream's connection (and a reopened store's) to import. Where
-        the server cannot export one (a standby before PostgreSQL 10), each read is its own
-        moment, as on SQLite."""
+        the server cannot export one, each read is its own moment, as on SQLite."""
         if self.snapshot is not None:  # already held: one moment for the whole block
             yield
             return
         try:
-            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            # a long verification leaves this connection idle in its transaction
-            self.conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            self._begin_moment()
             row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
         except psycopg.Error:
             self._end_moment()
@@ -747,6 +748,11 @@ class PostgresStore:
             self.snapshot = None
             self._end_moment()
 
+    def _begin_moment(self) -> None:
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # a long verification leaves this connection idle in its transaction
+        self.conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+
     def _end_moment(self) -> None:
         with suppress(psycopg.Error):
             self.conn.execute("ROLLBACK")  # read only: nothing to keep
@@ -755,8 +761,7 @@ class PostgresStore:
         """Read, on this store's connection and its streams, at the moment SNAPSHOT holds
         (a store reopened in a process checking a part of the log)."""
         try:
-            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self.conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+            self._begin_moment()
             self.conn.execute(_import_snapshot(snapshot))
         except psycopg.Error as err:
             self._end_moment()
