@@ -525,29 +525,38 @@ def test_a_failed_copy_leaves_no_half_written_file(tmp_path, clock):
 
 
 def test_a_server_lends_pooled_connections_and_replaces_one_the_server_dropped(pg_url):
+    """A pool is made for the web server's requests; closed at the end, so its worker
+    threads do not outlive the test (a verification forks only with no other thread)."""
     import psycopg
 
-    open_store(pg_url, create=True).close()
-    first = open_store(pg_url, pool=True)
-    with first.writing("B1", 0) as unit:
-        unit.append([NewEvent("a", "p", {})], _now())
-    first.close()
-    for _ in range(20):  # twenty requests: connections lent again, not made anew
-        open_store(pg_url, pool=True).close()
-    dbname = pg_url.rsplit("/", 1)[1].split("?")[0]
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (dbname,),
-        ).fetchone()
-    assert row is not None and row[0] <= 8  # the pool's maximum
-    second = open_store(pg_url, pool=True)
-    pid = second.conn.info.backend_pid
-    second.close()
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    third = open_store(pg_url, pool=True)
-    with third.writing("B1", 1) as unit:  # a fresh connection, not the dead one
-        unit.append([NewEvent("b", "p", {})], _now())
-    assert [e.seq for e in third.events("B1")] == [1, 2]
-    third.close()
+    from cmprep.store import postgres
+
+    try:
+        open_store(pg_url, create=True).close()
+        first = open_store(pg_url, pool=True)
+        with first.writing("B1", 0) as unit:
+            unit.append([NewEvent("a", "p", {})], _now())
+        first.close()
+        for _ in range(20):  # twenty requests: connections lent again, not made anew
+            open_store(pg_url, pool=True).close()
+        dbname = pg_url.rsplit("/", 1)[1].split("?")[0]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,),
+            ).fetchone()
+        assert row is not None and row[0] <= 8  # the pool's maximum
+        second = open_store(pg_url, pool=True)
+        pid = second.conn.info.backend_pid
+        second.close()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        third = open_store(pg_url, pool=True)
+        with third.writing("B1", 1) as unit:  # a fresh connection, not the dead one
+            unit.append([NewEvent("b", "p", {})], _now())
+        assert [e.seq for e in third.events("B1")] == [1, 2]
+        third.close()
+    finally:
+        pool = postgres._POOLS.pop(pg_url, None)
+        if pool is not None:
+            pool.close()
