@@ -7,12 +7,13 @@ event's hash, so changing, removing or reordering any event breaks every hash af
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple, Protocol
+
+from cmprep.digest import sha256_hex
 
 GENESIS = "0" * 64
 
@@ -127,7 +128,7 @@ def event_body(
 
 
 def hash_body(body: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return sha256_hex(canonical_json(body).encode("utf-8"))
 
 
 def _text(value: str | None) -> str:
@@ -183,7 +184,7 @@ class StoredEvent(NamedTuple):
         never decides, its content does.
         """
         try:
-            if hashlib.sha256(self.body()).hexdigest() == self.hash:
+            if sha256_hex(self.body()) == self.hash:
                 return True
         except (TypeError, UnicodeEncodeError):
             pass
@@ -212,7 +213,7 @@ def ledger_hash(pos: int, batch_id: str, seq: int, event_hash: str, prev: str) -
     """The hash of one entry of the global ledger: one chain over every event of every
     stream, so removing a stream's newest events also cuts this chain."""
     text = f"{pos}|{batch_id}|{seq}|{event_hash}|{prev}"
-    return hashlib.sha256(text.encode()).hexdigest()
+    return sha256_hex(text.encode())
 
 
 class LedgerEntry(NamedTuple):
@@ -264,7 +265,7 @@ def seal_stored(
         prev_hash, "",
     )  # fmt: skip
     try:
-        digest = hashlib.sha256(row.body()).hexdigest()
+        digest = sha256_hex(row.body())
     except TypeError:  # a field of another type than an event's: written out whole
         return _sealed_whole(batch_id, seq, prev_hash, recorded_at, new), text
     event = Event(

@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cmprep.service import Services
 
 STDIN_FLAG = "cmprep.password_stdin"  # ctx.meta: --password-stdin was given
@@ -54,6 +55,8 @@ def read_line(missing: str) -> str:
 
 
 def sessions_dir() -> Path:
+    from pathlib import Path  # here: a read such as `batch status` opens no session
+
     if folder := os.environ.get("CMPREP_SESSIONS"):
         return Path(folder)
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

@@ -87,17 +87,20 @@ def local(text: str | None, zone: str = "UTC") -> str:
     back as it is; an unknown zone shows UTC."""
     if not text:
         return ""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         moment = from_iso(text)
     except ValueError:
         return text
     if moment.tzinfo is None:
         return text
-    try:
-        there = moment.astimezone(ZoneInfo(zone or "UTC"))
-    except (ZoneInfoNotFoundError, ValueError):
+    if not zone or zone == "UTC":  # the default: no time zone database to load
         there = moment.astimezone(timezone.utc)
+    else:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            there = moment.astimezone(ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            there = moment.astimezone(timezone.utc)
     offset = there.strftime("%z")  # +0100
     return there.strftime("%Y-%m-%d %H:%M:%S ") + offset[:3] + ":" + offset[3:]

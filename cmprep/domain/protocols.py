@@ -24,11 +24,11 @@ Pure: the fold and the lookups read events; the service decides and writes.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cmprep.digest import sha256_hex
 from cmprep.domain.pipeline import Pipeline
 from cmprep.errors import CorruptLog, Hint, NotFound, Refused
 from cmprep.events import Event, canonical_json
@@ -52,7 +52,7 @@ def as_stored(protocol: Protocol) -> Protocol:
 
 def content_hash(content: dict[str, Any]) -> str:
     """SHA-256 of stored content; the same as ``Protocol.content_hash`` of its model."""
-    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    return sha256_hex(canonical_json(content).encode())
 
 
 def ref(protocol_id: str, version: str) -> str:

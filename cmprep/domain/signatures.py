@@ -11,10 +11,10 @@ cannot make a seal without the signer's password (see domain/keys.py).
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from cmprep import events as ev
+from cmprep.digest import sha256_hex
 from cmprep.domain.protocols import PROTOCOL_IMPORTED
 from cmprep.domain.protocols import content_hash as protocol_hash
 from cmprep.events import Event, canonical_json
@@ -45,7 +45,7 @@ _DEVIATION_EVENTS = (ev.DEVIATION_OPENED, ev.DEVIATION_INVESTIGATED)
 
 
 def _digest(items: list[Any]) -> str:
-    return hashlib.sha256(canonical_json(items).encode()).hexdigest()
+    return sha256_hex(canonical_json(items).encode())
 
 
 def performed_content(

@@ -14,12 +14,12 @@ checks between its parts (sources, windows, branches, formulas, routes).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import Enum
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
+from cmprep.digest import sha256_hex
 from cmprep.events import canonical_json
 
 if TYPE_CHECKING:
@@ -300,7 +300,7 @@ class Protocol:
 
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON of the content: the identity a batch refers to."""
-        return hashlib.sha256(canonical_json(self.to_content()).encode()).hexdigest()
+        return sha256_hex(canonical_json(self.to_content()).encode())
 
 
 def stage_name(stage: list[Step]) -> str:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cmprep.errors import Hint, MissingExtra
-from cmprep.resources import templates_dir
+
+if TYPE_CHECKING:  # a list's CSV cells need neither pathlib nor the package's folders
+    from pathlib import Path
 
 
 def to_pdf(html: str) -> bytes:
@@ -22,6 +23,8 @@ def to_pdf(html: str) -> bytes:
             "PDF output needs WeasyPrint, which is not installed",
             hint=Hint("install_extra", extra="pdf", package="weasyprint"),
         ) from None
+    from cmprep.resources import templates_dir
+
     pdf: bytes = HTML(string=html, base_url=str(templates_dir())).write_pdf()
     return pdf
 
@@ -33,6 +36,8 @@ def write_output(content: str | bytes | Iterable[str], path: str | os.PathLike[s
     over the target, so a reader (or a crash) never sees half a record. A document given
     in parts (a long report) is written part by part, never held whole.
     """
+    from pathlib import Path
+
     target = Path(path)
     parts: Iterable[bytes] = (
         [content.encode("utf-8")]

@@ -14,12 +14,13 @@ Each service is a plain class; they share one ``Context`` (store, clock, protoco
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmprep.store.base import EventStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cmprep.domain.batch import Batch
     from cmprep.service.access import Gate
     from cmprep.service.audit import AuditService

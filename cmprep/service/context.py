@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cmprep import events as ev
@@ -32,6 +31,8 @@ from cmprep.store.base import EventStore, UnitOfWork
 # here: every service imports this module, and a command that reads only the query tables
 # (the lists, the audit report) must not pay for pydantic and the state machine at start.
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from cmprep.domain.batch import Batch
     from cmprep.domain.protocols import Compiled, Resolver, StoredProtocol
     from cmprep.domain.validation import Finding

@@ -16,9 +16,9 @@ by hand) is read as it is.
 
 from __future__ import annotations
 
+import os
 import zlib
 from functools import cache
-from pathlib import Path
 
 CURRENT = 1  # the dictionary new payloads are packed with
 _WBITS = -15  # raw deflate: the first byte says the format, no zlib header needed
@@ -32,9 +32,10 @@ class Unreadable(ValueError):
 @cache
 def dictionary(number: int) -> bytes:
     """Preset dictionary NUMBER, as shipped with the package."""
-    path = Path(__file__).with_name(f"payload-dictionary-{number}.bin")
+    path = os.path.join(os.path.dirname(__file__), f"payload-dictionary-{number}.bin")
     try:
-        return path.read_bytes()
+        with open(path, "rb") as f:
+            return f.read()
     except OSError:
         raise Unreadable(
             f"payload packed with dictionary {number}, which this program does not have"

@@ -21,8 +21,10 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from cmprep.errors import ConcurrencyError, CorruptLog, Hint, StoreError
 from cmprep.events import Event, LedgerEntry, NewEvent, StoredEvent, canonical_json
@@ -389,12 +391,12 @@ def _says(doing: str) -> Callable[[_Method], _Method]:
     return decorate
 
 
-def _marked_read_only(path: Path) -> bool:
+def _marked_read_only(path: str) -> bool:
     """An existing file this user may not write, or whose mode gives no one write access:
     such a file (an archived database) is opened read-only, even by an administrator, for
     whom the system would not enforce the mode."""
     try:
-        mode = path.stat().st_mode
+        mode = os.stat(path).st_mode
     except OSError:
         return False
     return not mode & 0o222 or not os.access(path, os.W_OK)
@@ -603,25 +605,27 @@ class SQLiteStore:
     first use. One connection per store; open one store per process or thread."""
 
     def __init__(self, path: Path | str, *, timeout: float = 10.0, create: bool = False):
-        self.path = Path(path)
+        # the file as given, checked with os.path: pathlib (with the urllib and ipaddress
+        # modules it imports) is loaded only to name the file in a message
+        self.file = os.fspath(path)
         self.create = create
         self.timeout = timeout
-        if not create and not self.path.exists():
+        if not create and not os.path.exists(self.file):
             raise StoreError(
                 f"no database at {self.path}; nothing was created",
                 hint=Hint("init_database", path=str(self.path)),
             )
-        if self.path.is_dir():
+        if os.path.isdir(self.file):
             raise StoreError(
                 f"database path {self.path} is a folder; "
                 f"give a file name, e.g. {self.path}/cmprep.db"
             )
-        if not self.path.parent.exists():
+        if not os.path.isdir(os.path.dirname(self.file) or "."):
             raise StoreError(
                 f"cannot create database {self.path}: folder {self.path.parent} does not exist"
             )
-        self.read_only = _marked_read_only(self.path)
-        target = self.path.resolve().as_uri() + "?mode=ro" if self.read_only else str(self.path)
+        self.read_only = _marked_read_only(self.file)
+        target = self.path.resolve().as_uri() + "?mode=ro" if self.read_only else self.file
         try:
             self.conn = sqlite3.connect(
                 target, timeout=timeout, isolation_level=None, uri=self.read_only
@@ -636,6 +640,13 @@ class SQLiteStore:
             self._migrate()
         except sqlite3.DatabaseError as err:
             raise _store_error(self.path, err, "open") from None
+
+    @property
+    def path(self) -> Path:
+        """The database file, as a path (messages and callers that want one)."""
+        from pathlib import Path
+
+        return Path(self.file)
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -996,7 +1007,7 @@ class SQLiteStore:
         yield  # each read is its own moment (see the contract)
 
     def reopened(self) -> SQLiteStore:
-        return SQLiteStore(self.path, timeout=self.timeout)
+        return SQLiteStore(self.file, timeout=self.timeout)
 
     @_says("read")
     def ledgered_through(self, stream: str, pos: int) -> int:
