@@ -596,7 +596,7 @@ def test_the_filter_pore_size_is_a_maximum(proto: Protocol):
 
 
 def test_the_literature_ranges_are_unchanged():
-    """The review's figures (protocols/reference/secretome.yaml) stay as the review gives
+    """The review's figures (protocols/reference/secretome.json) stay as the review gives
     them, whatever the protocols' version 2.0 changed."""
     ranges = {k: (r[0].min, r[0].max, r[0].approx, r[0].unit) for k, r in load_references().items()}
     assert ranges == {

@@ -195,3 +195,31 @@ def test_batch_status_reads_the_stored_protocol_without_pydantic_yaml_or_the_mac
     assert not loaded & set(SCHEMA)
     # no conditional release and no downstream arm yet: neither rules nor units are loaded
     assert not loaded & set(NOT_YET)
+
+
+def test_status_of_a_concentrate_compares_with_the_literature_without_yaml(db_path, clock):
+    """A concentrate's QC results are shown per unconcentrated CM beside the review's
+    reference ranges, which ship as JSON: the status of such a batch, with a value outside
+    its range, still loads no YAML parser (it did, from a YAML reference file)."""
+    from conftest import GOOD, approve_bundled, run_to, seed_people
+
+    from cmprep.service import Services
+    from cmprep.store.sqlite import SQLiteStore
+
+    svc = approve_bundled(seed_people(Services(SQLiteStore(db_path, create=True), clock)))
+    svc.batches.start("cm-standard-serum-free", "alice", "C1")
+    run_to(svc, clock, "C1", stop_before="qc")
+    clock.advance(hours=1)
+    svc.batches.record("C1", "qc", {**GOOD["qc"], "vegf": "9000 pg/mL"}, "alice")
+    svc.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "cmprep", "batch", "status", "C1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CMPREP_DB": str(db_path)},
+        check=True,
+    ).stdout
+    assert "above the literature reference range 100-500 pg/mL (Nasiri et al. 2026)" in out
+    loaded = _modules_after(str(db_path), "batch", "status", "C1")
+    assert "cmprep.protocol.reference" in loaded  # it did compare
+    assert not {m for m in loaded if m.split(".")[0] in STATUS_HEAVY}

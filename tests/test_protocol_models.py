@@ -167,7 +167,7 @@ def test_a_reference_range_that_is_not_one_is_refused_naming_the_place(change, e
         data = {k: v for k, v in data.items() if v is not None}
         expected = "missing keys \\['label', 'unit'\\]"
     with pytest.raises(ValueError, match=expected):
-        ReferenceRange.read(data, "secretome.yaml, analytes[0]")
+        ReferenceRange.read(data, "secretome.json, analytes[0]")
 
 
 def test_a_reference_range_reads_numbers_written_as_yaml_text_and_canonical_units():
@@ -177,3 +177,35 @@ def test_a_reference_range_reads_numbers_written_as_yaml_text_and_canonical_unit
     )
     assert rng.approx == 2.8e8 and rng.describe() == "~2.8e+08 particles/10^6 cells"
     assert ReferenceRange.read(GOOD_RANGE, "here").min == 100.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{not json", "lab.json: not JSON"),
+        ('{"source": {"id": "x", "citation": "X"}}', "lab.json: a reference file has source"),
+        (
+            '{"source": {"id": "x", "citation": "X"}, "analytes": [{"id": "v", "label": "V", '
+            '"unit": "pg/mL", "min": 1, "max": 2, "colour": "red"}]}',
+            r"lab.json, analytes\[0\]: unknown keys \['colour'\]",
+        ),
+    ],
+)
+def test_a_reference_file_that_is_not_one_is_refused_naming_the_file(tmp_path, text, expected):
+    from cmprep.protocol.reference import load_all
+
+    (tmp_path / "lab.json").write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=expected):
+        load_all(tmp_path)
+
+
+def test_a_reference_file_keeps_words_for_its_reader(tmp_path):
+    from cmprep.protocol.reference import load_all
+
+    (tmp_path / "lab.json").write_text(
+        '{"about": "why", "source": {"id": "x", "citation": "Doe J. 2024"}, "analytes": '
+        '[{"id": "v", "label": "V", "unit": "pg/mL", "min": 1, "max": 2, "note": "how"}]}',
+        encoding="utf-8",
+    )
+    rng, source = load_all(tmp_path)["v"]
+    assert (rng.min, rng.max, rng.note, source.id) == (1.0, 2.0, "how", "x")

@@ -1,8 +1,12 @@
 """Literature reference ranges for QC analytes: information with a citation, never a spec.
 
-The review's typical MSC-CM composition ships as data (protocols/reference/*.yaml). A
+The review's typical MSC-CM composition ships as data (protocols/reference/*.json). A
 result outside a reference range is flagged so a reviewer sees it, with the source; only
 the protocol's own release spec can open a deviation.
+
+JSON, not YAML like the protocols: a batch's status shows a concentrate's results beside
+these ranges, and must not load a YAML parser to do it. The file's words for its reader go
+in ``about`` (the file) and ``note`` (an analyte).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class ReferenceRange:
     max: float | None = None
     approx: float | None = None
     method: Method | None = None
+    note: str | None = None  # words for the file's reader; never shown
 
     @classmethod
     def read(cls, data: dict[str, Any], where: str) -> ReferenceRange:
@@ -52,7 +57,7 @@ class ReferenceRange:
             if value is None:
                 numbers[key] = None
                 continue
-            try:  # YAML reads 2.8e8 (no dot) as text: a number written so is still one
+            try:  # a number written as text ("2.8e8", as YAML 1.1 reads it) is still one
                 numbers[key] = float(value) if not isinstance(value, bool) else None
             except (TypeError, ValueError):
                 numbers[key] = None
@@ -72,6 +77,7 @@ class ReferenceRange:
             max=hi,
             approx=approx,
             method=Method(method) if method is not None else None,
+            note=str(data["note"]) if data.get("note") is not None else None,
         )
 
     def describe(self) -> str:
@@ -83,15 +89,15 @@ class ReferenceRange:
 @cache
 def load_all(directory: Path | None = None) -> dict[str, tuple[ReferenceRange, Source]]:
     """Every reference range by analyte id, with the source that gives it."""
-    import yaml  # only where a reference file is read
+    import json
 
-    # libyaml's loader where PyYAML was built with it: the same safe constructors, parsed
-    # in C (the pure-Python one takes longer than the rest of a `batch status`)
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     found: dict[str, tuple[ReferenceRange, Source]] = {}
-    for path in sorted((directory or protocols_dir() / "reference").glob("*.yaml")):
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-        if not isinstance(data, dict) or set(data) != {"source", "analytes"}:
+    for path in sorted((directory or protocols_dir() / "reference").glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise ValueError(f"{path.name}: not JSON ({err})") from None
+        if not isinstance(data, dict) or set(data) - {"about"} != {"source", "analytes"}:
             raise ValueError(f"{path.name}: a reference file has source: and analytes:")
         source = Source(**data["source"])
         for n, item in enumerate(data["analytes"]):
