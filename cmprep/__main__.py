@@ -1,5 +1,21 @@
-"""`python -m cmprep` runs the command line."""
+"""The ``cmprep`` command (and ``python -m cmprep``): a status the quick path can answer
+whole is answered without loading click (``cmprep/quick.py``); everything else goes to
+the full command line."""
 
-from cmprep.cli import main
+from __future__ import annotations
 
-main()
+import sys
+
+
+def main() -> None:
+    from cmprep.quick import answer
+
+    if answer(sys.argv[1:]):
+        return
+    from cmprep.cli import main as command_line
+
+    command_line()
+
+
+if __name__ == "__main__":
+    main()

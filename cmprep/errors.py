@@ -113,8 +113,18 @@ class MissingExtra(CmprepError):
     """An optional part (PDF, PNG, PostgreSQL) is not installed; the hint names it."""
 
 
+# Ctrl-C: the status a shell reports for a command stopped by it (128 + SIGINT), and what
+# both shells (click's and the quick path's) say of the work
+INTERRUPTED = 130
+INTERRUPTED_SAID = (
+    "\nInterrupted. What was saved before stays saved; what was being saved was not written "
+    "(each save is whole or nothing)."
+)
+
 __all__ = [
     "HINT_KINDS",
+    "INTERRUPTED",
+    "INTERRUPTED_SAID",
     "ClockBehind",
     "CmprepError",
     "ConcurrencyError",

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from conftest import GOOD, PASSWORD, STANDARD, approve_bundled, present, seed_people
 
 from cmprep.cli import Shell, main
-from cmprep.cli.screens import _value_line
 from cmprep.render.models import ValueStatus
+from cmprep.render.status_text import value_line as _value_line
 from cmprep.service import Services
 from cmprep.store import open_store
 

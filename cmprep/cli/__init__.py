@@ -178,13 +178,9 @@ class LazyGroup(click.Group):
                 err.__context__, KeyboardInterrupt
             ):
                 raise  # the end of the input at a prompt: click's own answer
-            from cmprep.cli.tell import INTERRUPTED
+            from cmprep.errors import INTERRUPTED, INTERRUPTED_SAID
 
-            click.echo(
-                "\nInterrupted. What was saved before stays saved; what was being saved was "
-                "not written (each save is whole or nothing).",
-                err=True,
-            )
+            click.echo(INTERRUPTED_SAID, err=True)
             raise click.exceptions.Exit(INTERRUPTED) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

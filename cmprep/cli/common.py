@@ -8,7 +8,6 @@ imported when a command runs, so `cmprep --help` at the bench answers at once.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -170,7 +169,9 @@ def entries(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from cmprep.render.view import json_text
+
+    click.echo(json_text(data))
 
 
 def write_or_print(content: str | bytes | Iterable[str], output: str | None, what: str) -> None:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import click
 
 from cmprep.cli.hints import hint_text, say
-from cmprep.cli.tell import INTERRUPTED, tell
+from cmprep.cli.tell import tell
 from cmprep.domain import ids
 from cmprep.domain.validation import Finding, Verdict, check_value
-from cmprep.errors import CmprepError
+from cmprep.errors import INTERRUPTED, CmprepError
 from cmprep.protocol.models import Parameter, Step
 
 if TYPE_CHECKING:

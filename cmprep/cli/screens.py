@@ -4,116 +4,27 @@ output serialises) and only prints; nothing here reaches into a Batch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from cmprep.cli.tell import MARK, STATUS_MARK
+from cmprep.render.status_text import When, status_lines, utc
 
 if TYPE_CHECKING:
     from cmprep.render.models import (
         DeviationView,
-        ParameterNeeds,
         ReviewView,
         StatusView,
-        ValueStatus,
     )
 
-When = Callable[[str | None], str]  # a stored UTC time as the site reads it (common.when)
 
-
-def _utc(text: str | None) -> str:
-    return text or ""
-
-
-def _need(p: ParameterNeeds) -> str:
-    """'rcf (x g, spec 300-500 x g)', 'donor_id', 'note (optional)' (as tell.need)."""
-    parts = [x for x in (p.unit, f"spec {p.spec}" if p.spec else "") if x]
-    if not p.required:
-        parts.append("optional")
-    return f"{p.name} ({', '.join(parts)})" if parts else p.name
-
-
-def _tell_next(v: StatusView) -> None:
-    """What comes next, as tell.tell_next says it after a write."""
-    if v.state == "on_hold":
-        click.echo(f"Batch {v.batch} is on hold.")
-        return
-    if v.final or v.state == "awaiting_review":
-        click.echo(f"Batch {v.batch}: all steps done; {v.state.replace('_', ' ')}.")
-        return
-    if len(v.due) == 1:
-        click.echo(f"Next: {v.due[0].step} ({v.due[0].title}).")
-    else:
-        click.echo("Next: choose one of " + ", ".join(f"{s.step} ({s.title})" for s in v.due) + ".")
-
-
-def _value_line(name: str, val: ValueStatus, devs: dict[str, dict[str, Any]]) -> str:
-    """'✓ rcf = 400 x g', or with its deviations: '✗ vegf = 640 pg/mL DEV-0010 (open;
-    Westgard 1-3s)'. A value with a deviation not closed never carries a tick, whatever
-    its own verdict: a rule over the lab's history may open one for an in-spec value."""
-    named = [devs.get(d, {"deviation_id": d, "status": "open"}) for d in val.deviations]
-    still_open = [d for d in named if d.get("status") != "closed"]
-    mark = MARK["out of spec"] if still_open else MARK.get(val.verdict, " ")
-    told = [
-        f"{d['deviation_id']} ({d.get('status')}"
-        + (f"; {rule}" if (rule := d.get("raised_by") or d.get("spec")) else "")
-        + ")"
-        for d in named
-    ]
-    fixed = f" (corrected from {val.corrections[-1].old})" if val.corrections else ""
-    return f"      {mark} {name} = {val.display}{fixed}" + (f" {' '.join(told)}" if told else "")
-
-
-def print_status(v: StatusView, when: When = _utc) -> None:
+def print_status(v: StatusView, when: When = utc) -> None:
     """The status screen; WHEN shows each time as the site reads it (its time zone)."""
-    p = v.protocol
-    click.echo(f"Batch {v.batch}: {p.id} v{p.version} (hash {p.hash[:12]})")
-    click.echo(
-        f"State: {v.state.replace('_', ' ')}; started by {v.started_by} at {when(v.started_at)}"
-    )
-    opened = [d for d in v.deviations if d["status"] != "closed"]
-    if opened:
-        click.echo(
-            "Open deviations: "
-            + ", ".join(f"{d['deviation_id']} ({d['severity']})" for d in opened)
-        )
-    devs = {str(d["deviation_id"]): d for d in v.deviations}
-    for entry in v.steps:
-        at = when(entry.performed_at)
-        who = f" by {entry.by} at {at}" if entry.by and entry.performed_at else ""
-        late = " LATE ENTRY" if entry.late else ""
-        click.echo(
-            f" {STATUS_MARK.get(entry.status, '?')} {entry.step:20} {entry.status}{who}{late}"
-        )
-        if entry.skip_reason:
-            click.echo(f"      reason: {entry.skip_reason}")
-        for name, val in entry.values.items():
-            click.echo(_value_line(name, val, devs))
-            if val.formula:
-                click.echo(f"          computed: {val.formula} ({', '.join(val.inputs)})")
-        if entry.window:
-            click.echo(f"      {MARK.get(entry.window.verdict, ' ')} {entry.window.message}")
-    for title, lines in (("QC by route", v.route_lines), ("Conditional release", v.conditional)):
-        if lines:
-            click.echo(f"{title}:")
-            for line in lines:
-                click.echo(f"  {line}")
-    if v.state == "on_hold" or v.final:
-        _tell_next(v)
-        return
-    for step in v.due:
-        needs = ", ".join(_need(p) for p in step.parameters)
-        click.echo(f"Due: {step.step} ({step.title}); needs: {needs or 'no values'}")
-        used = [f"--lot ({m})" for m in step.materials] + [
-            f"--equipment ({k})" for k in step.equipment
-        ]
-        if used:
-            click.echo(f"     and names what it used: {', '.join(used)}")
+    for line in status_lines(v, when):
+        click.echo(line)
 
 
-def review_sections(report: ReviewView, when: When = _utc) -> list[tuple[str, list[str]]]:
+def review_sections(report: ReviewView, when: When = utc) -> list[tuple[str, list[str]]]:
     """The review's sections as (title, lines), in the order a reviewer reads them; WHEN
     shows each time as the site reads it."""
     return [
@@ -171,7 +82,7 @@ def review_sections(report: ReviewView, when: When = _utc) -> list[tuple[str, li
     ]
 
 
-def print_review(report: ReviewView, when: When = _utc) -> None:
+def print_review(report: ReviewView, when: When = utc) -> None:
     click.echo(
         f"Review of batch {report.batch} ({report.protocol}), "
         f"state {report.state.replace('_', ' ')}"
@@ -221,7 +132,7 @@ def print_protocol(p: Any, content_hash: str | None = None) -> None:
         click.echo(f"  [{s.id}] {s.citation}" + (f" doi:{s.doi}" if s.doi else ""))
 
 
-def print_deviation(d: DeviationView, when: When = _utc) -> None:
+def print_deviation(d: DeviationView, when: When = utc) -> None:
     """A deviation as `deviation show` prints it: what, where, the investigation (with
     its impact on the product), the decision, and its history."""
     where = f"in batch {d.batch_id}" + (f", step {d.step}" if d.step else "")

@@ -6,14 +6,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cmprep.render.status_text import MARK
+
 if TYPE_CHECKING:
     from cmprep.domain.batch import Batch
     from cmprep.protocol.models import Parameter
     from cmprep.service import Outcome
-
-INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
-MARK = {"in spec": "✓", "alert": "⚠", "out of spec": "✗"}
-STATUS_MARK = {"done": "✓", "skipped": "–", "not taken": " ", "due": "→", "pending": "·"}
 
 
 def tell(outcome: Outcome, action: str) -> None:

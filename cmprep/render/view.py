@@ -14,6 +14,14 @@ from typing import Any
 SCREEN_ONLY = {"json": False}
 
 
+def json_text(data: Any) -> str:
+    """DATA as every command's JSON answer prints it: indented, non-ASCII text as it is,
+    anything JSON has no type for as its text."""
+    import json
+
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
 def plain(obj: Any) -> Any:
     """``obj`` as JSON-ready data: dataclasses (views and domain records alike) as dicts
     of their JSON fields, sequences as lists, mappings with their values converted."""
