@@ -71,6 +71,9 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class Event:
+    """One event of a stream as stored: what happened, who did it and when, chained to the one
+    before by its hash."""
+
     batch_id: str
     seq: int
     type: str
@@ -302,6 +305,8 @@ def _sealed_whole(
 
 @dataclass(frozen=True)
 class ChainBreak:
+    """A place where a stream's hash chain does not hold, and what is wrong there."""
+
     batch_id: str
     seq: int
     problem: str

@@ -129,6 +129,8 @@ def used_at_step(payload: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class Break:
+    """A break the trail's check found in one stream: where, and what is wrong there."""
+
     stream: str
     seq: int
     problem: str

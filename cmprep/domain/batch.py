@@ -27,6 +27,9 @@ from cmprep.protocol.models import Parameter, Protocol, Step
 
 @dataclass
 class Correction:
+    """One correction of a value: the old and new text, why, who and when (kept, never
+    overwritten)."""
+
     old: str
     new: str
     reason: str
@@ -37,6 +40,9 @@ class Correction:
 
 @dataclass
 class Value:
+    """A value as a step recorded it: the parsed value, how it prints, its verdict against the
+    spec, and its corrections."""
+
     name: str
     label: str
     value: Any
@@ -64,6 +70,9 @@ class Value:
 
 @dataclass
 class StepEntry:
+    """A protocol step in one batch: its status, who did it and when, its values, lots and
+    signatures."""
+
     step: Step
     status: str = "pending"  # pending | due | done | skipped | not taken
     actor: str | None = None
@@ -114,6 +123,9 @@ class StepEntry:
 
 @dataclass
 class Deviation:
+    """A deviation as the batch's events leave it: what was out of spec, its severity,
+    investigation and closure."""
+
     id: str
     batch_id: str
     protocol_id: str
@@ -167,6 +179,8 @@ class Deviation:
 
 @dataclass
 class Hold:
+    """A hold on a batch: who put it on hold, when and why, and who resumed it."""
+
     actor: str
     at: str
     reason: str
@@ -209,6 +223,9 @@ CHANGES_RECORD = (
 
 @dataclass
 class Batch:
+    """A batch as its events leave it: the fold of its stream, against the protocol version it
+    started from."""
+
     id: str
     protocol: Protocol
     protocol_hash: str

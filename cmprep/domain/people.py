@@ -80,6 +80,9 @@ PERMISSIONS: dict[str, set[Role]] = {
 
 @dataclass
 class User:
+    """A person as the @users stream leaves them: role, password hash, public key, whether active
+    or locked."""
+
     name: str
     full_name: str
     role: Role

@@ -21,6 +21,9 @@ SETTING_CHANGED = "setting_changed"
 
 @dataclass(frozen=True)
 class SiteSettings:
+    """The site's settings as the @settings stream leaves them; each starts at its documented
+    default."""
+
     idle_minutes: int = 30  # a session unused this long ends
     session_hours: int = 12  # a session ends this long after login, used or not
     lockout_after: int = 5  # wrong passwords in a row that lock an account

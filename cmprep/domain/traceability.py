@@ -27,6 +27,8 @@ EQUIPMENT_TYPES = frozenset({EQUIPMENT_REGISTERED, CALIBRATION_RECORDED})  # wha
 
 @dataclass
 class Lot:
+    """A registered lot of material: what it is, when it expires, who registered it."""
+
     lot: str
     material: str
     expiry: str  # ISO date
@@ -40,6 +42,8 @@ class Lot:
 
 @dataclass
 class Instrument:
+    """A registered instrument: its kind, when its calibration falls due, who registered it."""
+
     id: str
     kind: str
     calibration_due: str  # ISO date

@@ -31,6 +31,9 @@ class Verdict(str, Enum):
 
 @dataclass(frozen=True)
 class Finding:
+    """What checking one entered value found: its verdict, the parsed value and the words said
+    about it."""
+
     parameter: str
     verdict: Verdict
     message: str

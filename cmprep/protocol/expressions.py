@@ -45,11 +45,15 @@ class ExpressionError(ValueError):
 # --- the tree -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Number:
+    """A number in a derived value's formula."""
+
     value: float
 
 
 @dataclass(frozen=True)
 class Name:
+    """A parameter a formula reads, in its own step or another (``step.name``)."""
+
     name: str
     step: str | None = None  # a step id or a branch name; None: the same step
 
@@ -60,11 +64,15 @@ class Name:
 
 @dataclass(frozen=True)
 class Neg:
+    """A negated operand of a formula."""
+
     operand: Node
 
 
 @dataclass(frozen=True)
 class BinOp:
+    """Two operands of a formula joined by + - * or /."""
+
     op: str  # one of + - * /
     left: Node
     right: Node
@@ -77,6 +85,8 @@ _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2}
 # --- reading --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Token:
+    """One token of a formula being read, with its place for the message."""
+
     kind: str  # "number", "name", "op", "(", ")", "." or "end"
     text: str
     at: int  # 0-based offset in the formula, for the message

@@ -36,6 +36,8 @@ _INT_TAG = "tag:yaml.org,2002:int"
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem found in a protocol file: where (file, line, field) and what, in words."""
+
     file: str
     line: int | None
     field: str

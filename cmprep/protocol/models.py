@@ -73,6 +73,8 @@ class Source:
 
 @dataclass(frozen=True, kw_only=True)
 class Range:
+    """Bounds on a number, either of which may be open."""
+
     min: float | None = None
     max: float | None = None
 
@@ -149,6 +151,9 @@ class RouteSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class Parameter:
+    """A value a step asks for: its type, unit, spec, alert and limits, and the source of each
+    figure."""
+
     name: str
     label: str
     type: ParamType = ParamType.number
@@ -211,6 +216,8 @@ class Window:
 
 @dataclass(frozen=True, kw_only=True)
 class Step:
+    """A step of the protocol: its instructions, parameters, window and place in the order."""
+
     id: str
     title: str
     instructions: str
@@ -245,6 +252,9 @@ def _formula(text: str) -> expressions.Node:
 
 @dataclass(frozen=True, kw_only=True)
 class Protocol:
+    """A protocol version as the engine runs it: plain data, built from the stored, hash-checked
+    content."""
+
     id: str
     version: str
     title: str

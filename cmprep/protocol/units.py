@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Unit:
+    """A unit the protocols may use: its printed symbol, its dimension and its factor to the base
+    unit."""
+
     symbol: str  # the canonical spelling, used when printing
     dimension: str
     factor: float  # multiply a value in this unit by factor to get the base unit

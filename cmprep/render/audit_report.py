@@ -16,6 +16,9 @@ from cmprep.render.view import View
 
 @dataclass(frozen=True)
 class ParetoChart(View):
+    """A Pareto chart of the audit report: categories by count, most first, with the cumulative
+    share."""
+
     key: str
     title: str
     column: str  # the category column's heading

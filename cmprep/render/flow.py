@@ -40,6 +40,8 @@ LINE_CHARS = 34  # a step title is wrapped at this many characters, on two lines
 
 @dataclass(frozen=True)
 class _Box:
+    """One step's box in the flow diagram, where it is drawn."""
+
     step: Step
     number: str
     x: float

@@ -88,6 +88,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class OutOfSpec(View):
+    """A value out of spec in the review by exception, with its deviations."""
+
     step: str
     parameter: str
     value: str
@@ -97,6 +99,8 @@ class OutOfSpec(View):
 
 @dataclass(frozen=True)
 class AlertLine(View):
+    """A value in its alert band in the review by exception."""
+
     step: str
     parameter: str
     value: str
@@ -105,6 +109,8 @@ class AlertLine(View):
 
 @dataclass(frozen=True)
 class ReviewDeviation(View):
+    """A deviation as the reviewer reads it: where, how severe, and what became of it."""
+
     id: str
     step: str
     severity: str
@@ -115,6 +121,8 @@ class ReviewDeviation(View):
 
 @dataclass(frozen=True)
 class ReviewCorrection(View):
+    """A correction as the reviewer reads it: old and new value, who, when and why."""
+
     step: str
     parameter: str
     old: str
@@ -126,6 +134,8 @@ class ReviewCorrection(View):
 
 @dataclass(frozen=True)
 class SkippedStep(View):
+    """A step skipped, by whom and why."""
+
     step: str
     by: str | None
     reason: str | None
@@ -133,6 +143,8 @@ class SkippedStep(View):
 
 @dataclass(frozen=True)
 class LateEntry(View):
+    """A step entered later than it was done: both times and who entered it."""
+
     step: str
     performed_at: str | None
     entered_at: str | None
@@ -141,6 +153,8 @@ class LateEntry(View):
 
 @dataclass(frozen=True)
 class HoldLine(View):
+    """A hold as the record prints it: who, when, why, and its resumption."""
+
     actor: str
     at: str
     reason: str
@@ -151,6 +165,9 @@ class HoldLine(View):
 
 @dataclass(frozen=True)
 class SignatureLine(View):
+    """A signature as the record prints it: its meaning, the signer's printed name, when, and what
+    it covers."""
+
     meaning: str
     signer: str
     full_name: str
@@ -244,6 +261,8 @@ class QCStratum(View):
 
 @dataclass(frozen=True)
 class CompareRow(View):
+    """One analyte of one group in a comparison of secretomes: n, mean and SD."""
+
     analyte: str
     group: str  # printed under the grouping's name (protocol, source, preconditioning)
     n: int
@@ -328,6 +347,8 @@ class SignatureRow(View):
 # --- the batch record (templates/record.*) ---------------------------------------------------
 @dataclass(frozen=True)
 class RecordSummary(View):
+    """The counts at the top of a batch record: steps done, skipped, not taken, open, late."""
+
     done: int
     skipped: int
     not_taken: int
@@ -360,6 +381,8 @@ class CheckLine(View):
 
 @dataclass(frozen=True)
 class RecordStep(View):
+    """One step of the batch record: the folded step and how the record prints it."""
+
     entry: StepEntry  # the folded step: status, values, times, notes
     number: str  # printed step number ("9a")
     branch_arms: list[str]  # ids of every arm of the step's branch, itself included
@@ -373,6 +396,8 @@ class RecordStep(View):
 
 @dataclass(frozen=True)
 class QCRecordRow(View):
+    """One QC result as the record's QC table prints it."""
+
     step: str
     label: str
     method: str
@@ -420,6 +445,8 @@ class RecordView(View):
 # --- the SOP checklist (templates/checklist.*) -----------------------------------------------
 @dataclass(frozen=True)
 class ChecklistParam(View):
+    """A parameter as the SOP checklist prints it, with the source of its figures."""
+
     param: Parameter
     source: str  # short citation, the site-choice marker, or ""
     mark: str = ""  # the footnote marker of its source in the step ("1"), "" for none
@@ -427,6 +454,8 @@ class ChecklistParam(View):
 
 @dataclass(frozen=True)
 class ChecklistStep(View):
+    """A step as the SOP checklist prints it: number, branch, window and parameters."""
+
     step: Step
     number: str
     branch_arms: list[str]  # titles of every arm of the step's branch

@@ -16,6 +16,8 @@ from cmprep.render.view import SCREEN_ONLY, View
 
 @dataclass(frozen=True)
 class ProtocolRef(View):
+    """The protocol version a batch runs, as a status names it."""
+
     id: str
     version: str
     hash: str
@@ -40,6 +42,8 @@ class ParameterNeeds(View):
 
 @dataclass(frozen=True)
 class DueStep(View):
+    """A step that is due: what it needs entered, and what it names (lots, instruments)."""
+
     step: str
     title: str
     optional: bool
@@ -56,6 +60,8 @@ class DueStep(View):
 
 @dataclass(frozen=True)
 class CorrectionLine(View):
+    """One correction of a value, as a status shows it."""
+
     old: str
     new: str
     reason: str
@@ -66,6 +72,9 @@ class CorrectionLine(View):
 
 @dataclass(frozen=True)
 class ValueStatus(View):
+    """A recorded value as a status shows it: as printed, its spec, verdict, deviations and
+    corrections."""
+
     value: Any
     display: str
     unit: str
@@ -79,6 +88,8 @@ class ValueStatus(View):
 
 @dataclass(frozen=True)
 class WindowStatus(View):
+    """A step's time window as a status shows it: how long it took against its spec."""
+
     display: str
     spec: str
     verdict: str
@@ -87,6 +98,8 @@ class WindowStatus(View):
 
 @dataclass(frozen=True)
 class StepStatus(View):
+    """A step as a status shows it: its status, who and when, its values and window."""
+
     step: str
     title: str
     status: str

@@ -40,6 +40,8 @@ class Timing:
 
 @dataclass(frozen=True)
 class DueLine:
+    """A step due on the bench board, with its window in words."""
+
     step: str
     title: str
     timing: Timing
@@ -47,6 +49,8 @@ class DueLine:
 
 @dataclass(frozen=True)
 class BoardRow:
+    """One batch under way on the bench board."""
+
     batch: str
     protocol: str
     state: str

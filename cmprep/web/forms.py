@@ -117,6 +117,9 @@ class Mark:
 
 @dataclass
 class Judgement:
+    """What the step form's live check found: a mark per field, refusals, values out of spec,
+    notes."""
+
     marks: dict[str, Mark] = field(default_factory=dict)  # form field name -> mark
     refused: list[str] = field(default_factory=list)  # every refusal, in words
     out_of_spec: list[Finding] = field(default_factory=list)
