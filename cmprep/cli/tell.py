@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cmprep.render.status_text import MARK
+from cmprep.render.status_text import MARK, need_text
 
 if TYPE_CHECKING:
     from cmprep.domain.batch import Batch
@@ -42,10 +42,8 @@ def tell(outcome: Outcome, action: str) -> None:
 
 def need(p: Parameter) -> str:
     """'rcf (x g, spec 300-500 x g)', 'donor_id', 'note (optional)'."""
-    parts = [x for x in (p.unit, f"spec {p.spec.describe(p.unit)}" if p.spec else "") if x]
-    if not p.required:
-        parts.append("optional")
-    return f"{p.name} ({', '.join(parts)})" if parts else p.name
+    spec = p.spec.describe(p.unit) if p.spec else None
+    return need_text(p.name, p.unit, spec, p.required)
 
 
 def tell_next(b: Batch) -> None:

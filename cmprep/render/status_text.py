@@ -25,12 +25,18 @@ def utc(text: str | None) -> str:
     return text or ""
 
 
-def need(p: ParameterNeeds) -> str:
-    """'rcf (x g, spec 300-500 x g)', 'donor_id', 'note (optional)' (as tell.need)."""
-    parts = [x for x in (p.unit, f"spec {p.spec}" if p.spec else "") if x]
-    if not p.required:
+def need_text(name: str, unit: str | None, spec: str | None, required: bool) -> str:
+    """What a step asks for, one parameter: 'rcf (x g, spec 300-500 x g)', 'donor_id',
+    'note (optional)'; as a status says it and as the command line says it after a write."""
+    parts = [x for x in (unit, f"spec {spec}" if spec else "") if x]
+    if not required:
         parts.append("optional")
-    return f"{p.name} ({', '.join(parts)})" if parts else p.name
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def need(p: ParameterNeeds) -> str:
+    """A due step's parameter, as the status says what it needs."""
+    return need_text(p.name, p.unit, p.spec, p.required)
 
 
 def next_line(v: StatusView) -> str:
