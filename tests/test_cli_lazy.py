@@ -189,9 +189,9 @@ def test_batch_status_reads_the_stored_protocol_without_pydantic_yaml_or_the_mac
     loaded = _modules_after(str(db_path), "batch", "status", "B1", "--format", fmt)
     assert "cmprep.domain.batch" in loaded  # it did fold the batch
     assert not {m for m in loaded if m.split(".")[0] in STATUS_HEAVY}
-    # the stored protocol's hash is checked (hashlib), but no path is built and a site on
-    # UTC, the default, loads no time zone database
-    assert not loaded & {"pathlib", "zoneinfo"}
+    # the stored protocol's hash is checked without OpenSSL (digest.sha256_once), no path
+    # is built, and a site on UTC, the default, loads no time zone database
+    assert not loaded & {"hashlib", "pathlib", "zoneinfo"}
     assert not loaded & set(SCHEMA)
     # no conditional release and no downstream arm yet: neither rules nor units are loaded
     assert not loaded & set(NOT_YET)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cmprep.digest import sha256_hex
+from cmprep.digest import sha256_once
 from cmprep.domain.pipeline import Pipeline
 from cmprep.errors import CorruptLog, Hint, NotFound, Refused
 from cmprep.events import Event, canonical_json
@@ -51,8 +51,9 @@ def as_stored(protocol: Protocol) -> Protocol:
 
 
 def content_hash(content: dict[str, Any]) -> str:
-    """SHA-256 of stored content; the same as ``Protocol.content_hash`` of its model."""
-    return sha256_hex(canonical_json(content).encode())
+    """SHA-256 of stored content; the same as ``Protocol.content_hash`` of its model. One
+    document: a status checks its protocol's hash without loading OpenSSL for it."""
+    return sha256_once(canonical_json(content).encode())
 
 
 def ref(protocol_id: str, version: str) -> str:
