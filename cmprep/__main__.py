@@ -8,10 +8,11 @@ import sys
 
 
 def main() -> None:
-    from cmprep.quick import answer
+    if sys.argv[1:3] == ["batch", "status"]:  # any other command does not load the quick path
+        from cmprep.quick import answer
 
-    if answer(sys.argv[1:]):
-        return
+        if answer(sys.argv[1:]):
+            return
     from cmprep.cli import main as command_line
 
     command_line()

@@ -208,7 +208,8 @@ def test_the_command_answers_a_status_without_importing_click(lab):
         "from cmprep.__main__ import main\n"
         "sys.argv = ['cmprep', *sys.argv[1:]]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('CLICK', 'click' in sys.modules, file=sys.stderr)"
+        "print('CLICK', 'click' in sys.modules, 'QUICK', 'cmprep.quick' in sys.modules,"
+        " file=sys.stderr)"
     )
     env = {**os.environ, "CMPREP_DB": str(lab)}
 
@@ -219,11 +220,12 @@ def test_the_command_answers_a_status_without_importing_click(lab):
 
     status = run("batch", "status", "B1")
     assert status.stdout.startswith("Batch B1: cm-standard-serum-free")
-    assert "CLICK False" in status.stderr
+    assert "CLICK False QUICK True" in status.stderr
     missing = run("batch", "status", "NOPE")
     assert "Error: no batch 'NOPE'" in missing.stderr and "CLICK True" in missing.stderr
     listed = run("batch", "list", "--format", "csv")
     assert listed.stdout.startswith("batch_id,") and "CLICK True" in listed.stderr
+    assert "QUICK False" in listed.stderr  # another command does not even load the quick path
 
 
 def test_the_quick_path_knows_every_option_of_the_full_status_command():
